@@ -1,0 +1,74 @@
+"""bigarrays_core: cut out and save regions of Neuroglancer precomputed volumes.
+
+>>> import bigarrays_core as bc
+>>> ba = bc.create("memory://doc", dtype="uint8", size=(128, 128, 64), chunk_size=(64, 64, 64),
+...                voxel_offset=(-64, 0, 0))
+>>> ba[-64:0, 0:64, 0:64] = 7
+>>> ba[-1:1, 0, 0]
+array([[7],
+       [0]], dtype=uint8)
+"""
+
+from bigarrays_core.api import create, open
+from bigarrays_core.array import BigArray, ChunkRef, num_threads, set_num_threads
+from bigarrays_core.errors import (
+    AlignmentError,
+    BigArraysError,
+    ChunkDecodeError,
+    ChunkEncodeError,
+    ChunkNotFoundError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    InfoError,
+    InvalidKeyError,
+    OutOfBoundsError,
+    ReadOnlyError,
+    SelectionError,
+    StorageError,
+    StoragePermissionError,
+    StorageTimeoutError,
+    UnknownCodecError,
+    UnknownSchemeError,
+    WriteDataError,
+)
+from bigarrays_core.format import Info, create_info
+from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.kvstore import KVStore, WriteOptions, open_store, register_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlignmentError",
+    "BigArray",
+    "BigArraysError",
+    "Box",
+    "ChunkDecodeError",
+    "ChunkEncodeError",
+    "ChunkGrid",
+    "ChunkNotFoundError",
+    "ChunkRef",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "Info",
+    "InfoError",
+    "InvalidKeyError",
+    "KVStore",
+    "OutOfBoundsError",
+    "ReadOnlyError",
+    "SelectionError",
+    "StorageError",
+    "StoragePermissionError",
+    "StorageTimeoutError",
+    "UnknownCodecError",
+    "UnknownSchemeError",
+    "WriteDataError",
+    "WriteOptions",
+    "__version__",
+    "create",
+    "create_info",
+    "num_threads",
+    "open",
+    "open_store",
+    "register_store",
+    "set_num_threads",
+]

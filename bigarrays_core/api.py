@@ -1,0 +1,88 @@
+"""The composition root: ``open`` and ``create`` wire a store, an info and a BigArray."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bigarrays_core.array import BigArray
+from bigarrays_core.errors import DatasetExistsError
+from bigarrays_core.format import create_info, read_info, write_info
+from bigarrays_core.kvstore import KVStore, open_store
+
+__all__ = ["create", "open"]
+
+
+def open(  # noqa: A001 - the name is the public API (DESIGN.md §2)
+    url: str | KVStore,
+    mip: int = 0,
+    *,
+    fill_missing: bool = True,
+    bounded: bool = False,
+    non_aligned_writes: bool = False,
+    read_only: bool = False,
+    **store_options: Any,
+) -> BigArray:
+    """Open scale ``mip`` of the precomputed dataset at ``url``.
+
+    ``url`` is ``file://``, a plain path, ``memory://``, ``gs://``, ``s3://``, ``http(s)://``
+    or any scheme with a registered store; ``store_options`` go to that store (e.g.
+    ``storage_options={...}`` for fsspec stores, ``fsync=True`` for local ones).
+
+    Raises :class:`DatasetNotFoundError` when there is no ``info``, :class:`InfoError`
+    naming the field when it is malformed, or when ``mip`` does not exist.
+    """
+    store = open_store(url, read_only=read_only, **store_options) if not isinstance(url, KVStore) else url
+    info = read_info(store)
+    return BigArray(store, info, mip, fill_missing=fill_missing, bounded=bounded,
+                    non_aligned_writes=non_aligned_writes)
+
+
+def create(
+    url: str | KVStore,
+    *,
+    dtype: Any,
+    size: Sequence[int],
+    chunk_size: Sequence[int] = (64, 64, 64),
+    resolution: Sequence[float] = (1, 1, 1),
+    voxel_offset: Sequence[int] = (0, 0, 0),
+    num_channels: int = 1,
+    encoding: str = "raw",
+    compression: str | Mapping[str, Any] | None = None,
+    layer_type: str | None = None,
+    num_mips: int = 1,
+    downsample_factor: Sequence[int] = (2, 2, 1),
+    jpeg_quality: int | None = None,
+    png_level: int | None = None,
+    compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
+    overwrite: bool = False,
+    fill_missing: bool = True,
+    bounded: bool = False,
+    non_aligned_writes: bool = False,
+    **store_options: Any,
+) -> BigArray:
+    """Write a new ``info`` at ``url`` and return its mip 0 as a :class:`BigArray`.
+
+    ``compression`` is ``None``, ``"gzip"``, ``"zstd"``, ``"blosc"`` or an object such as
+    ``{"id": "zstd", "level": 5}`` / ``{"id": "blosc", "cname": "lz4", "level": 5, "shuffle": 1}``.
+    ``num_mips`` scales are declared, each ``downsample_factor`` coarser than the last.
+    Raises :class:`DatasetExistsError` if an info exists and ``overwrite`` is False, and
+    :class:`InfoError` naming the argument that is invalid (nothing is written then).
+    """
+    info = create_info(
+        dtype=dtype, size=size, chunk_size=chunk_size, resolution=resolution, voxel_offset=voxel_offset,
+        num_channels=num_channels, encoding=encoding, compression=compression, layer_type=layer_type,
+        num_mips=num_mips, downsample_factor=downsample_factor, jpeg_quality=jpeg_quality, png_level=png_level,
+        compressed_segmentation_block_size=compressed_segmentation_block_size,
+    )
+    store = open_store(url, **store_options) if not isinstance(url, KVStore) else url
+    if not overwrite and store.exists("info"):
+        raise DatasetExistsError(f"a dataset already exists at {store.url}; pass overwrite=True to replace its info")
+    # Build the codec once before writing anything, so an unusable combination fails here.
+    from bigarrays_core.codecs import pipeline_for
+
+    for scale in info.scales:
+        pipeline_for(scale, info.dtype, info.num_channels)
+    write_info(store, info)
+    return BigArray(store, info, 0, fill_missing=fill_missing, bounded=bounded,
+                    non_aligned_writes=non_aligned_writes)

@@ -1,0 +1,254 @@
+"""``BigArray``: one scale of a precomputed volume, indexed like a numpy array.
+
+Coordinates are global and absolute (DESIGN.md §2): ``ba[-64:0, 0:64, 0:64]`` is the block
+just before the origin, whatever the volume's ``voxel_offset``. Reads return a new
+Fortran-ordered ndarray ``(x, y, z, c)`` (minus axes indexed by an integer); writes must
+be chunk-aligned unless ``non_aligned_writes=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bigarrays_core.array.indexing import Selection, parse_selection
+from bigarrays_core.array.read import read_box
+from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
+from bigarrays_core.array.write import write_box
+from bigarrays_core.errors import AlignmentError, InfoError, OutOfBoundsError, ReadOnlyError, WriteDataError
+from bigarrays_core.format import Info, Scale
+from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.kvstore import KVStore
+
+__all__ = ["BigArray"]
+
+
+class BigArray:
+    """A numpy-like view of scale ``mip`` of the precomputed dataset in ``store``.
+
+    Parameters
+    ----------
+    store, info:
+        Where the dataset lives and its parsed info (see :func:`bigarrays_core.open`).
+    mip:
+        The scale (0 is the finest).
+    fill_missing:
+        Read missing chunks as zeros (default). False raises :class:`ChunkNotFoundError`
+        naming the chunk's key.
+    bounded:
+        Make any read or write reaching outside the volume an :class:`OutOfBoundsError`.
+        By default reads outside give zeros and writes outside are clipped away.
+    non_aligned_writes:
+        Allow writes that do not cover whole chunks, as a read-modify-write under
+        per-chunk locks. By default they raise :class:`AlignmentError`.
+    """
+
+    def __init__(self, store: KVStore, info: Info, mip: int = 0, *, fill_missing: bool = True,
+                 bounded: bool = False, non_aligned_writes: bool = False) -> None:
+        scale = info.scale(mip)
+        if scale.sharding is not None:
+            raise InfoError(
+                f"{store.url} mip {mip} (scale {scale.key!r}) is sharded; bigarrays reads unsharded scales only",
+                field=f"info.scales[{mip}].sharding",
+            )
+        self._store = store
+        self._info = info
+        self._io = ScaleIO.of(store, info, mip)
+        self.fill_missing = fill_missing
+        self.bounded = bounded
+        self.non_aligned_writes = non_aligned_writes
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def store(self) -> KVStore:
+        return self._store
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    @property
+    def mip(self) -> int:
+        return self._io.scale.index
+
+    @property
+    def scale(self) -> Scale:
+        return self._io.scale
+
+    @property
+    def num_mips(self) -> int:
+        return len(self._info.scales)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The dataset's info JSON (a copy; unknown fields included)."""
+        return self._info.to_json()
+
+    @property
+    def parsed_info(self) -> Info:
+        return self._info
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._io.dtype
+
+    @property
+    def num_channels(self) -> int:
+        return self._io.num_channels
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(X, Y, Z, C)``: the scale's size and the channel count."""
+        x, y, z = self._io.scale.size
+        return (x, y, z, self.num_channels)
+
+    @property
+    def voxel_offset(self) -> tuple[int, int, int]:
+        return self._io.scale.voxel_offset
+
+    @property
+    def chunk_size(self) -> tuple[int, int, int]:
+        return self._io.scale.chunk_size
+
+    @property
+    def resolution(self) -> tuple[float, float, float]:
+        return self._io.scale.resolution
+
+    @property
+    def encoding(self) -> str:
+        return self._io.scale.encoding
+
+    @property
+    def compression(self) -> dict[str, Any] | None:
+        return self._io.scale.compression
+
+    @property
+    def bounds(self) -> Box:
+        """The volume's voxels ``[voxel_offset, voxel_offset + size)``."""
+        return self._io.grid.bounds
+
+    @property
+    def grid(self) -> ChunkGrid:
+        return self._io.grid
+
+    @property
+    def key(self) -> str:
+        """The scale's key (its chunks' directory)."""
+        return self._io.scale.key
+
+    def at_mip(self, mip: int) -> BigArray:
+        """The same dataset and options at another scale."""
+        return BigArray(self._store, self._info, mip, fill_missing=self.fill_missing, bounded=self.bounded,
+                        non_aligned_writes=self.non_aligned_writes)
+
+    def __repr__(self) -> str:
+        return (f"BigArray({self.url!r}, mip={self.mip}, shape={self.shape}, dtype={self.dtype.name}, "
+                f"voxel_offset={self.voxel_offset}, chunk_size={self.chunk_size}, encoding={self.encoding!r})")
+
+    # -- reading -----------------------------------------------------------------------
+    def _selection(self, key: Any) -> Selection:
+        return parse_selection(key, self.bounds, self.num_channels)
+
+    def _check_bounded(self, box: Box, action: str) -> None:
+        if self.bounded and not self.bounds.contains(box):
+            raise OutOfBoundsError(
+                f"cannot {action} {box} of {self.url} mip {self.mip}: it reaches outside the volume "
+                f"{self.bounds} (opened with bounded=True)"
+            )
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        sel = self._selection(key)
+        out = self.read(sel.box, sel.channels)
+        if sel.dropped:
+            out = out[tuple(0 if i in sel.dropped else slice(None) for i in range(4))]
+        return out
+
+    def read(self, box: Box | str, channels: tuple[int, int] | None = None) -> np.ndarray:
+        """The 4-D ``(x, y, z, c)`` voxels of ``box`` (a :class:`Box` or ``"x0:x1,y0:y1,z0:z1"``)."""
+        if isinstance(box, str):
+            box = Box.parse(box)
+        channels = channels or (0, self.num_channels)
+        self._check_bounded(box, "read")
+        return read_box(self._io, box, channels, fill_missing=self.fill_missing)
+
+    # -- writing -----------------------------------------------------------------------
+    def __setitem__(self, key: Any, value: Any) -> None:
+        sel = self._selection(key)
+        data = self._write_data(value, sel)
+        self._write(sel.box, sel.channels, data)
+
+    def write(self, box: Box | str, data: Any) -> None:
+        """Save 4-D ``data`` (or 3-D for one channel) at ``box``; see :meth:`__setitem__`."""
+        if isinstance(box, str):
+            box = Box.parse(box)
+        sel = Selection(box, (0, self.num_channels), ())
+        self._write(box, sel.channels, self._write_data(data, sel))
+
+    def _write_data(self, value: Any, sel: Selection) -> np.ndarray:
+        dtype = self.dtype
+        target = sel.shape4
+        where = f"{sel.box} channels {sel.channels[0]}:{sel.channels[1]}"
+        if np.ndim(value) == 0:
+            if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+                try:
+                    cast = np.asarray(value, dtype=dtype)
+                except (OverflowError, ValueError):
+                    cast = None
+                if cast is None or cast != value:
+                    raise WriteDataError(f"value {value!r} does not fit dtype {dtype.name} (writing {where})")
+            elif not np.can_cast(np.asarray(value).dtype, dtype, "safe"):
+                raise WriteDataError(f"cannot write {np.asarray(value).dtype.name} into a {dtype.name} volume "
+                                     f"without loss (writing {where})")
+            return np.broadcast_to(np.asarray(value, dtype=dtype), target)
+        arr = np.asarray(value)
+        if arr.dtype != dtype and not np.can_cast(arr.dtype, dtype, "safe"):
+            raise WriteDataError(
+                f"cannot write {arr.dtype.name} data into a {dtype.name} volume without loss (writing {where}); "
+                f"cast it first, e.g. data.astype({dtype.name!r})"
+            )
+        expected = sel.shape
+        if arr.shape == expected:
+            arr = arr.reshape(target, order="A")
+        elif 3 not in sel.dropped and target[3] == 1 and arr.shape == expected[:-1]:
+            arr = arr[..., np.newaxis]
+        else:
+            raise WriteDataError(
+                f"data of shape {arr.shape} does not fit {where}, which has shape {expected}"
+            )
+        return arr
+
+    def _write(self, box: Box, channels: tuple[int, int], data: np.ndarray) -> None:
+        if self._store.read_only:
+            raise ReadOnlyError(f"cannot write {box} to {self.url}: the store is read-only")
+        self._check_bounded(box, "write")
+        inner = box.intersect(self.bounds)
+        if inner.is_empty or channels[1] <= channels[0]:
+            return
+        data = data[inner.slices_in(box) + (slice(None),)]
+        partial_channels = channels != (0, self.num_channels)
+        if not self.non_aligned_writes and (partial_channels or not self.grid.is_aligned(inner)):
+            nearest = self.grid.expand_to_grid(inner)
+            why = (f"it writes channels {channels[0]}:{channels[1]} of {self.num_channels}" if partial_channels
+                   else f"it is not aligned to the chunk grid (voxel_offset {list(self.voxel_offset)}, "
+                        f"chunk_size {list(self.chunk_size)})")
+            raise AlignmentError(
+                f"cannot write {inner} to {self.url} mip {self.mip}: {why}. The nearest aligned box is "
+                f"{nearest}; write that, or open with non_aligned_writes=True for a locked read-modify-write",
+                box=inner,
+                nearest=nearest,
+            )
+        write_box(self._io, inner, channels, data)
+
+    # -- chunk utilities ---------------------------------------------------------------
+    def chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
+        """The chunks a box touches (the whole volume by default), x fastest."""
+        if isinstance(box, str):
+            box = Box.parse(box)
+        return self._io.chunks(self.bounds if box is None else box)
+
+    def missing_chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
+        """The chunks of :meth:`chunks` that are not stored."""
+        refs = self.chunks(box)
+        exists = self._store.exists_many([r.key for r in refs]) if refs else []
+        return [r for r, e in zip(refs, exists) if not e]

@@ -1,0 +1,68 @@
+"""Reading a box: fetch the chunks it touches, decode them in parallel, paste into one output.
+
+One output array (Fortran order, the chunks' own order) is allocated zeroed; each worker
+thread fetches a batch of chunks, decodes them and copies the overlapping part straight
+into it. Voxels outside the volume, and chunks that do not exist (with
+``fill_missing=True``), stay zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bigarrays_core.array.executor import run_batches
+from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
+from bigarrays_core.errors import ChunkNotFoundError
+from bigarrays_core.geometry import Box
+
+__all__ = ["read_box", "read_chunk"]
+
+
+def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
+    return ChunkNotFoundError(
+        f"chunk {io.store.describe(ref.key)} (voxels {ref.box}) is missing; "
+        "open with fill_missing=True to read zeros there",
+        key=ref.key,
+    )
+
+
+def read_chunk(io: ScaleIO, ref: ChunkRef, data: bytes | None, *, fill_missing: bool) -> np.ndarray | None:
+    """Decode one chunk's stored bytes (``None`` if missing and ``fill_missing``)."""
+    if not data:  # CloudVolume treats zero-byte objects as missing too
+        if fill_missing:
+            return None
+        raise _missing(io, ref)
+    return io.pipeline.decode(data, io.chunk_shape(ref), io.store.describe(ref.key))
+
+
+def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: bool,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """The voxels of ``box`` x ``channels`` as a 4-D Fortran-ordered array.
+
+    ``out``, if given, must be a zeroed (or wanted-as-background) array of the right shape
+    and dtype; it is filled in place and returned.
+    """
+    x, y, z = box.shape
+    shape = (x, y, z, channels[1] - channels[0])
+    if out is None:
+        out = np.zeros(shape, dtype=io.dtype, order="F")
+    refs = io.chunks(box)
+    if not refs:
+        return out
+    csel = slice(channels[0], channels[1])
+
+    def work(batch: Sequence[ChunkRef]) -> None:
+        datas = io.store.get_many([r.key for r in batch])
+        for ref, data in zip(batch, datas):
+            arr = read_chunk(io, ref, data, fill_missing=fill_missing)
+            if arr is None:
+                continue
+            inter = ref.box.intersect(box)
+            out[inter.slices_in(box) + (slice(None),)] = arr[inter.slices_in(ref.box) + (csel,)]
+
+    # Stores that are cheap to call per thread get many small batches; stores that batch
+    # concurrently themselves (object stores) get one batch per thread.
+    run_batches(work, refs, per_thread=4 if io.store.threaded_io else 1)
+    return out

@@ -1,0 +1,83 @@
+"""The two codec interfaces.
+
+A :class:`ChunkCodec` turns one chunk array into the bytes of a precomputed *encoding*
+and back. A chunk array is 4-D ``(x, y, z, c)`` with the scale's dtype; ``decode``
+returns such an array (any memory order, possibly read-only, possibly a view of the
+input bytes) and raises on bytes that do not decode to exactly ``shape``.
+
+A :class:`ByteCodec` is the optional second stage (gzip, zstd, blosc) on the encoded
+bytes. Codecs are values: configured once, stateless between calls, safe to call from
+several threads at once, and they release the GIL in their heavy work where the
+underlying library does.
+
+Must not import from ``kvstore``, ``array`` or the server.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["ByteCodec", "ChunkCodec", "Shape4"]
+
+Shape4 = tuple[int, int, int, int]
+
+
+class ChunkCodec(ABC):
+    """Array <-> bytes for one precomputed encoding."""
+
+    #: The ``encoding`` name in the info.
+    name: ClassVar[str]
+    #: The Content-Type stored chunks get on object stores.
+    content_type: ClassVar[str] = "application/octet-stream"
+
+    def __init__(self, dtype: np.dtype[Any], num_channels: int) -> None:
+        self.dtype = np.dtype(dtype)
+        self.num_channels = num_channels
+
+    @abstractmethod
+    def encode(self, chunk: np.ndarray) -> bytes:
+        """Encode a 4-D ``(x, y, z, c)`` array of this codec's dtype."""
+
+    @abstractmethod
+    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+        """Decode bytes into a 4-D ``(x, y, z, c)`` array of exactly ``shape``.
+
+        Raises ``ValueError`` (or the underlying library's error) on bytes that do not fit.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dtype={self.dtype.name}, num_channels={self.num_channels})"
+
+
+class ByteCodec(ABC):
+    """Bytes <-> bytes compression applied on top of an encoding."""
+
+    #: The ``id`` in the scale's ``compression`` object.
+    name: ClassVar[str]
+    #: How stores record it: ``"gzip"``/``"zstd"`` (suffix or Content-Encoding) or None.
+    content_encoding: ClassVar[str | None] = None
+
+    @abstractmethod
+    def encode(self, data: bytes) -> bytes:
+        """Compress."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> bytes:
+        """Decompress; raises on corrupt input."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The JSON object recorded in the info (``{"id": name, ...}``)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ByteCodec) and self.config() == other.config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.config().items())))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "id")
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,38 @@
+"""``jpeg``: uint8, 1 (grayscale) or 3 (RGB) channels, lossy; libjpeg-turbo via imagecodecs."""
+
+from __future__ import annotations
+
+import imagecodecs
+import numpy as np
+
+from bigarrays_core.codecs.base import ChunkCodec, Shape4
+from bigarrays_core.codecs.image_layout import chunk_to_image, image_to_chunk
+
+__all__ = ["JpegCodec"]
+
+#: TensorStore's default quality (CloudVolume uses 85).
+DEFAULT_QUALITY = 75
+
+
+class JpegCodec(ChunkCodec):
+    name = "jpeg"
+    content_type = "image/jpeg"
+
+    def __init__(self, dtype: np.dtype, num_channels: int, quality: int | None = None) -> None:
+        super().__init__(dtype, num_channels)
+        if self.dtype != np.uint8 or num_channels not in (1, 3):
+            raise ValueError(f"jpeg stores uint8 with 1 or 3 channels, not {self.dtype.name} x {num_channels}")
+        self.quality = DEFAULT_QUALITY if quality is None else int(quality)
+        if not 0 <= self.quality <= 100:
+            raise ValueError(f"jpeg quality must be 0..100, got {quality}")
+
+    def encode(self, chunk: np.ndarray) -> bytes:
+        x, y, z, _ = chunk.shape
+        if x > 65500 or y * z > 65500:
+            raise ValueError(f"a {x}x{y}x{z} chunk is too large for a JPEG image (max 65500 pixels per side)")
+        img = chunk_to_image(np.asarray(chunk, dtype=np.uint8))
+        return bytes(imagecodecs.jpeg8_encode(img, level=self.quality))
+
+    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+        img = imagecodecs.jpeg8_decode(data)
+        return image_to_chunk(np.asarray(img, dtype=np.uint8), shape)

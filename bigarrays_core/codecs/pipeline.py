@@ -1,0 +1,93 @@
+"""One scale's full chunk codec: encoding plus optional byte compression.
+
+Decoding is forgiving in what it reads, as BigArrays.jl and CloudVolume are: gzip and
+zstd are recognised by their magic bytes whatever the info says (CloudVolume's ``.gz``
+files, objects whose Content-Encoding a client already undid, ...), and blosc is undone
+when the scale records it. Every failure becomes :class:`ChunkDecodeError` naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bigarrays_core.codecs.base import ByteCodec, ChunkCodec, Shape4
+from bigarrays_core.codecs.raw import RawCodec
+from bigarrays_core.errors import ChunkDecodeError, ChunkEncodeError
+from bigarrays_core.kvstore.base import WriteOptions
+
+__all__ = ["ChunkPipeline"]
+
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class ChunkPipeline:
+    """Encode chunk arrays to stored bytes and back for one scale."""
+
+    def __init__(self, codec: ChunkCodec, compressor: ByteCodec | None = None) -> None:
+        self.codec = codec
+        self.compressor = compressor
+        self._raw_nbytes = codec.expected_nbytes if isinstance(codec, RawCodec) else None
+        self.write_options = WriteOptions(
+            content_encoding=compressor.content_encoding if compressor else None,
+            content_type=codec.content_type,
+        )
+        self._gzip: ByteCodec | None = None
+        self._zstd: ByteCodec | None = None
+
+    def _sniffed(self, data: bytes) -> ByteCodec | None:
+        if data[:3] == _GZIP_MAGIC:
+            if self._gzip is None:
+                from bigarrays_core.codecs.gzip import GzipCodec
+
+                self._gzip = GzipCodec()
+            return self._gzip
+        if data[:4] == _ZSTD_MAGIC:
+            if self._zstd is None:
+                from bigarrays_core.codecs.zstd import ZstdCodec
+
+                self._zstd = ZstdCodec()
+            return self._zstd
+        if self.compressor is not None and self.compressor.content_encoding is None:
+            return self.compressor
+        return None
+
+    def encode(self, chunk: np.ndarray, where: str = "chunk") -> bytes:
+        """Stored bytes for a 4-D ``(x, y, z, c)`` chunk array."""
+        try:
+            data = self.codec.encode(chunk)
+            if self.compressor is not None:
+                data = self.compressor.encode(data)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise ChunkEncodeError(f"cannot encode {where} as {self.describe()}: {exc}") from exc
+        except Exception as exc:  # codec libraries raise their own error types
+            raise ChunkEncodeError(f"cannot encode {where} as {self.describe()}: {exc!r}") from exc
+        return data
+
+    def decode(self, data: bytes, shape: Shape4, where: str = "chunk") -> np.ndarray:
+        """The ``(x, y, z, c)`` array of exactly ``shape`` stored in ``data``."""
+        try:
+            if self._raw_nbytes is None or len(data) != self._raw_nbytes(shape):
+                compressor = self._sniffed(data)
+                if compressor is not None:
+                    data = compressor.decode(data)
+            return self.codec.decode(data, shape)
+        except Exception as exc:  # every codec library has its own error types
+            raise ChunkDecodeError(
+                f"cannot decode {where} ({len(data)} bytes, {self.describe()}, "
+                f"expected {'x'.join(map(str, shape))}): {exc}",
+                key=where,
+            ) from exc
+
+    def describe(self) -> str:
+        c = self.compressor
+        return self.codec.name + (f"+{c.name}" if c else "")
+
+    def __repr__(self) -> str:
+        return f"ChunkPipeline({self.codec!r}, {self.compressor!r})"
+
+    @staticmethod
+    def config_of(compressor: ByteCodec | None) -> dict[str, Any] | None:
+        return compressor.config() if compressor else None

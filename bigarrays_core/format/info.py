@@ -1,0 +1,344 @@
+"""Parse, validate and build the precomputed ``info`` JSON. Pure: no I/O.
+
+:class:`Info` keeps the JSON it was made from, so fields bigarrays does not know are
+preserved when the info is written again. Enums are read case-insensitively (as
+Neuroglancer does) and written in lower case. ``"sharding": null`` is read as unsharded
+and never written.
+
+Besides the standard members, a scale may carry ``"compression"``: bigarrays' record of
+the byte compression on top of the encoding, e.g. ``{"id": "zstd", "level": 3}`` (see
+:mod:`bigarrays_core.codecs.compression`). Other tools ignore it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bigarrays_core.errors import InfoError
+
+__all__ = [
+    "DTYPES",
+    "ENCODINGS",
+    "Info",
+    "Scale",
+    "create_info",
+    "scale_key_for",
+]
+
+#: data_type names bigarrays reads and writes (NG/TS know the first eight).
+DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(name).newbyteorder("<") if name != "bool" else np.dtype(bool)
+    for name in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+                 "float32", "float64", "bool")
+}
+ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation")
+_KNOWN_UNSUPPORTED_ENCODINGS = ("compresso", "jxl", "crackle", "fpzip", "kempressed", "zfpc", "npz")
+
+#: Which dtypes and channel counts each encoding can store (precomputed-format.md §1.3).
+ENCODING_RULES: dict[str, tuple[tuple[str, ...] | None, tuple[int, ...] | None]] = {
+    "raw": (None, None),
+    "jpeg": (("uint8",), (1, 3)),
+    "png": (("uint8", "uint16"), (1, 2, 3, 4)),
+    "compressed_segmentation": (("uint32", "uint64"), None),
+}
+_INT64_MAX = 2**63 - 1
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _vec(value: Any, where: str, *, minimum: int | None = None) -> tuple[int, int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(_is_int(v) for v in value):
+        raise InfoError(f"{where}: expected a list of 3 integers [x, y, z], got {value!r}", field=where)
+    if minimum is not None and any(v < minimum for v in value):
+        raise InfoError(f"{where}: every entry must be >= {minimum}, got {list(value)!r}", field=where)
+    if any(abs(int(v)) > _INT64_MAX // 2 for v in value):
+        raise InfoError(f"{where}: {list(value)!r} is out of the 64-bit range", field=where)
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
+def _enum(value: Any, allowed: Sequence[str], where: str) -> str:
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise InfoError(f"{where}: expected one of {list(allowed)}, got {value!r}", field=where)
+    return value.lower()
+
+
+def scale_key_for(resolution: Sequence[float]) -> str:
+    """The conventional scale key, e.g. ``"8_8_40"`` or ``"4.5_4.5_40"``."""
+    parts = []
+    for r in resolution:
+        f = float(r)
+        parts.append(str(int(f)) if f.is_integer() else repr(f))
+    return "_".join(parts)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One validated scale of an info (``index`` is its mip)."""
+
+    index: int
+    key: str
+    size: tuple[int, int, int]
+    voxel_offset: tuple[int, int, int]
+    resolution: tuple[float, float, float]
+    chunk_sizes: tuple[tuple[int, int, int], ...]
+    encoding: str
+    compressed_segmentation_block_size: tuple[int, int, int] | None
+    jpeg_quality: int | None
+    png_level: int | None
+    compression: dict[str, Any] | None
+    sharding: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def chunk_size(self) -> tuple[int, int, int]:
+        """The chunk size bigarrays reads and writes (the first of ``chunk_sizes``)."""
+        return self.chunk_sizes[0]
+
+
+def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Scale:
+    where = f"info.scales[{index}]"
+    if not isinstance(raw, Mapping):
+        raise InfoError(f"{where}: expected an object, got {raw!r}", field=where)
+    for name in ("key", "size", "resolution", "chunk_sizes", "encoding"):
+        if name not in raw:
+            raise InfoError(f"{where}.{name}: missing (required)", field=f"{where}.{name}")
+    key = raw["key"]
+    if not isinstance(key, str) or not key.strip("/"):
+        raise InfoError(f"{where}.key: expected a non-empty string, got {key!r}", field=f"{where}.key")
+    parts = key.strip("/").split("/")
+    if any(p in ("", ".", "..") for p in parts) or "\\" in key:
+        raise InfoError(
+            f"{where}.key: {key!r} is not supported (keys with empty, '.' or '..' parts would "
+            "leave the dataset's directory)",
+            field=f"{where}.key",
+        )
+    size = _vec(raw["size"], f"{where}.size", minimum=0)
+    voxel_offset = _vec(raw.get("voxel_offset", [0, 0, 0]), f"{where}.voxel_offset")
+    if any(abs(o + s) > _INT64_MAX // 2 for o, s in zip(voxel_offset, size)):
+        raise InfoError(f"{where}: voxel_offset + size overflows 64 bits", field=f"{where}.size")
+    res = raw["resolution"]
+    if (
+        not isinstance(res, (list, tuple)) or len(res) != 3
+        or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in res)
+    ):
+        raise InfoError(
+            f"{where}.resolution: expected 3 finite numbers > 0 (nm), got {res!r}", field=f"{where}.resolution"
+        )
+    cs = raw["chunk_sizes"]
+    if not isinstance(cs, (list, tuple)) or not cs:
+        raise InfoError(
+            f"{where}.chunk_sizes: expected a non-empty list of [x, y, z], got {cs!r}", field=f"{where}.chunk_sizes"
+        )
+    chunk_sizes = tuple(_vec(c, f"{where}.chunk_sizes[{i}]", minimum=1) for i, c in enumerate(cs))
+    enc_raw = raw["encoding"]
+    if isinstance(enc_raw, str) and enc_raw.lower() in _KNOWN_UNSUPPORTED_ENCODINGS:
+        raise InfoError(
+            f"{where}.encoding: {enc_raw!r} is not supported by bigarrays; supported: {list(ENCODINGS)}",
+            field=f"{where}.encoding",
+        )
+    encoding = _enum(enc_raw, ENCODINGS, f"{where}.encoding")
+    dtypes, channels = ENCODING_RULES[encoding]
+    if dtypes is not None and data_type not in dtypes:
+        raise InfoError(
+            f"{where}.encoding: {encoding} stores data_type {' or '.join(dtypes)}, not {data_type}",
+            field=f"{where}.encoding",
+        )
+    if channels is not None and num_channels not in channels:
+        raise InfoError(
+            f"{where}.encoding: {encoding} stores {', '.join(map(str, channels))} channels, not {num_channels}",
+            field=f"{where}.encoding",
+        )
+    block = None
+    if encoding == "compressed_segmentation":
+        if "compressed_segmentation_block_size" not in raw:
+            raise InfoError(
+                f"{where}.compressed_segmentation_block_size: missing (required for compressed_segmentation)",
+                field=f"{where}.compressed_segmentation_block_size",
+            )
+        block = _vec(raw["compressed_segmentation_block_size"], f"{where}.compressed_segmentation_block_size",
+                     minimum=1)
+    jpeg_quality = raw.get("jpeg_quality")
+    if jpeg_quality is not None and (not _is_int(jpeg_quality) or not 0 <= jpeg_quality <= 100):
+        raise InfoError(f"{where}.jpeg_quality: expected an integer 0..100, got {jpeg_quality!r}",
+                        field=f"{where}.jpeg_quality")
+    png_level = raw.get("png_level")
+    if png_level is not None and (not _is_int(png_level) or not 0 <= png_level <= 9):
+        raise InfoError(f"{where}.png_level: expected an integer 0..9, got {png_level!r}",
+                        field=f"{where}.png_level")
+    sharding = raw.get("sharding")
+    if sharding is not None:
+        if not isinstance(sharding, Mapping) or sharding.get("@type") != "neuroglancer_uint64_sharded_v1":
+            raise InfoError(
+                f"{where}.sharding: expected an object with \"@type\": \"neuroglancer_uint64_sharded_v1\", "
+                f"got {sharding!r}",
+                field=f"{where}.sharding",
+            )
+        sharding = dict(sharding)
+    compression = raw.get("compression")
+    if compression is not None:
+        from bigarrays_core.codecs.compression import parse_compression_spec
+
+        compression = parse_compression_spec(compression, f"{where}.compression")
+    return Scale(
+        index=index,
+        key=key.strip("/"),
+        size=size,
+        voxel_offset=voxel_offset,
+        resolution=(float(res[0]), float(res[1]), float(res[2])),
+        chunk_sizes=chunk_sizes,
+        encoding=encoding,
+        compressed_segmentation_block_size=block,
+        jpeg_quality=int(jpeg_quality) if jpeg_quality is not None else None,
+        png_level=int(png_level) if png_level is not None else None,
+        compression=compression,
+        sharding=sharding,
+        raw=dict(raw),
+    )
+
+
+class Info:
+    """A validated precomputed info. ``to_json()`` gives back the JSON, unknown fields kept."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        if not isinstance(raw, Mapping):
+            raise InfoError(f"info: expected a JSON object, got {type(raw).__name__}", field="info")
+        self._raw: dict[str, Any] = copy.deepcopy(dict(raw))
+        r = self._raw
+        if "@type" in r and r["@type"] != "neuroglancer_multiscale_volume":
+            raise InfoError(
+                f"info.@type: expected \"neuroglancer_multiscale_volume\", got {r['@type']!r}", field="info.@type"
+            )
+        for name in ("type", "data_type", "num_channels", "scales"):
+            if name not in r:
+                raise InfoError(f"info.{name}: missing (required)", field=f"info.{name}")
+        if not isinstance(r["type"], str) or not r["type"]:
+            raise InfoError(f"info.type: expected a string such as \"image\" or \"segmentation\", got {r['type']!r}",
+                            field="info.type")
+        self.layer_type: str = r["type"].lower()
+        self.data_type: str = _enum(r["data_type"], tuple(DTYPES), "info.data_type")
+        nc = r["num_channels"]
+        if not _is_int(nc) or nc < 1:
+            raise InfoError(f"info.num_channels: expected an integer >= 1, got {nc!r}", field="info.num_channels")
+        self.num_channels: int = int(nc)
+        scales = r["scales"]
+        if not isinstance(scales, list) or not scales:
+            raise InfoError(f"info.scales: expected a non-empty list, got {scales!r}", field="info.scales")
+        self.scales: tuple[Scale, ...] = tuple(
+            _parse_scale(s, i, self.data_type, self.num_channels) for i, s in enumerate(scales)
+        )
+        keys = [s.key for s in self.scales]
+        if len(set(keys)) != len(keys):
+            raise InfoError(f"info.scales: scale keys must be unique, got {keys}", field="info.scales")
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return DTYPES[self.data_type]
+
+    def scale(self, mip: int) -> Scale:
+        """Scale ``mip``; :class:`InfoError` (also an IndexError-free ValueError) if absent."""
+        if not _is_int(mip) or not 0 <= mip < len(self.scales):
+            raise InfoError(f"mip {mip!r} does not exist: the info has mips 0..{len(self.scales) - 1}",
+                            field="info.scales")
+        return self.scales[mip]
+
+    def to_json(self) -> dict[str, Any]:
+        """A deep copy of the JSON, unknown fields included, ``sharding: null`` dropped."""
+        out = copy.deepcopy(self._raw)
+        for s in out.get("scales", []):
+            if isinstance(s, dict) and "sharding" in s and s["sharding"] is None:
+                del s["sharding"]
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Info) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return (f"Info(type={self.layer_type!r}, data_type={self.data_type!r}, "
+                f"num_channels={self.num_channels}, scales={[s.key for s in self.scales]})")
+
+
+def create_info(
+    *,
+    dtype: Any,
+    size: Sequence[int],
+    chunk_size: Sequence[int] = (64, 64, 64),
+    resolution: Sequence[float] = (1, 1, 1),
+    voxel_offset: Sequence[int] = (0, 0, 0),
+    num_channels: int = 1,
+    encoding: str = "raw",
+    compression: str | Mapping[str, Any] | None = None,
+    layer_type: str | None = None,
+    num_mips: int = 1,
+    downsample_factor: Sequence[int] = (2, 2, 1),
+    jpeg_quality: int | None = None,
+    png_level: int | None = None,
+    compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
+    extra: Mapping[str, Any] | None = None,
+) -> Info:
+    """Build and validate a new info.
+
+    Scale ``k`` has resolution ``resolution * factor**k``, ``voxel_offset =
+    floor(offset / factor**k)`` and ``size = ceil((offset + size) / factor**k) - voxel_offset``
+    (integer arithmetic), the same chunk size and encoding. ``layer_type`` defaults to
+    ``"segmentation"`` for compressed_segmentation and ``"image"`` otherwise.
+    Raises :class:`InfoError` naming the bad argument.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise InfoError(f"dtype {dtype!r} is not a numpy dtype", field="dtype") from exc
+    name = "bool" if dt == np.dtype(bool) else dt.name
+    if name not in DTYPES:
+        raise InfoError(f"dtype {name} is not supported; use one of {list(DTYPES)}", field="dtype")
+    if not _is_int(num_mips) or num_mips < 1:
+        raise InfoError(f"num_mips: expected an integer >= 1, got {num_mips!r}", field="num_mips")
+    factor = _vec(list(downsample_factor), "downsample_factor", minimum=1)
+    size3 = _vec(list(size), "size", minimum=1)
+    off3 = _vec(list(voxel_offset), "voxel_offset")
+    if not isinstance(resolution, Sequence) or len(resolution) != 3:
+        raise InfoError(f"resolution: expected 3 numbers, got {resolution!r}", field="resolution")
+    encoding_name = encoding.lower() if isinstance(encoding, str) else encoding
+    scales = []
+    for k in range(num_mips):
+        f = [fa**k for fa in factor]
+        lo = [o // fi for o, fi in zip(off3, f)]
+        hi = [-(-(o + s) // fi) for o, s, fi in zip(off3, size3, f)]
+        res = [float(r) * fi for r, fi in zip(resolution, f)]
+        res_json = [int(r) if float(r).is_integer() else r for r in res]
+        scale: dict[str, Any] = {
+            "key": scale_key_for(res),
+            "size": [h - l for h, l in zip(hi, lo)],
+            "voxel_offset": lo,
+            "resolution": res_json,
+            "chunk_sizes": [[int(c) for c in chunk_size]],
+            "encoding": encoding_name,
+        }
+        if encoding_name == "compressed_segmentation":
+            scale["compressed_segmentation_block_size"] = [int(b) for b in compressed_segmentation_block_size]
+        if jpeg_quality is not None:
+            scale["jpeg_quality"] = jpeg_quality
+        if png_level is not None:
+            scale["png_level"] = png_level
+        if compression is not None:
+            from bigarrays_core.codecs.compression import parse_compression_spec
+
+            scale["compression"] = parse_compression_spec(compression, "compression")
+        scales.append(scale)
+    raw: dict[str, Any] = {
+        "@type": "neuroglancer_multiscale_volume",
+        "type": layer_type or ("segmentation" if encoding_name == "compressed_segmentation" else "image"),
+        "data_type": name,
+        "num_channels": num_channels,
+        "scales": scales,
+    }
+    if extra:
+        raw.update(copy.deepcopy(dict(extra)))
+    return Info(raw)

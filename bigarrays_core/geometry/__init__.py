@@ -1,0 +1,6 @@
+"""Pure voxel geometry: half-open boxes and the precomputed chunk grid. No I/O."""
+
+from bigarrays_core.geometry.bbox import Box, Vec3
+from bigarrays_core.geometry.grid import ChunkGrid, format_chunk_name, parse_chunk_name
+
+__all__ = ["Box", "ChunkGrid", "Vec3", "format_chunk_name", "parse_chunk_name"]

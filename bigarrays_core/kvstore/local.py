@@ -1,0 +1,189 @@
+"""A store over a local directory (``file://`` URLs and plain paths).
+
+Writes are atomic: the value goes to a temporary file in the key's directory, which is
+then renamed over the key, so a reader (or a crash, even SIGKILL) never sees a partial
+value. Keys are checked with :func:`check_key`, so they can never escape the root.
+
+Compressed values follow CloudVolume's convention on local disk: a value written with
+content encoding ``gzip`` is stored as ``key.gz``, ``zstd`` as ``key.zstd``. Reads look for
+the plain key and those variants (the variant found last is tried first).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from urllib.parse import unquote, urlparse
+
+from bigarrays_core.errors import StorageError, StoragePermissionError
+from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, KVStore, WriteOptions, check_key
+
+__all__ = ["LocalStore", "path_from_url"]
+
+_TMP_PREFIX = ".bigarrays-tmp-"
+_VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
+
+
+def path_from_url(url: str) -> str:
+    """The absolute directory a ``file://`` URL or plain path names."""
+    if url.startswith("file://"):
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise StorageError(f"file URL {url!r} names host {parsed.netloc!r}; only local paths are supported")
+        path = unquote(parsed.path)
+    elif url.startswith("file:"):
+        path = unquote(url[len("file:"):])
+    else:
+        path = os.path.expanduser(url)
+    return os.path.abspath(path)
+
+
+class LocalStore(KVStore):
+    """Keys as files under a root directory.
+
+    Parameters
+    ----------
+    url:
+        ``file:///abs/dir``, ``file://relative`` or a plain path.
+    read_only:
+        Refuse every write and delete with :class:`ReadOnlyError`.
+    fsync:
+        Also flush each value to the disk before renaming it into place (survives power
+        loss, not only a crashed process), at a cost in write speed.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
+        self.root = path_from_url(url)
+        self.url = "file://" + self.root
+        self.read_only = read_only
+        self.fsync = fsync
+        self._order = list(_VARIANTS)
+        self._order_lock = threading.Lock()
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, check_key(key))
+
+    def _fail(self, action: str, key: str, exc: OSError) -> StorageError:
+        where = self.describe(key)
+        if isinstance(exc, PermissionError):
+            return StoragePermissionError(f"cannot {action} {where}: permission denied ({exc.strerror})")
+        return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")
+
+    # -- reads -------------------------------------------------------------------------
+    def _read_one(self, key: str) -> bytes | None:
+        base = self._path(key)
+        order = self._order
+        for suffix in order:
+            try:
+                with open(base + suffix, "rb", buffering=0) as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            except NotADirectoryError:
+                return None
+            except IsADirectoryError:
+                if suffix == "":
+                    continue
+                return None
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            if suffix != order[0]:
+                with self._order_lock:
+                    self._order = [suffix] + [s for s in _VARIANTS if s != suffix]
+            return data
+        return None
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._read_one(k) for k in keys]
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        out = []
+        for k in keys:
+            base = self._path(k)
+            out.append(any(os.path.isfile(base + s) for s in _VARIANTS))
+        return out
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # Walk only the directory the prefix lies in.
+        head, _, _ = prefix.rpartition("/")
+        top = os.path.join(self.root, head) if head else self.root
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, self.root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+            for name in sorted(filenames):
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                for suffix in CONTENT_ENCODING_SUFFIX.values():
+                    if name.endswith(suffix):
+                        name = name[: -len(suffix)]
+                        break
+                key = rel_dir + name
+                if key.startswith(prefix) and key not in seen:
+                    seen.add(key)
+                    yield key
+
+    # -- writes ------------------------------------------------------------------------
+    def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
+        keys = list(items)
+        for k in keys:
+            check_key(k)
+        self._check_writable("write", keys[0] if keys else None)
+        suffix = ""
+        if options is not None and options.content_encoding:
+            suffix = CONTENT_ENCODING_SUFFIX[options.content_encoding]
+        made_dirs: set[str] = set()
+        for key, value in items.items():
+            base = self._path(key)
+            target = base + suffix
+            directory = os.path.dirname(target)
+            if directory not in made_dirs:
+                try:
+                    os.makedirs(directory, exist_ok=True)
+                except OSError as exc:
+                    raise self._fail("write", key, exc) from exc
+                made_dirs.add(directory)
+            tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    view = memoryview(value)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    if self.fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, target)
+            except OSError as exc:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise self._fail("write", key, exc) from exc
+            # Drop stale variants so a reader cannot find old bytes under another name.
+            for other in _VARIANTS:
+                if other != suffix:
+                    self._unlink(base + other, key)
+
+    def _unlink(self, path: str, key: str) -> None:
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise self._fail("delete", key, exc) from exc
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        for k in keys:
+            check_key(k)
+        self._check_writable("delete", keys[0] if keys else None)
+        for k in keys:
+            base = self._path(k)
+            for suffix in _VARIANTS:
+                self._unlink(base + suffix, k)

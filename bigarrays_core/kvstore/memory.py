@@ -1,0 +1,65 @@
+"""An in-memory store: ``memory://name`` opens a process-wide named store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from bigarrays_core.kvstore.base import KVStore, WriteOptions, check_key
+
+__all__ = ["MemoryStore"]
+
+_NAMED: dict[str, dict[str, bytes]] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+class MemoryStore(KVStore):
+    """Keys in a dict. Stores opened with the same ``memory://`` URL share their data.
+
+    Content encodings are not recorded: the bytes are kept as given.
+    """
+
+    def __init__(self, url: str = "memory://", *, read_only: bool = False, data: dict[str, bytes] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.read_only = read_only
+        if data is not None:
+            self._data = data
+        elif self.url in ("memory:", "memory:/", "memory://"):
+            self._data = {}
+        else:
+            with _NAMED_LOCK:
+                self._data = _NAMED.setdefault(self.url, {})
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        for k in keys:
+            check_key(k)
+        data = self._data
+        return [data.get(k) for k in keys]
+
+    def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
+        for k in items:
+            check_key(k)
+        self._check_writable("write", next(iter(items), None))
+        with self._lock:
+            for k, v in items.items():
+                self._data[k] = bytes(v)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        for k in keys:
+            check_key(k)
+        self._check_writable("delete", keys[0] if keys else None)
+        with self._lock:
+            for k in keys:
+                self._data.pop(k, None)
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        for k in keys:
+            check_key(k)
+        return [k in self._data for k in keys]
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        with self._lock:
+            keys = [k for k in self._data if k.startswith(prefix)]
+        return iter(keys)
