@@ -1,0 +1,45 @@
+"""``bigarrays create``: write a new dataset's info."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import bigarrays_core as bc
+from bigarrays_core.cli.args import ints3
+from bigarrays_core.cli.describe import describe
+
+
+def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("create", help="create a new precomputed dataset (writes its info)",
+                       description="Create a new precomputed dataset: writes the info, no chunks.")
+    p.add_argument("url", help="where: a path, file://, memory://, gs://, s3://")
+    p.add_argument("--dtype", required=True, help="uint8, uint16, uint32, uint64, int8..int64, float32, float64, bool")
+    p.add_argument("--size", required=True, **ints3(3, "size"), help="volume size in voxels")
+    p.add_argument("--chunk-size", default=[64, 64, 64], **ints3(3, "chunk"), help="chunk size (default 64 64 64)")
+    p.add_argument("--resolution", nargs=3, type=float, default=[1.0, 1.0, 1.0], metavar=("X", "Y", "Z"),
+                   help="voxel size in nm (default 1 1 1)")
+    p.add_argument("--voxel-offset", default=[0, 0, 0], **ints3(3, "offset"), help="first voxel (may be negative)")
+    p.add_argument("--channels", type=int, default=1, help="number of channels (default 1)")
+    p.add_argument("--encoding", default="raw", choices=["raw", "jpeg", "png", "compressed_segmentation"])
+    p.add_argument("--compression", default=None, choices=["none", "gzip", "zstd", "blosc"],
+                   help="byte compression on top of the encoding (default none)")
+    p.add_argument("--compression-level", type=int, default=None, help="level for --compression")
+    p.add_argument("--layer-type", default=None, choices=["image", "segmentation"])
+    p.add_argument("--mips", type=int, default=1, help="number of scales to declare (default 1)")
+    p.add_argument("--downsample", default=[2, 2, 1], **ints3(3, "factor"),
+                   help="factor between scales (default 2 2 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing info")
+    p.set_defaults(run=run_create)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    compression: Any = args.compression
+    if compression and compression != "none" and args.compression_level is not None:
+        compression = {"id": compression, "level": args.compression_level}
+    ba = bc.create(args.url, dtype=args.dtype, size=args.size, chunk_size=args.chunk_size,
+                   resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,
+                   encoding=args.encoding, compression=compression, layer_type=args.layer_type,
+                   num_mips=args.mips, downsample_factor=args.downsample, overwrite=args.overwrite)
+    print(f"created {ba.url}: {describe(ba)}")
+    return 0

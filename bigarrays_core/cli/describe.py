@@ -1,0 +1,25 @@
+"""The readable dataset summary ``bigarrays info`` prints."""
+
+from __future__ import annotations
+
+import bigarrays_core as bc
+from bigarrays_core.geometry import Box
+
+__all__ = ["describe"]
+
+
+def describe(ba: bc.BigArray) -> str:
+    """A one-paragraph summary of every scale of a dataset."""
+    info = ba.parsed_info
+    lines = [f"{info.layer_type}, {info.data_type}, {info.num_channels} channel(s), {len(info.scales)} scale(s)"]
+    for s in info.scales:
+        bounds = Box.from_shape(s.voxel_offset, s.size)
+        comp = f"+{s.compression['id']}" if s.compression else ""
+        res = "x".join(f"{r:g}" for r in s.resolution)
+        grid = "x".join(str(-(-n // c)) for n, c in zip(s.size, s.chunk_size))
+        lines.append(
+            f"  mip {s.index}: key {s.key!r}, {res} nm, bounds {bounds} (size {'x'.join(map(str, s.size))}), "
+            f"chunks {'x'.join(map(str, s.chunk_size))} ({grid} grid), {s.encoding}{comp}"
+            + (", sharded" if s.sharding else "")
+        )
+    return "\n".join(lines)
