@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 __all__ = ["num_threads", "run_batches", "set_num_threads"]
@@ -49,11 +49,13 @@ def _get_pool() -> ThreadPoolExecutor:
 
 def run_batches(work: Callable[[Sequence[T]], None], items: Sequence[T], *, per_thread: int = 4,
                 inline_below: int = 2) -> None:
-    """Run ``work`` over contiguous batches of ``items`` on the pool and wait for all.
+    """Run ``work`` over contiguous batches of ``items`` and wait for all of them.
 
-    Up to ``per_thread`` batches per thread are made so faster threads take more. With
-    fewer than ``inline_below`` items, or one thread, ``work`` runs in the caller's thread.
-    The first exception is re-raised after the rest of the batches have finished.
+    Large jobs get up to ``per_thread`` batches per thread so faster threads take more;
+    small ones get one batch per thread. One batch always runs in the caller's thread
+    (no hand-off for it), the others on the pool. With fewer than ``inline_below`` items,
+    or one thread, everything runs in the caller's thread. The first exception is raised
+    after every batch has finished, so no batch outlives the caller's buffers.
     """
     n = len(items)
     if n == 0:
@@ -62,14 +64,19 @@ def run_batches(work: Callable[[Sequence[T]], None], items: Sequence[T], *, per_
     if n < inline_below or threads == 1:
         work(items)
         return
-    nb = min(n, threads * per_thread)
+    nb = min(n, threads * per_thread) if n >= 4 * threads * per_thread else min(n, threads)
     bounds = [round(i * n / nb) for i in range(nb + 1)]
     pool = _get_pool()
-    futures: list[Future[None]] = [pool.submit(work, items[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a]
-    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-    failed = [f for f in futures if f.done() and f.exception() is not None]
-    if failed:
-        wait(futures)  # let the rest finish before the caller's buffers go away
-        exc = failed[0].exception()
-        assert exc is not None
-        raise exc
+    futures: list[Future[None]] = [
+        pool.submit(work, items[a:b]) for a, b in zip(bounds[1:-1], bounds[2:]) if b > a
+    ]
+    error: BaseException | None = None
+    try:
+        work(items[bounds[0]:bounds[1]])
+    except BaseException as exc:  # re-raised below, after the pool's batches are done
+        error = exc
+    wait(futures)
+    if error is None:
+        error = next((f.exception() for f in futures if f.exception() is not None), None)
+    if error is not None:
+        raise error

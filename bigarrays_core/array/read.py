@@ -28,7 +28,8 @@ def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
     )
 
 
-def read_chunk(io: ScaleIO, ref: ChunkRef, data: bytes | None, *, fill_missing: bool) -> np.ndarray | None:
+def read_chunk(io: ScaleIO, ref: ChunkRef, data: bytes | memoryview | None, *,
+               fill_missing: bool) -> np.ndarray | None:
     """Decode one chunk's stored bytes (``None`` if missing and ``fill_missing``)."""
     if not data:  # CloudVolume treats zero-byte objects as missing too
         if fill_missing:
@@ -54,8 +55,8 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     csel = slice(channels[0], channels[1])
 
     def work(batch: Sequence[ChunkRef]) -> None:
-        datas = io.store.get_many([r.key for r in batch])
-        for ref, data in zip(batch, datas):
+        # iter_get may reuse one buffer: each value is decoded and pasted before the next.
+        for ref, data in zip(batch, io.store.iter_get([r.key for r in batch])):
             arr = read_chunk(io, ref, data, fill_missing=fill_missing)
             if arr is None:
                 continue

@@ -57,6 +57,8 @@ class CompressedSegmentationCodec(ChunkCodec):
 
     # -- decode --------------------------------------------------------------------------
     def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the decoder takes bytes only
         x, y, z, c = shape
         nwords = len(data) // 4
         if len(data) % 4 or nwords < c:

@@ -45,6 +45,14 @@ class Box:
         object.__setattr__(self, "stop", _vec3(self.stop, "box stop"))
 
     @classmethod
+    def _trusted(cls, start: Vec3, stop: Vec3) -> Box:
+        """A box from tuples of Python ints, without validation (hot paths only)."""
+        box = object.__new__(cls)
+        object.__setattr__(box, "start", start)
+        object.__setattr__(box, "stop", stop)
+        return box
+
+    @classmethod
     def from_shape(cls, start: Sequence[int], shape: Sequence[int]) -> Box:
         """The box of ``shape`` voxels whose first voxel is ``start``."""
         return cls(tuple(start), tuple(int(a) + int(s) for a, s in zip(start, shape)))  # type: ignore[arg-type]
@@ -91,10 +99,9 @@ class Box:
 
     def intersect(self, other: Box) -> Box:
         """The overlap of two boxes (possibly empty)."""
-        return Box(
-            tuple(max(a, b) for a, b in zip(self.start, other.start)),  # type: ignore[arg-type]
-            tuple(min(a, b) for a, b in zip(self.stop, other.stop)),  # type: ignore[arg-type]
-        )
+        (a0, a1, a2), (b0, b1, b2) = self.start, self.stop
+        (c0, c1, c2), (d0, d1, d2) = other.start, other.stop
+        return Box._trusted((max(a0, c0), max(a1, c1), max(a2, c2)), (min(b0, d0), min(b1, d1), min(b2, d2)))
 
     def contains(self, other: Box) -> bool:
         """True when ``other`` lies wholly inside this box (an empty box is inside anything)."""

@@ -59,11 +59,9 @@ class ChunkGrid:
 
     def chunk_box(self, g: Vec3) -> Box:
         """The (clipped) box of grid cell ``g``."""
-        start = tuple(o + i * c for o, i, c in zip(self.voxel_offset, g, self.chunk_size))
-        stop = tuple(
-            min(a + c, o + s) for a, c, o, s in zip(start, self.chunk_size, self.voxel_offset, self.size)
-        )
-        return Box(start, stop)  # type: ignore[arg-type]
+        (o0, o1, o2), (c0, c1, c2), (s0, s1, s2) = self.voxel_offset, self.chunk_size, self.size
+        a0, a1, a2 = o0 + g[0] * c0, o1 + g[1] * c1, o2 + g[2] * c2
+        return Box._trusted((a0, a1, a2), (min(a0 + c0, o0 + s0), min(a1 + c1, o1 + s1), min(a2 + c2, o2 + s2)))
 
     def grid_range(self, box: Box) -> tuple[range, range, range]:
         """Grid cells per axis that intersect ``box`` (clipped to the volume)."""

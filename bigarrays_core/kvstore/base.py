@@ -112,6 +112,15 @@ class KVStore(ABC):
         Compressed variants are listed under their plain key.
         """
 
+    def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
+        """The values of ``keys`` one by one, in order (``None`` where missing).
+
+        A value may be a view of a buffer the store reuses: it is valid only until the
+        next value is requested. Use this in hot loops that consume each value at once;
+        the default yields from :meth:`get_many`.
+        """
+        yield from self.get_many(keys)
+
     # -- single-key helpers ------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         return self.get_many([key])[0]

