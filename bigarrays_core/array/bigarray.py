@@ -208,10 +208,10 @@ class BigArray:
                 f"cast it first, e.g. data.astype({dtype.name!r})"
             )
         expected = sel.shape
-        if arr.shape == expected:
+        # Only unit axes are inserted (dropped ones, or a single implicit channel), which
+        # never moves data, so the reshape is a view in either memory order.
+        if arr.shape == expected or (3 not in sel.dropped and target[3] == 1 and arr.shape == expected[:-1]):
             arr = arr.reshape(target, order="A")
-        elif 3 not in sel.dropped and target[3] == 1 and arr.shape == expected[:-1]:
-            arr = arr[..., np.newaxis]
         else:
             raise WriteDataError(
                 f"data of shape {arr.shape} does not fit {where}, which has shape {expected}"

@@ -12,6 +12,8 @@ __all__ = ["JpegCodec"]
 
 #: TensorStore's default quality (CloudVolume uses 85).
 DEFAULT_QUALITY = 75
+_EOI = b"\xff\xd9"
+_EOI_SLACK = 64
 
 
 class JpegCodec(ChunkCodec):
@@ -34,5 +36,9 @@ class JpegCodec(ChunkCodec):
         return bytes(imagecodecs.jpeg8_encode(img, level=self.quality))
 
     def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+        # libjpeg-turbo decodes a truncated stream with only a warning, filling the rest
+        # with grey: insist on the end-of-image marker (allowing a little trailing padding).
+        if _EOI not in bytes(data[-_EOI_SLACK:]):
+            raise ValueError(f"truncated JPEG: no end-of-image marker in the last {_EOI_SLACK} of {len(data)} bytes")
         img = imagecodecs.jpeg8_decode(data)
         return image_to_chunk(np.asarray(img, dtype=np.uint8), shape)

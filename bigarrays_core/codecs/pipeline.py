@@ -37,21 +37,23 @@ class ChunkPipeline:
         self._gzip: ByteCodec | None = None
         self._zstd: ByteCodec | None = None
 
-    def _sniffed(self, data: bytes) -> ByteCodec | None:
-        if data[:3] == _GZIP_MAGIC:
+    def _sniffed(self, data: bytes | memoryview) -> ByteCodec | None:
+        """The codec that undoes ``data``'s byte compression, or None if it has none."""
+        head = bytes(data[:4])
+        if head[:3] == _GZIP_MAGIC:
             if self._gzip is None:
                 from bigarrays_core.codecs.gzip import GzipCodec
 
                 self._gzip = GzipCodec()
             return self._gzip
-        if data[:4] == _ZSTD_MAGIC:
+        if head == _ZSTD_MAGIC:
             if self._zstd is None:
                 from bigarrays_core.codecs.zstd import ZstdCodec
 
                 self._zstd = ZstdCodec()
             return self._zstd
         if self.compressor is not None and self.compressor.content_encoding is None:
-            return self.compressor
+            return self.compressor  # blosc: no magic; the scale records it
         return None
 
     def encode(self, chunk: np.ndarray, where: str = "chunk") -> bytes:
@@ -69,7 +71,9 @@ class ChunkPipeline:
     def decode(self, data: bytes, shape: Shape4, where: str = "chunk") -> np.ndarray:
         """The ``(x, y, z, c)`` array of exactly ``shape`` stored in ``data``."""
         try:
-            if self._raw_nbytes is None or len(data) != self._raw_nbytes(shape):
+            # A raw chunk of exactly the raw size is taken as is, unless the scale records a
+            # compression (then an incompressible chunk may happen to have that size).
+            if self._raw_nbytes is None or self.compressor is not None or len(data) != self._raw_nbytes(shape):
                 compressor = self._sniffed(data)
                 if compressor is not None:
                     data = compressor.decode(data)

@@ -123,7 +123,7 @@ def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Sca
     size = _vec(raw["size"], f"{where}.size", minimum=0)
     voxel_offset = _vec(raw.get("voxel_offset", [0, 0, 0]), f"{where}.voxel_offset")
     if any(abs(o + s) > _INT64_MAX // 2 for o, s in zip(voxel_offset, size)):
-        raise InfoError(f"{where}: voxel_offset + size overflows 64 bits", field=f"{where}.size")
+        raise InfoError(f"{where}.size: voxel_offset + size overflows 64 bits", field=f"{where}.size")
     res = raw["resolution"]
     if (
         not isinstance(res, (list, tuple)) or len(res) != 3

@@ -6,12 +6,15 @@ value. Keys are checked with :func:`check_key`, so they can never escape the roo
 
 Compressed values follow CloudVolume's convention on local disk: a value written with
 content encoding ``gzip`` is stored as ``key.gz``, ``zstd`` as ``key.zstd``. Reads look for
-the plain key and those variants (the variant found last is tried first).
+the plain key and those variants (the newest wins if several exist), and as a last
+resort for CloudVolume's ``.br``/``.xz``/``.bz2`` files, which are decompressed on read.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import stat
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,6 +27,8 @@ __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
 _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
+#: CloudVolume's other local suffixes, read (decompressed) only when no variant above exists.
+_FOREIGN_SUFFIXES = {".br": "brotli", ".xz": "lzma", ".bz2": "bz2"}
 
 
 def path_from_url(url: str) -> str:
@@ -59,8 +64,6 @@ class LocalStore(KVStore):
         self.url = "file://" + self.root
         self.read_only = read_only
         self.fsync = fsync
-        self._order = list(_VARIANTS)
-        self._order_lock = threading.Lock()
         self._buffers = threading.local()
 
     def _path(self, key: str) -> str:
@@ -73,31 +76,82 @@ class LocalStore(KVStore):
         return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")
 
     # -- reads -------------------------------------------------------------------------
-    def _read_one(self, key: str) -> bytes | None:
+    def _locate(self, key: str) -> str | None:
+        """The path of the stored variant of ``key`` (plain, ``.gz``, ``.zstd``), or None.
+
+        If several exist (CloudVolume leaves the old one behind when it rewrites a chunk with
+        another compression) the most recently modified wins, whatever was read before.
+        """
         base = self._path(key)
-        order = self._order
-        for suffix in order:
+        best: str | None = None
+        best_time = -1
+        for suffix in _VARIANTS:
             try:
-                with open(base + suffix, "rb", buffering=0) as f:
-                    data = f.read()
-            except FileNotFoundError:
+                st = os.stat(base + suffix)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            except NotADirectoryError:
-                return None
-            except IsADirectoryError:
-                if suffix == "":
-                    continue
-                return None
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
-            if suffix != order[0]:
-                with self._order_lock:
-                    self._order = [suffix] + [s for s in _VARIANTS if s != suffix]
-            return data
+            if stat.S_ISREG(st.st_mode) and st.st_mtime_ns > best_time:
+                best, best_time = base + suffix, st.st_mtime_ns
+        return best
+
+    def _read_foreign(self, key: str) -> bytes | None:
+        """A chunk CloudVolume stored with a compression only it uses here (``.br``, ``.xz``, ``.bz2``)."""
+        base = self._path(key)
+        for suffix, module in _FOREIGN_SUFFIXES.items():
+            if not os.path.isfile(base + suffix):
+                continue
+            try:
+                codec = importlib.import_module(module)
+            except ImportError:
+                raise StorageError(
+                    f"{self.describe(key)}{suffix} is {module}-compressed; install the {module!r} package to read it"
+                ) from None
+            with open(base + suffix, "rb") as f:
+                data = f.read()
+            try:
+                out: bytes = codec.decompress(data)
+            except Exception as exc:  # each library has its own error type
+                raise StorageError(f"cannot decompress {self.describe(key)}{suffix}: {exc}") from exc
+            return out
+        return None
+
+    def _read_path(self, key: str, into: threading.local | None) -> bytes | memoryview | None:
+        for _attempt in range(3):  # a concurrent writer may remove the variant we found
+            path = self._locate(key)
+            if path is None:
+                return self._read_foreign(key)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            try:
+                if into is None:
+                    with open(fd, "rb", buffering=0, closefd=False) as f:
+                        return f.read()
+                size = os.fstat(fd).st_size
+                buf = getattr(into, "buf", None)
+                if buf is None or len(buf) < size:
+                    buf = into.buf = bytearray(max(size, 1 << 18))
+                view = memoryview(buf)
+                got = 0
+                while got < size:
+                    n = os.readv(fd, [view[got:size]])
+                    if n == 0:
+                        break
+                    got += n
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            finally:
+                os.close(fd)
+            return view[:got]
         return None
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._read_one(k) for k in keys]
+        return [self._read_path(k, None) for k in keys]  # type: ignore[misc]
 
     def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
         """Like :meth:`get_many`, reading each file into one buffer reused per thread.
@@ -105,43 +159,8 @@ class LocalStore(KVStore):
         Reusing the buffer avoids an allocation (and its page faults) per chunk, which
         roughly doubles the speed of reading from the page cache.
         """
-        local = self._buffers
-        buf = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = bytearray(1 << 18)
         for key in keys:
-            base = self._path(key)
-            for suffix in self._order:
-                try:
-                    fd = os.open(base + suffix, os.O_RDONLY)
-                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    continue
-                except OSError as exc:
-                    raise self._fail("read", key, exc) from exc
-                try:
-                    size = os.fstat(fd).st_size
-                    if size > len(buf):
-                        buf = local.buf = bytearray(size)
-                    view = memoryview(buf)
-                    got = 0
-                    while got < size:
-                        n = os.readv(fd, [view[got:size]])
-                        if n == 0:
-                            break
-                        got += n
-                except IsADirectoryError:
-                    continue
-                except OSError as exc:
-                    raise self._fail("read", key, exc) from exc
-                finally:
-                    os.close(fd)
-                if suffix != self._order[0]:
-                    with self._order_lock:
-                        self._order = [suffix] + [s for s in _VARIANTS if s != suffix]
-                yield view[:got]
-                break
-            else:
-                yield None
+            yield self._read_path(key, self._buffers)
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []
