@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from bigarrays_core.array.indexing import Selection, parse_selection
-from bigarrays_core.array.read import read_box
+from bigarrays_core.array.read import read_box, read_chunk
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.array.write import write_box
 from bigarrays_core.errors import AlignmentError, InfoError, OutOfBoundsError, ReadOnlyError, WriteDataError
@@ -246,6 +246,14 @@ class BigArray:
         if isinstance(box, str):
             box = Box.parse(box)
         return self._io.chunks(self.bounds if box is None else box)
+
+    def decode_chunk(self, ref: ChunkRef, data: bytes | memoryview | None) -> np.ndarray | None:
+        """The ``(x, y, z, c)`` array of one chunk's stored bytes (as ``store.get_many`` gives
+        them), or None when the chunk is missing (None or zero bytes).
+
+        Raises :class:`ChunkDecodeError` naming the chunk when the bytes do not decode.
+        """
+        return read_chunk(self._io, ref, data, fill_missing=True)
 
     def missing_chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
         """The chunks of :meth:`chunks` that are not stored."""

@@ -35,7 +35,7 @@ def read_chunk(io: ScaleIO, ref: ChunkRef, data: bytes | memoryview | None, *,
         if fill_missing:
             return None
         raise _missing(io, ref)
-    return io.pipeline.decode(data, io.chunk_shape(ref), io.store.describe(ref.key))
+    return io.pipeline.decode(data, io.chunk_shape(ref), io.store.describe(ref.key), ref.key)
 
 
 def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: bool,

@@ -68,8 +68,13 @@ class ChunkPipeline:
             raise ChunkEncodeError(f"cannot encode {where} as {self.describe()}: {exc!r}") from exc
         return data
 
-    def decode(self, data: bytes, shape: Shape4, where: str = "chunk") -> np.ndarray:
-        """The ``(x, y, z, c)`` array of exactly ``shape`` stored in ``data``."""
+    def decode(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk",
+               key: str | None = None) -> np.ndarray:
+        """The ``(x, y, z, c)`` array of exactly ``shape`` stored in ``data``.
+
+        ``where`` (the chunk's URL) goes into error messages, ``key`` (its store key) into
+        the error's ``key`` attribute.
+        """
         try:
             # A raw chunk of exactly the raw size is taken as is, unless the scale records a
             # compression (then an incompressible chunk may happen to have that size).
@@ -82,7 +87,7 @@ class ChunkPipeline:
             raise ChunkDecodeError(
                 f"cannot decode {where} ({len(data)} bytes, {self.describe()}, "
                 f"expected {'x'.join(map(str, shape))}): {exc}",
-                key=where,
+                key=key if key is not None else where,
             ) from exc
 
     def describe(self) -> str:

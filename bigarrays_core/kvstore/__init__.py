@@ -6,6 +6,7 @@ from bigarrays_core.kvstore.memory import MemoryStore
 from bigarrays_core.kvstore.registry import open_store, register_store, registered_schemes
 
 __all__ = [
+    "FsspecStore",
     "KVStore",
     "LocalStore",
     "MemoryStore",
@@ -15,3 +16,12 @@ __all__ = [
     "register_store",
     "registered_schemes",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # FsspecStore imports fsspec (and sets up gcsfs's environment): only on first use.
+    if name == "FsspecStore":
+        from bigarrays_core.kvstore.fsspec_store import FsspecStore
+
+        return FsspecStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -247,14 +247,14 @@ def _classify(exc: BaseException) -> _Failure:
     return _Failure(_FATAL, detail)
 
 
-class _Missing:
-    """The marker a request returns when its object does not exist."""
+class _Absent:
+    """What a request returns when its object does not exist (404, FileNotFoundError)."""
 
     def __repr__(self) -> str:
-        return "MISSING"
+        return "ABSENT"
 
 
-MISSING = _Missing()
+_ABSENT = _Absent()
 
 # -- filesystems -------------------------------------------------------------------------------
 
@@ -280,6 +280,7 @@ def _gcs_class() -> type:
 
         _request = single
 
+    GCSFileSystemSingleTry.__qualname__ = "GCSFileSystemSingleTry"  # picklable: see __getattr__
     return GCSFileSystemSingleTry
 
 
@@ -293,13 +294,26 @@ def _s3_class() -> type:
 
         retries = 1
 
+    S3FileSystemSingleTry.__qualname__ = "S3FileSystemSingleTry"  # picklable: see __getattr__
     return S3FileSystemSingleTry
+
+
+def __getattr__(name: str) -> type:
+    # The filesystem classes are made on first use (so importing this module imports no SDK);
+    # this lets pickle find them by name as module attributes all the same.
+    if name == "GCSFileSystemSingleTry":
+        return _gcs_class()
+    if name == "S3FileSystemSingleTry":
+        return _s3_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _gcs_options(options: dict[str, Any]) -> dict[str, Any]:
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-    if emulator and "endpoint_url" not in options:
-        options["endpoint_url"] = emulator if "://" in emulator else "http://" + emulator
+    if emulator:
+        # An emulator takes no credentials, and looking for Google's default ones could reach
+        # for the metadata server: anonymous unless a token is given.
+        options.setdefault("endpoint_url", emulator if "://" in emulator else "http://" + emulator)
         options.setdefault("token", "anon")
     if options.pop("anon", False):
         options.setdefault("token", "anon")
@@ -310,7 +324,7 @@ def _gcs_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _s3_options(options: dict[str, Any], timeout: float) -> dict[str, Any]:
+def _s3_options(options: dict[str, Any], timeout: float, concurrency: int) -> dict[str, Any]:
     client = dict(options.get("client_kwargs") or {})
     # botocore reads AWS_ENDPOINT_URL(_S3) itself, but passing it makes it part of fsspec's
     # instance-cache key, so a changed environment never reuses a client for the old endpoint.
@@ -327,25 +341,41 @@ def _s3_options(options: dict[str, Any], timeout: float) -> dict[str, Any]:
     config.setdefault("retries", {"total_max_attempts": 1})
     config.setdefault("connect_timeout", timeout)
     config.setdefault("read_timeout", timeout)
+    # botocore's pool holds 10 connections by default; more requests would queue inside it.
+    config.setdefault("max_pool_connections", concurrency)
     options["config_kwargs"] = config
     return options
 
 
-def _make_filesystem(protocol: str, storage_options: Mapping[str, Any], timeout: float) -> Any:
+def _make_filesystem(
+    url: str, protocol: str, storage_options: Mapping[str, Any], timeout: float, concurrency: int
+) -> Any:
+    """The fsspec filesystem for ``url``; SDK errors (a bad token file, ...) name the URL."""
     import fsspec
 
     options = dict(storage_options)
     # A key-value store must see other writers' objects: no stale directory listings.
     options.setdefault("use_listings_cache", False)
     if protocol in _GCS:
-        return _gcs_class()(**_gcs_options(options))
-    if protocol in _S3:
-        return _s3_class()(**_s3_options(options, timeout))
+        cls, options = _gcs_class(), _gcs_options(options)
+    elif protocol in _S3:
+        cls, options = _s3_class(), _s3_options(options, timeout, concurrency)
+    else:
+        try:
+            cls = fsspec.get_filesystem_class(protocol)
+        except (ImportError, ValueError) as exc:
+            raise UnknownSchemeError(
+                f"cannot open {url!r}: no filesystem for {protocol}:// is installed ({exc})"
+            ) from exc
     try:
-        cls = fsspec.get_filesystem_class(protocol)
-    except (ImportError, ValueError) as exc:
-        raise UnknownSchemeError(f"no filesystem for {protocol}:// is installed: {exc}") from exc
-    return cls(**options)
+        return cls(**options)
+    except TypeError:  # an option the filesystem does not take: the caller's mistake, as it is
+        raise
+    except Exception as exc:
+        failure = _classify(exc)
+        if failure.kind == _PERMISSION:
+            raise StoragePermissionError(f"cannot open {url}: credentials refused ({failure.detail})") from exc
+        raise StorageError(f"cannot open {url}: {failure.detail}") from exc
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -411,8 +441,13 @@ class FsspecStore(KVStore):
     ) -> None:
         if "://" not in url:
             raise UnknownSchemeError(f"{url!r} is not a URL: FsspecStore needs <protocol>://...")
-        if max_concurrency < 1 or timeout <= 0 or retries < 0:
-            raise ValueError("max_concurrency >= 1, timeout > 0 and retries >= 0 are required")
+        for name, value, ok in (
+            ("max_concurrency", max_concurrency, max_concurrency >= 1),
+            ("timeout", timeout, timeout > 0),
+            ("retries", retries, retries >= 0),
+        ):
+            if not ok:
+                raise ValueError(f"FsspecStore({url!r}): {name}={value!r} is out of range")
         self.protocol = url.split("://", 1)[0].lower()
         self.url = url.rstrip("/")
         self.read_only = read_only or self.protocol in _HTTP
@@ -423,8 +458,9 @@ class FsspecStore(KVStore):
         self.max_backoff = float(max_backoff)
         self.list_timeout = float(list_timeout) if list_timeout is not None else 10 * self.timeout
         self.suffix_fallback = suffix_fallback
+        self._variants = _VARIANTS if suffix_fallback else ("",)
         fs = filesystem if filesystem is not None else _make_filesystem(
-            self.protocol, storage_options or {}, self.timeout
+            self.url, self.protocol, storage_options or {}, self.timeout, max_concurrency
         )
         self.fs = fs
         self._root = fs._strip_protocol(self.url).rstrip("/")
@@ -452,6 +488,7 @@ class FsspecStore(KVStore):
         if self._async:
             method = getattr(self.fs, "_" + name)
             return lambda: method(*args, **kwargs)
+        # A timed-out call cannot be stopped in its thread; the pool's size still bounds them.
         func = functools.partial(getattr(self.fs, name), *args, **kwargs)
         return lambda: self._loop.run_in_executor(self._thread_pool(), func)
 
@@ -465,8 +502,8 @@ class FsspecStore(KVStore):
 
     async def _request(
         self, action: str, where: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None
-    ) -> T | _Missing:
-        """Run one request with the timeout and retry policy; MISSING if the object is missing."""
+    ) -> T | _Absent:
+        """Run one request with the timeout and retry policy; ``_ABSENT`` if the object is missing."""
         limit = self.timeout if timeout is None else timeout
         attempts = 0
         while True:
@@ -481,7 +518,7 @@ class FsspecStore(KVStore):
                 if isinstance(exc, _TIMEOUTS) and not str(exc):  # our asyncio.wait_for
                     failure = _Failure(_TRANSIENT, f"no answer within {limit:g} s", timed_out=True)
                 if failure.kind == _MISSING:
-                    return MISSING
+                    return _ABSENT
                 if failure.kind == _PERMISSION:
                     raise StoragePermissionError(
                         f"cannot {action} {where}: permission or credentials refused ({failure.detail})"
@@ -506,28 +543,35 @@ class FsspecStore(KVStore):
             return []
         import fsspec.asyn
 
-        async def gather() -> list[T]:
+        async def gather() -> tuple[list[T] | None, Exception | None]:
             tasks = [asyncio.ensure_future(job()) for job in jobs]
             try:
-                return list(await asyncio.gather(*tasks))
-            except BaseException:
+                return list(await asyncio.gather(*tasks)), None
+            except BaseException as exc:
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if isinstance(exc, Exception):
+                    return None, exc
                 raise
 
-        return fsspec.asyn.sync(self._loop, gather)
+        # The error travels back as a value: fsspec's sync() would replace any TimeoutError
+        # (StorageTimeoutError is one) with its own FSTimeoutError.
+        results, error = fsspec.asyn.sync(self._loop, gather)
+        if error is not None:
+            raise error
+        assert results is not None
+        return results
 
     # -- reads -------------------------------------------------------------------------------
     async def _get_one(self, key: str) -> bytes | None:
-        variants = _VARIANTS if self.suffix_fallback else ("",)
         cat_kwargs = {"max_concurrency": 1} if self.protocol in _S3 else {}  # no HEAD before GET
-        for suffix in variants:
+        for suffix in self._variants:
             path = self._path(key + suffix)
             out = await self._request(
                 "read", self.describe(key + suffix), self._op("cat_file", path, **cat_kwargs)
             )
-            if out is not MISSING:
+            if out is not _ABSENT:
                 return bytes(out)  # type: ignore[arg-type]
         return None
 
@@ -552,14 +596,15 @@ class FsspecStore(KVStore):
         return self._op("info", path)
 
     async def _exists_one(self, key: str) -> bool:
-        for suffix in _VARIANTS:
+        for suffix in self._variants:
             out = await self._request("check", self.describe(key + suffix), self._head(self._path(key + suffix)))
-            if out is not MISSING and not (isinstance(out, dict) and out.get("type") == "directory"):
+            if out is not _ABSENT and not (isinstance(out, dict) and out.get("type") == "directory"):
                 return True
         return False
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
-        """Whether each key (or its ``.gz`` / ``.zstd`` variant) is stored. Raises as :meth:`get_many`."""
+        """Whether each key (or, with ``suffix_fallback``, its ``.gz`` / ``.zstd`` variant) is
+        stored. Raises as :meth:`get_many`."""
         keys = [check_key(k) for k in keys]
         return self._run([functools.partial(self._exists_one, k) for k in keys])
 
@@ -576,9 +621,10 @@ class FsspecStore(KVStore):
         top = self._path(head) if head else self._root
         kwargs = {"prefix": name} if self._find_has_prefix and name else {}
         where = self.describe(prefix) if prefix else self.url
-        job = functools.partial(self._request, "list", where, self._op("find", top, **kwargs), timeout=self.list_timeout)
+        find = self._op("find", top, **kwargs)
+        job = functools.partial(self._request, "list", where, find, timeout=self.list_timeout)
         (found,) = self._run([job])
-        if found is MISSING:
+        if found is _ABSENT:
             return iter(())
         root = self._root + "/"
         keys: dict[str, None] = {}
@@ -619,7 +665,7 @@ class FsspecStore(KVStore):
     async def _set_one(self, key: str, value: bytes, suffix: str, kwargs: dict[str, Any]) -> None:
         where = self.describe(key + suffix)
         out = await self._request("write", where, self._op("pipe_file", self._path(key + suffix), value, **kwargs))
-        if out is MISSING:
+        if out is _ABSENT:
             raise StorageError(f"cannot write {where}: the bucket or parent directory does not exist")
         if not self._metadata_encoding:  # suffix convention: no stale variant may shadow the value
             for other in _VARIANTS:

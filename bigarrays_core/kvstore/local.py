@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
-from bigarrays_core.errors import StorageError, StoragePermissionError
+from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
 from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, KVStore, WriteOptions, check_key
 
 __all__ = ["LocalStore", "path_from_url"]
@@ -170,6 +170,8 @@ class LocalStore(KVStore):
         return out
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        if prefix.startswith("/") or "\\" in prefix or any(p in (".", "..") for p in prefix.split("/")):
+            raise InvalidKeyError(f"invalid prefix {prefix!r}: prefixes are relative and have no '.' or '..' parts")
         # Walk only the directory the prefix lies in.
         head, _, _ = prefix.rpartition("/")
         top = os.path.join(self.root, head) if head else self.root

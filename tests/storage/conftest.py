@@ -1,0 +1,125 @@
+"""Fixtures for the storage tests: the stand-ins, a fresh store URL per test, store cases.
+
+Session-scoped servers (started only when a test asks for them, stopped by pid at the end):
+
+* ``s3_server``: moto's S3 server; the session's environment gets dummy ``AWS_*`` credentials
+  and ``AWS_ENDPOINT_URL`` pointing at it, so ``s3://`` URLs need no options.
+* ``gcs_server``: fake-gcs-server; ``STORAGE_EMULATOR_HOST`` points at it.
+* ``http_server``: a threaded static-file server over a temporary directory.
+
+Per test: ``store_url(kind)`` makes a fresh bucket / directory and returns its URL, and
+``case`` is one :class:`~tests.storage.cases.StoreCase` per store kind, for the conformance
+suite.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import (
+    DUMMY_AWS_ENV,
+    Service,
+    StaticHTTPServer,
+    create_gcs_bucket,
+    create_s3_bucket,
+    start_fake_gcs,
+    start_moto,
+    start_static_http,
+)
+from .cases import ALL_KINDS, StoreCase, kinds, make_case
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Service]:
+    """moto's S3 server on 127.0.0.1, with the environment an S3 client needs to reach it."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+            mp.delenv(name, raising=False)
+        for name, value in DUMMY_AWS_ENV.items():
+            mp.setenv(name, value)
+        service = start_moto()
+        try:
+            mp.setenv("AWS_ENDPOINT_URL", service.endpoint)
+            yield service
+        finally:
+            service.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[Service]:
+    """fake-gcs-server on 127.0.0.1, named by ``STORAGE_EMULATOR_HOST``."""
+    with pytest.MonkeyPatch.context() as mp:
+        service = start_fake_gcs()
+        try:
+            mp.setenv("STORAGE_EMULATOR_HOST", service.endpoint)
+            yield service
+        finally:
+            service.stop()
+
+
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticHTTPServer]:
+    """A static-file server over a temporary directory (its ``root``)."""
+    server = start_static_http(str(tmp_path_factory.mktemp("http-root")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """``store_url(kind)``: the URL of a fresh, empty store of that kind.
+
+    ``s3`` and ``gcs`` get a new bucket (and a prefix inside it), ``http`` a new directory
+    under the static server's root, ``local`` a directory under ``tmp_path``, ``memory`` and
+    ``fsspec-memory`` a new name. The servers start on first use.
+    """
+
+    def make(kind: str) -> str:
+        if kind == "memory":
+            return f"memory://{_unique('test')}"
+        if kind == "fsspec-memory":
+            return f"memory://{_unique('fsspec')}/root"
+        if kind == "local":
+            return (tmp_path / _unique("local")).as_uri()
+        if kind == "s3":
+            server = request.getfixturevalue("s3_server")
+            bucket = _unique("bkt")
+            create_s3_bucket(server.endpoint, bucket)
+            return f"s3://{bucket}/prefix"
+        if kind == "gcs":
+            server = request.getfixturevalue("gcs_server")
+            bucket = _unique("bkt")
+            create_gcs_bucket(server.endpoint, bucket)
+            return f"gs://{bucket}/prefix"
+        if kind == "http":
+            server = request.getfixturevalue("http_server")
+            name = _unique("dir")
+            os.makedirs(os.path.join(server.root, name))
+            return f"{server.endpoint}/{name}"
+        raise ValueError(f"unknown store kind {kind!r}")
+
+    return make
+
+
+@pytest.fixture(params=kinds(*ALL_KINDS))
+def case(request: pytest.FixtureRequest, store_url: Callable[[str], str]) -> Iterator[StoreCase]:
+    """One :class:`StoreCase` per store kind (narrow with indirect parametrisation)."""
+    kind = request.param
+    url = store_url(kind)
+    http = request.getfixturevalue("http_server") if kind == "http" else None
+    c = make_case(kind, url, http)
+    try:
+        yield c
+    finally:
+        c.store.close()

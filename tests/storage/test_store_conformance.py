@@ -1,0 +1,261 @@
+"""One conformance suite for every key-value store kind.
+
+Each test runs once per kind through the ``case`` fixture (memory, local, fsspec-memory,
+s3 on moto, gcs on fake-gcs-server, http read-only over a static server): the same
+assertions, no per-backend copies. Data goes in through ``case.writer`` and is read back
+through ``case.store``; for the read-only http store the writer is a local store over the
+served directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
+from bigarrays_core.kvstore import WriteOptions, open_store
+from tests.services import Service
+
+from .cases import ALL_KINDS, IGNORE_LARGE_BODY_WARNING, StoreCase, gcsfs_client, kinds, s3_client
+
+pytestmark = pytest.mark.filterwarnings(IGNORE_LARGE_BODY_WARNING)
+
+WRITABLE = kinds(*(k for k in ALL_KINDS if k != "http"))
+WITH_SUFFIX_FALLBACK = kinds(*(k for k in ALL_KINDS if k != "memory"))
+OBJECT_STORES = kinds("s3", "gcs")
+
+NEGATIVE_KEYS = ["8_8_40/-64-0_-128--64_0-64", "8_8_40/-64-0_-64-0_-40--20", "1_1_1/0-64_0-64_0-64"]
+BAD_KEYS = ["../escape", "/abs/key", "a/../b", "a//b", "a/./b", "", "a\\b"]
+
+
+def _rng_bytes(n: int, seed: int = 0) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def test_get_set_overwrite(case: StoreCase) -> None:
+    case.writer.set("info", b'{"type": "image"}')
+    assert case.store.get("info") == b'{"type": "image"}'
+    case.writer.set("info", b"second")
+    assert case.store.get("info") == b"second"
+    case.writer.set("empty", b"")
+    assert case.store.get("empty") == b""
+
+
+def test_missing_keys_are_none(case: StoreCase) -> None:
+    assert case.store.get("nope") is None
+    assert case.store.get("no/such/dir/key") is None
+    assert not case.store.exists("nope")
+
+
+def test_get_many_and_exists_many_with_gaps(case: StoreCase) -> None:
+    present = {f"1_1_1/{i}-{i + 1}_0-1_0-1": bytes([i]) * (i + 1) for i in range(0, 40, 2)}
+    case.writer.set_many(present)
+    keys = [f"1_1_1/{i}-{i + 1}_0-1_0-1" for i in range(40)]
+    got = case.store.get_many(keys)
+    assert got == [present.get(k) for k in keys]
+    assert case.store.exists_many(keys) == [k in present for k in keys]
+    assert case.store.get_many([]) == []
+
+
+def test_many_threads_at_once(case: StoreCase) -> None:
+    values = {f"t/{i}": _rng_bytes(1000, i) for i in range(64)}
+    case.writer.set_many(values)
+    keys = list(values)
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            results.append(case.store.get_many(keys))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert results == [[values[k] for k in keys]] * 6
+
+
+def test_large_values_and_trailing_bytes(case: StoreCase) -> None:
+    big = _rng_bytes(8 << 20, 1)
+    tails = {"cr": b"data\r", "lf": b"data\n", "crlf": b"data\r\n", "nul": b"data\x00"}
+    case.writer.set_many({"big": big, **tails})
+    case.writer.set("big-cr", big + b"\r")
+    assert case.store.get("big") == big
+    assert case.store.get("big-cr") == big + b"\r"
+    assert case.store.get_many(list(tails)) == list(tails.values())
+
+
+def test_negative_coordinate_keys(case: StoreCase) -> None:
+    case.writer.set_many({k: k.encode() for k in NEGATIVE_KEYS})
+    assert case.store.get_many(NEGATIVE_KEYS) == [k.encode() for k in NEGATIVE_KEYS]
+    assert sorted(case.store.list("8_8_40/")) == sorted(NEGATIVE_KEYS[:2])
+    assert sorted(case.store.list("8_8_40/-64-0_-128")) == [NEGATIVE_KEYS[0]]
+
+
+def test_list(case: StoreCase) -> None:
+    keys = ["info", "a/1", "a/2", "a/b/3", "ab/4", "provenance"]
+    case.writer.set_many({k: b"x" for k in keys})
+    assert sorted(case.store.list()) == sorted(keys)
+    assert sorted(case.store.list("a/")) == ["a/1", "a/2", "a/b/3"]
+    assert sorted(case.store.list("a")) == ["a/1", "a/2", "a/b/3", "ab/4"]
+    assert sorted(case.store.list("a/b/")) == ["a/b/3"]
+    assert sorted(case.store.list("in")) == ["info"]
+    assert list(case.store.list("zzz/")) == []
+    assert list(case.store.list("zzz")) == []
+
+
+def test_list_prefix_cannot_escape_the_root(case: StoreCase) -> None:
+    case.writer.set("inside", b"x")
+    if case.kind in ("local", "http"):  # something beside the root that must stay invisible
+        parent = os.path.dirname(case.writer.root)  # type: ignore[attr-defined]
+        with open(os.path.join(parent, "outside"), "wb") as f:
+            f.write(b"secret")
+    for prefix in ("../", "a/../../"):
+        try:
+            listed = list(case.store.list(prefix))
+        except InvalidKeyError:
+            continue
+        assert listed == []
+
+
+@pytest.mark.parametrize("case", WRITABLE, indirect=True)
+def test_delete(case: StoreCase) -> None:
+    case.store.set_many({"a/1": b"1", "a/2": b"2"})
+    case.store.delete("a/1")
+    case.store.delete_many(["a/2", "never-there"])
+    assert case.store.get_many(["a/1", "a/2"]) == [None, None]
+    assert list(case.store.list()) == []
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_unsafe_keys_are_refused(case: StoreCase, key: str) -> None:
+    writable = case.writer
+    with pytest.raises(InvalidKeyError):
+        case.store.get(key)
+    with pytest.raises(InvalidKeyError):
+        case.store.get_many(["fine", key])
+    with pytest.raises(InvalidKeyError):
+        case.store.exists_many(["fine", key])
+    with pytest.raises(InvalidKeyError):
+        writable.set_many({"fine": b"x", key: b"y"})
+    with pytest.raises(InvalidKeyError):
+        writable.delete_many(["fine", key])
+    assert case.store.get("fine") is None  # nothing of a refused batch was written
+
+
+def test_read_only_refuses_and_changes_nothing(case: StoreCase) -> None:
+    case.writer.set_many({"keep": b"old", "gone": b"x"})
+    ro = case.store if case.kind == "http" else case.reopen(read_only=True)
+    assert ro.read_only
+    with pytest.raises(ReadOnlyError) as info:
+        ro.set("keep", b"new")
+    assert ro.url in str(info.value)
+    with pytest.raises(ReadOnlyError):
+        ro.set_many({"keep": b"new"}, WriteOptions(content_encoding="gzip"))
+    with pytest.raises(ReadOnlyError):
+        ro.delete("gone")
+    with pytest.raises(ReadOnlyError):
+        ro.delete_many([])
+    assert case.store.get_many(["keep", "gone"]) == [b"old", b"x"]
+    assert ro.get("keep") == b"old"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_content_encoding_round_trip(case: StoreCase, encoding: str) -> None:
+    payload = b"chunk bytes " * 500
+    if encoding == "gzip":
+        stored = gzip.compress(payload)
+    else:  # the store treats the bytes as opaque: a zstd frame magic and some bytes will do
+        stored = b"\x28\xb5\x2f\xfd" + _rng_bytes(200, 2)
+    options = WriteOptions(content_encoding=encoding, content_type="application/octet-stream", cache_control="no-cache")
+    key = "8_8_40/0-64_0-64_0-64"
+    case.writer.set(key, stored, options)
+
+    got = case.store.get(key)
+    assert got == stored
+    assert case.store.exists(key)
+    assert list(case.store.list("8_8_40/")) == [key]
+
+    raw = case.raw()
+    suffix = {"gzip": ".gz", "zstd": ".zstd"}[encoding]
+    if case.encoding_convention == "metadata":
+        assert raw == {key: encoding}  # plain key, Content-Encoding recorded, no aws-chunked
+    elif case.encoding_convention == "suffix":
+        assert raw == {key + suffix: None}
+    else:
+        assert raw == {key: None}
+
+    # Rewriting without an encoding leaves exactly the plain value visible.
+    case.writer.set(key, payload)
+    assert case.store.get(key) == payload
+    assert list(case.store.list("8_8_40/")) == [key]
+
+
+@pytest.mark.parametrize("case", WITH_SUFFIX_FALLBACK, indirect=True)
+def test_cloudvolume_suffixed_objects(case: StoreCase) -> None:
+    """Objects stored as ``key.gz`` / ``key.zstd`` (CloudVolume's names) read as ``key``."""
+    gz = gzip.compress(b"gz payload")
+    zs = b"\x28\xb5\x2f\xfd" + b"zstd payload"
+    case.put_raw("1_1_1/0-1_0-1_0-1.gz", gz)
+    case.put_raw("1_1_1/1-2_0-1_0-1.zstd", zs)
+    keys = ["1_1_1/0-1_0-1_0-1", "1_1_1/1-2_0-1_0-1", "1_1_1/2-3_0-1_0-1"]
+    assert case.store.get_many(keys) == [gz, zs, None]
+    assert case.store.exists_many(keys) == [True, True, False]
+    assert sorted(case.store.list("1_1_1/")) == keys[:2]
+    if not case.store.read_only:
+        case.store.delete_many(keys[:2])
+        assert case.store.get_many(keys[:2]) == [None, None]
+        assert case.raw() == {}
+
+
+@pytest.mark.parametrize("case", OBJECT_STORES, indirect=True)
+def test_cloudvolume_content_encoding_objects(case: StoreCase) -> None:
+    """A gzip object with Content-Encoding and no suffix, written by the SDK as CloudVolume
+    does, reads back as the gzip bytes or as the decoded bytes, never anything else."""
+    payload = os.urandom(3000) + b"\r"
+    gz = gzip.compress(payload)
+    case.put_raw("1_1_1/0-1_0-1_0-1", gz, content_encoding="gzip")
+    got = case.store.get("1_1_1/0-1_0-1_0-1")
+    assert got in (gz, payload)
+    assert got == gz  # what the installed clients do today: stored bytes (see fsspec_store docs)
+
+
+@pytest.mark.parametrize("case", OBJECT_STORES, indirect=True)
+def test_object_metadata_visible_to_sdk(case: StoreCase) -> None:
+    options = WriteOptions(content_encoding="gzip", content_type="application/x-test", cache_control="max-age=60")
+    case.store.set("k", gzip.compress(b"v"), options)
+    if case.kind == "s3":
+        bucket, prefix = case.url[len("s3://"):].split("/", 1)
+        head = s3_client().head_object(Bucket=bucket, Key=f"{prefix}/k")
+        meta = (head.get("ContentEncoding"), head.get("ContentType"), head.get("CacheControl"))
+    else:
+        info = gcsfs_client().info(case.url[len("gs://"):] + "/k")
+        meta = (info.get("contentEncoding"), info.get("contentType"), info.get("cacheControl"))
+    assert meta == ("gzip", "application/x-test", "max-age=60")
+
+
+@pytest.mark.cloud
+def test_http_reads_an_object_served_with_content_encoding(
+    gcs_server: Service, store_url: Callable[[str], str]
+) -> None:
+    """Over plain HTTP (fake-gcs-server's public path, as a browser would read a bucket) a
+    gzip object served with ``Content-Encoding: gzip`` comes back decoded by aiohttp."""
+    root = store_url("gcs")[len("gs://"):]
+    payload = os.urandom(5000) + b"\r"
+    gz = gzip.compress(payload)
+    gcsfs_client().pipe_file(f"{root}/k", gz, fixed_key_metadata={"content_encoding": "gzip"})
+    store = open_store(f"{gcs_server.endpoint}/{root}")
+    assert store.read_only
+    got = store.get("k")
+    assert got in (gz, payload)
+    assert got == payload
