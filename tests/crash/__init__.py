@@ -1,0 +1,1 @@
+"""Crash-safety tests: datasets stay readable when their writer is killed mid-write."""

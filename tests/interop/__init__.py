@@ -1,0 +1,1 @@
+"""Interoperability tests: bigarrays against TensorStore and CloudVolume on local directories."""
