@@ -11,6 +11,7 @@ array([[7],
 
 from bigarrays_core.api import create, open
 from bigarrays_core.array import BigArray, ChunkRef, num_threads, set_num_threads
+from bigarrays_core.client import Client
 from bigarrays_core.errors import (
     AlignmentError,
     BigArraysError,
@@ -47,6 +48,7 @@ __all__ = [
     "ChunkGrid",
     "ChunkNotFoundError",
     "ChunkRef",
+    "Client",
     "DatasetExistsError",
     "DatasetNotFoundError",
     "Info",

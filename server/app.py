@@ -1,0 +1,49 @@
+"""The app factory: routers, error handlers, middleware and the lifespan; no logic.
+
+``create_app(settings=None)`` reads :class:`Settings` from the environment when none is
+given (this is how ``uvicorn --factory --workers N`` builds one app per worker). The
+lifespan opens every dataset once per worker and builds its chunk cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bigarrays_server import routes_chunks, routes_cutout, routes_meta, routes_precomputed
+from bigarrays_server.cors import CorsMiddleware
+from bigarrays_server.errors import install_error_handlers
+from bigarrays_server.metrics import Metrics, MetricsMiddleware
+from bigarrays_server.settings import Settings
+from bigarrays_server.state import ServerState
+from fastapi import FastAPI
+
+import bigarrays_core as bc
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """REST cutouts of Neuroglancer precomputed volumes, and the volumes themselves for Neuroglancer.
+
+Coordinates are absolute, half-open voxel coordinates of the chosen mip, axes (x, y, z, c);
+bodies are little-endian with x fastest (Fortran order). Errors are JSON
+`{"error": code, "message": ..., "detail": {...}}`. See docs/server.md.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A FastAPI app serving ``settings.datasets`` (settings from ``BIGARRAYS_*`` when None)."""
+    settings = settings if settings is not None else Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.bigarrays = ServerState.start(settings, metrics)
+        yield
+
+    app = FastAPI(title="bigarrays", version=bc.__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (routes_meta, routes_cutout, routes_chunks, routes_precomputed):
+        app.include_router(module.router)
+    app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,44 @@
+"""What a worker holds while it serves: settings, datasets, cache, reader, metrics.
+
+Owns: :class:`ServerState`, built by the lifespan and reached from routes through the
+:func:`get_state` dependency (tests may swap it with ``app.dependency_overrides``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from bigarrays_server.cache import ChunkCache
+from bigarrays_server.datasets import DatasetRegistry
+from bigarrays_server.metrics import Metrics
+from bigarrays_server.reader import ChunkReader
+from bigarrays_server.settings import Settings
+from fastapi import Depends, Request
+
+__all__ = ["ServerState", "StateDep", "get_state"]
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    datasets: DatasetRegistry
+    cache: ChunkCache
+    reader: ChunkReader
+    metrics: Metrics
+
+    @classmethod
+    def start(cls, settings: Settings, metrics: Metrics) -> ServerState:
+        """Open every dataset (failing start-up, naming it, if one cannot be opened)."""
+        cache = ChunkCache(settings.cache_bytes)
+        datasets = DatasetRegistry.open(settings.datasets, writable=settings.write_token is not None)
+        return cls(settings, datasets, cache, ChunkReader(cache), metrics)
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.bigarrays
+    return state
+
+
+#: Route parameter annotation for the worker's state.
+StateDep = Annotated[ServerState, Depends(get_state)]

@@ -1,0 +1,157 @@
+"""A real ``bigarrays serve --workers 2`` process driven over HTTP, and the Python client."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from conftest import TOKEN
+from server_live import LiveServer, make_datasets
+
+import bigarrays_core as bc
+
+Live = tuple[LiveServer, dict[str, str], dict[str, np.ndarray]]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    root = tmp_path_factory.mktemp("live")
+    urls, arrays = make_datasets(str(root / "data"), np.random.default_rng(99))
+    server = LiveServer(urls, str(root / "server.log"), workers=2,
+                        args=["--write-token", TOKEN, "--max-cutout-mb", "1", "--cache-mb", "32"])
+    yield server, urls, arrays
+    server.stop()
+
+
+def test_raw_and_npy_cutouts_equal_the_library(live: Live) -> None:
+    server, urls, _ = live
+    ba = bc.open(urls["em"])
+    for bbox in ("-70:20,0:60,0:40", "-64--10_10-30_5-15", "60:90,100:120,70:80"):
+        box = bc.Box.parse(bbox)
+        r = httpx.get(f"{server.url}/v1/em/cutout/0/{bbox}")
+        assert r.status_code == 200, r.text
+        got = np.frombuffer(r.content, np.uint16).reshape(tuple(map(int, r.headers["x-shape"].split(","))), order="F")
+        np.testing.assert_array_equal(got, ba.read(box))
+        n = httpx.get(f"{server.url}/v1/em/cutout/0/{bbox}", params={"format": "npy"})
+        np.testing.assert_array_equal(np.load(io.BytesIO(n.content)), ba.read(box))
+        h = httpx.head(f"{server.url}/v1/em/cutout/0/{bbox}")
+        assert h.status_code == 200 and h.content == b"" and h.headers["content-length"] == str(len(r.content))
+
+
+def test_put_with_and_without_token(live: Live) -> None:
+    server, urls, arrays = live
+    data = np.full((32, 32, 16), 77, dtype=np.uint16)
+    url = f"{server.url}/v1/bl/cutout/0/32:64,32:64,16:32"
+    assert httpx.put(url, content=data.tobytes(order="F")).status_code == 401
+    assert httpx.put(url, content=data.tobytes(order="F"), headers={"Authorization": "Bearer no"}).status_code == 403
+    np.testing.assert_array_equal(bc.open(urls["bl"])[32:64, 32:64, 16:32, 0], arrays["bl"][32:64, 32:64, 16:32, 0])
+    r = httpx.put(url, content=data.tobytes(order="F"), headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(bc.open(urls["bl"])[32:64, 32:64, 16:32, 0], data)
+
+
+def test_concurrent_clients_get_the_right_regions(live: Live) -> None:
+    server, urls, arrays = live
+    rng = np.random.default_rng(5)
+    boxes = []
+    for _ in range(24):
+        start = rng.integers(0, [100, 60, 40])
+        boxes.append(bc.Box(tuple(int(v) for v in start), tuple(int(v) for v in start + rng.integers(1, 30, 3))))
+
+    def fetch(box: bc.Box) -> np.ndarray:
+        with httpx.Client(base_url=server.url) as c:
+            r = c.get(f"/v1/zst/cutout/0/{box.to_colon()}")
+            assert r.status_code == 200, r.text
+            return np.frombuffer(r.content, np.uint8).reshape(box.shape + (1,), order="F")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(fetch, boxes))
+    ba = bc.open(urls["zst"])
+    for box, got in zip(boxes, results, strict=False):
+        np.testing.assert_array_equal(got, ba.read(box))
+
+
+def test_client_indexes_like_a_bigarray(live: Live) -> None:
+    server, urls, _ = live
+    with bc.Client(server.url, piece_bytes=64 * 1024) as client:
+        assert {d["name"] for d in client.datasets()} == set(urls)
+        for name in ("em", "rgb", "seg", "holes"):
+            remote, local = client[name], bc.open(urls[name])
+            assert (remote.shape, remote.dtype, remote.voxel_offset, remote.chunk_size) == \
+                (local.shape, local.dtype, local.voxel_offset, local.chunk_size)
+            assert remote.info == local.info
+            x0, y0, z0 = local.voxel_offset
+            for key in (np.s_[:, :, :], np.s_[x0 - 3:x0 + 70, y0 + 1, z0:z0 + 33], np.s_[..., 0],
+                        np.s_[x0 + 5, y0 + 7, z0 + 2], np.s_[x0 - 100:x0 - 90, :, 3]):
+                want, got = local[key], remote[key]
+                assert got.shape == want.shape and got.dtype == want.dtype, (name, key)
+                np.testing.assert_array_equal(got, want)
+        assert client["em"].at_mip(1).shape == bc.open(urls["em"]).at_mip(1).shape
+        with pytest.raises(bc.DatasetNotFoundError, match="nope"):
+            client["nope"]
+
+
+def test_client_follows_a_413_split(live: Live) -> None:
+    server, urls, _ = live  # the server's limit is 1 MiB; ask for pieces far larger
+    with bc.Client(server.url, piece_bytes=2**30) as client:
+        got = client["em"][-64:86, 10:110, 5:75]
+    assert got.nbytes > 2**20
+    np.testing.assert_array_equal(got, bc.open(urls["em"])[-64:86, 10:110, 5:75])
+
+
+def test_client_writes_with_the_token_and_maps_errors(live: Live) -> None:
+    server, urls, _ = live
+    new = np.arange(64 * 64 * 32, dtype=np.uint32).reshape((64, 64, 32), order="F") % 7
+    with bc.Client(server.url) as anonymous:
+        with pytest.raises(bc.StoragePermissionError, match="401"):
+            anonymous["holes"][64:128, 0:64, 0:32] = new.astype(np.uint8)
+    with bc.Client(server.url, token=TOKEN) as client:
+        client["holes"][64:128, 0:64, 0:32] = new.astype(np.uint8)
+        np.testing.assert_array_equal(bc.open(urls["holes"])[64:128, 0:64, 0:32, 0], new)
+        with pytest.raises(bc.AlignmentError) as info:
+            client["holes"][60:128, 0:64, 0:32] = 1
+        assert info.value.nearest == bc.Box((0, 0, 0), (128, 64, 32))
+        with pytest.raises(bc.WriteDataError):
+            client["holes"][0:64, 0:64, 0:32] = np.zeros((64, 64, 31), np.uint8)
+
+
+def test_open_over_http_reads_the_precomputed_tree(live: Live) -> None:
+    server, urls, _ = live
+    for name in ("zst", "gz", "holes", "em"):
+        remote = bc.open(f"{server.url}/precomputed/{name}", read_only=True)
+        local = bc.open(urls[name])
+        assert remote.info == local.info
+        np.testing.assert_array_equal(remote[:, :, :], local[:, :, :])
+
+
+def test_streaming_a_cutout_of_gigabytes_keeps_server_memory_bounded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    # 4096 x 4096 x 256 uint8 = 4 GiB declared, one chunk written: the rest reads as zeros.
+    url = f"file://{tmp_path / 'sparse'}"
+    ba = bc.create(url, dtype="uint8", size=(4096, 4096, 256), chunk_size=(256, 256, 64))
+    ba[256:512, 256:512, 64:128] = 9
+    server = LiveServer({"sparse": url}, str(tmp_path / "server.log"),
+                        args=["--max-cutout-mb", "8192", "--cache-mb", "64"])
+    try:
+        peak = 0
+        total = 0
+        nines = 0
+        procs = [psutil.Process(p) for p in server.pids()]
+        with httpx.stream("GET", f"{server.url}/v1/sparse/cutout/0/0:4096,0:4096,0:256", timeout=120) as r:
+            assert r.status_code == 200
+            assert int(r.headers["content-length"]) == 4096 * 4096 * 256
+            for i, part in enumerate(r.iter_raw(2**22)):
+                total += len(part)
+                if i % 8 == 0:
+                    nines += part.count(9)
+                    peak = max(peak, sum(p.memory_info().rss for p in procs))
+        assert total == 4096 * 4096 * 256
+        assert nines > 0  # the one written chunk came through
+        assert peak < 600 * 2**20, f"server RSS reached {peak / 2**20:.0f} MiB"
+    finally:
+        server.stop()
