@@ -16,7 +16,14 @@ from bigarrays_core.array.indexing import Selection, parse_selection
 from bigarrays_core.array.read import read_box, read_chunk
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.array.write import write_box
-from bigarrays_core.errors import AlignmentError, InfoError, OutOfBoundsError, ReadOnlyError, WriteDataError
+from bigarrays_core.errors import (
+    AlignmentError,
+    InfoError,
+    OutOfBoundsError,
+    ReadOnlyError,
+    SelectionError,
+    WriteDataError,
+)
 from bigarrays_core.format import Info, Scale
 from bigarrays_core.geometry import Box, ChunkGrid
 from bigarrays_core.kvstore import KVStore
@@ -169,6 +176,8 @@ class BigArray:
         if isinstance(box, str):
             box = Box.parse(box)
         channels = channels or (0, self.num_channels)
+        if not 0 <= channels[0] <= channels[1] <= self.num_channels:
+            raise SelectionError(f"channels {channels[0]}:{channels[1]} are outside 0:{self.num_channels}")
         self._check_bounded(box, "read")
         return read_box(self._io, box, channels, fill_missing=self.fill_missing)
 
@@ -192,16 +201,24 @@ class BigArray:
         if np.ndim(value) == 0:
             if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
                 try:
-                    cast = np.asarray(value, dtype=dtype)
+                    with np.errstate(over="ignore", invalid="ignore"):  # judged below, not warned about
+                        cast = np.asarray(value, dtype=dtype)
                 except (OverflowError, ValueError):
                     cast = None
-                if cast is None or cast != value:
+                nan = isinstance(value, float) and value != value and dtype.kind == "f"
+                if cast is None or not (nan or cast.item() == value):
                     raise WriteDataError(f"value {value!r} does not fit dtype {dtype.name} (writing {where})")
             elif not np.can_cast(np.asarray(value).dtype, dtype, "safe"):
                 raise WriteDataError(f"cannot write {np.asarray(value).dtype.name} into a {dtype.name} volume "
                                      f"without loss (writing {where})")
             return np.broadcast_to(np.asarray(value, dtype=dtype), target)
         arr = np.asarray(value)
+        if arr.dtype != dtype and not isinstance(value, np.ndarray) and arr.dtype.kind in "biuf":
+            # Nested lists come in as int64/float64: accept them when every value fits.
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast_arr = arr.astype(dtype)
+            if np.array_equal(cast_arr, arr, equal_nan=arr.dtype.kind == "f" and dtype.kind == "f"):
+                arr = cast_arr
         if arr.dtype != dtype and not np.can_cast(arr.dtype, dtype, "safe"):
             raise WriteDataError(
                 f"cannot write {arr.dtype.name} data into a {dtype.name} volume without loss (writing {where}); "

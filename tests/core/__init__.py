@@ -1,0 +1,1 @@
+"""Acceptance tests of the core library (issue 2); a package so its helpers import relatively."""
