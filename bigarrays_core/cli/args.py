@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
-
 
 __all__ = ["ints3"]
 

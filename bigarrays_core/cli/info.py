@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-import bigarrays_core as bc
 import json
 
+import bigarrays_core as bc
 from bigarrays_core.cli.describe import describe
 
 

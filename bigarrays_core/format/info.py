@@ -315,7 +315,7 @@ def create_info(
         res_json = [int(r) if float(r).is_integer() else r for r in res]
         scale: dict[str, Any] = {
             "key": scale_key_for(res),
-            "size": [h - l for h, l in zip(hi, lo)],
+            "size": [h - low for h, low in zip(hi, lo)],
             "voxel_offset": lo,
             "resolution": res_json,
             "chunk_sizes": [[int(c) for c in chunk_size]],

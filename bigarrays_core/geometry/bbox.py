@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Tuple
 
 from bigarrays_core.errors import SelectionError
 
 __all__ = ["Box", "Vec3"]
 
-Vec3 = Tuple[int, int, int]
+Vec3 = tuple[int, int, int]
 
 _COLON = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*$")
 _DASH = re.compile(r"^(-?\d+)-(-?\d+)$")

@@ -19,7 +19,8 @@ class MemoryStore(KVStore):
     Content encodings are not recorded: the bytes are kept as given.
     """
 
-    def __init__(self, url: str = "memory://", *, read_only: bool = False, data: dict[str, bytes] | None = None) -> None:
+    def __init__(self, url: str = "memory://", *, read_only: bool = False,
+                 data: dict[str, bytes] | None = None) -> None:
         self.url = url.rstrip("/")
         self.read_only = read_only
         if data is not None:
