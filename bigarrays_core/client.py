@@ -9,7 +9,7 @@ dataset's dtype. Large reads are split into chunk-aligned pieces fetched concurr
 become the core's errors (400 -> :class:`SelectionError`, 404 -> :class:`DatasetNotFoundError`
 or :class:`ChunkNotFoundError`, 409 -> :class:`AlignmentError` with ``nearest``, ...).
 
-Needs ``httpx`` (``pip install 'bigarrays[server]'``), imported when a Client is made.
+Needs ``httpx`` (a dependency of bigarrays), imported when a Client is made.
 """
 
 from __future__ import annotations

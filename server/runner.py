@@ -30,7 +30,8 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     workers:
         Number of uvicorn worker processes; each has its own cache of ``cache_mb`` MiB.
     write_token:
-        Bearer token that allows PUT; None keeps the server read-only.
+        Bearer token that allows PUT; None falls back to ``BIGARRAYS_WRITE_TOKEN`` (so the
+        token need not appear in a process list), and without either the server is read-only.
     more:
         Other :class:`~bigarrays_server.settings.Settings` fields (``max_cutout_mb``,
         ``cors_origins``, ``slab_mb``, ``max_plan_chunks``) and the uvicorn options
@@ -54,6 +55,8 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     if unknown:
         raise TypeError(f"run() got unknown options {sorted(unknown)}; known: "
                         f"{sorted(set(Settings.model_fields) - {'datasets'}) + list(_UVICORN_OPTIONS)}")
+    if write_token is None:
+        write_token = os.environ.get("BIGARRAYS_WRITE_TOKEN") or None
     settings = Settings(datasets=dict(datasets), cache_mb=cache_mb,
                         write_token=write_token, **more)
     DatasetRegistry.open(settings.datasets, writable=False)  # fail fast, naming the dataset

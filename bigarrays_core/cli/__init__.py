@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,9 +19,13 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
+    "bigarrays_core.cli.serve",
+    "bigarrays_core.cli.demo",
     "bigarrays_core.cli.create",
     "bigarrays_core.cli.info",
     "bigarrays_core.cli.cutout",
+    "bigarrays_core.cli.ingest",
+    "bigarrays_core.cli.missing",
 ]
 
 
@@ -41,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
+    except BrokenPipeError:  # e.g. `bigarrays missing ... | head`: the reader left, say nothing
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (bc.BigArraysError, OSError, ValueError) as exc:
         print(f"bigarrays {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -3,34 +3,64 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import re
 
-import bigarrays_core as bc
 import numpy as np
 
+import bigarrays_core as bc
 from bigarrays_core.geometry import Box
+
+#: A bbox that starts with a negative coordinate ("-64:0,0:64,0:64", "-64-0_0-64_0-64").
+_NEGATIVE_BBOX = re.compile(r"^-\d[\d:,_\-]*$")
+
+
+def allow_negative_bbox(parser: argparse.ArgumentParser) -> None:
+    """Let a positional bbox start with '-': argparse would take it for an option.
+
+    argparse only treats arguments matching its negative-number pattern as values; widening
+    that pattern to bboxes is safe because no option of these parsers starts with "-<digit>".
+    """
+    parser._negative_number_matcher = _NEGATIVE_BBOX  # type: ignore[attr-defined]
 
 
 def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("cutout", help="save a region of a dataset to a .npy file",
+    p = sub.add_parser("cutout", help="save a region of a dataset to a .npy or .tif file",
                        description="Cut out BBOX ('x0:x1,y0:y1,z0:z1' or 'x0-x1_y0-y1_z0-z1', absolute voxel "
-                                   "coordinates of the mip) and save it as .npy with shape (x, y, z, c).")
+                                   "coordinates of the mip) and save it as .npy with shape (x, y, z, c), or as a "
+                                   "multi-page .tif/.tiff with one (y, x[, c]) page per z.")
     p.add_argument("url")
     p.add_argument("bbox", help="x0:x1,y0:y1,z0:z1 (negative coordinates allowed)")
-    p.add_argument("-o", "--output", required=True, help="output .npy path")
+    p.add_argument("-o", "--output", required=True, help="output path ending in .npy, .tif or .tiff")
     p.add_argument("--mip", type=int, default=0)
     p.add_argument("--no-fill-missing", action="store_true", help="fail if a chunk is missing instead of zeros")
     p.add_argument("--bounded", action="store_true", help="fail if the box leaves the volume instead of zeros")
+    allow_negative_bbox(p)
     p.set_defaults(run=run_cutout)
 
 
+def save_tiff(path: str, data: np.ndarray) -> None:
+    """Save (x, y, z, c) ``data`` as a multi-page TIFF: page z is (y, x), or (y, x, c) for c > 1."""
+    import tifffile
+
+    pages = data.transpose(2, 1, 0, 3)  # (z, y, x, c)
+    if pages.shape[3] == 1:
+        tifffile.imwrite(path, np.ascontiguousarray(pages[..., 0]), photometric="minisblack",
+                         metadata={"axes": "ZYX"})
+    else:
+        tifffile.imwrite(path, np.ascontiguousarray(pages), photometric="minisblack", planarconfig="contig",
+                         metadata={"axes": "ZYXS"})
+
+
 def run_cutout(args: argparse.Namespace) -> int:
+    if not args.output.lower().endswith((".npy", ".tif", ".tiff")):
+        raise bc.BigArraysError(f"output {args.output!r} must end in .npy, .tif or .tiff")
     box = Box.parse(args.bbox)
     ba = bc.open(args.url, mip=args.mip, read_only=True, fill_missing=not args.no_fill_missing,
                  bounded=args.bounded)
     out = ba.read(box)
-    if not args.output.endswith(".npy"):
-        raise bc.BigArraysError(f"output {args.output!r} must end in .npy")
-    np.save(args.output, out)
+    if args.output.lower().endswith(".npy"):
+        np.save(args.output, out)
+    else:
+        save_tiff(args.output, out)
     print(f"saved {box} mip {args.mip} of {ba.url} -> {args.output} (shape {out.shape}, {out.dtype})")
     return 0

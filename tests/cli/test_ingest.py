@@ -1,0 +1,180 @@
+"""``bigarrays ingest`` end to end: TIFF stacks, .npy, precomputed, mips, compatibility, resuming."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+import bigarrays_core as bc
+from tests.cli.conftest import run_bigarrays
+
+
+def _volume(shape: tuple[int, ...], dtype: str = "uint8", seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 200, size=shape).astype(dtype)
+
+
+def _tiff_dir(root: Path, vol: np.ndarray) -> Path:
+    """One single-page TIFF per z, pages (y, x), names that sort numerically only when padded."""
+    d = root / "stack"
+    d.mkdir()
+    for z in range(vol.shape[2]):
+        tifffile.imwrite(d / f"slice_{z:04d}.tif", np.ascontiguousarray(vol[:, :, z].T))
+    return d
+
+
+def test_ingest_npy_with_mips(cli, tmp_path: Path) -> None:
+    vol = _volume((70, 50, 20), "uint16")
+    np.save(tmp_path / "v.npy", vol)
+    dest = str(tmp_path / "out")
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--chunk-size", "32", "32", "8", "--resolution", "4", "4", "40",
+            "--mips", "3", "--compression", "zstd", "--quiet")
+    assert r.code == 0, r.err
+    assert "written" in r.out
+    ba = bc.open(dest)
+    assert ba.shape == (70, 50, 20, 1) and ba.dtype == np.uint16 and ba.num_mips == 3
+    assert ba.resolution == (4, 4, 40) and ba.compression["id"] == "zstd"
+    np.testing.assert_array_equal(ba[:, :, :, 0], vol)
+    m1 = ba.at_mip(1)
+    assert m1.shape == (35, 25, 20, 1)
+    expected = np.rint(vol.reshape(35, 2, 25, 2, 20).mean(axis=(1, 3))).astype(np.uint16)
+    np.testing.assert_array_equal(m1[:, :, :, 0], expected)
+    # mip 2: 35 -> 18 (the odd last column is averaged with itself, not with zeros)
+    m2 = ba.at_mip(2)[:, :, :, 0]
+    assert m2.shape == (18, 13, 20)
+    assert m2[17, 0, 0] == np.uint16(np.rint(expected[34, 0:2, 0].astype(float).mean()))
+    assert ba.missing_chunks() == m1.missing_chunks() == bc.open(dest, mip=2).missing_chunks() == []
+
+
+def test_ingest_tiff_directory_transposes_pages(cli, tmp_path: Path) -> None:
+    vol = _volume((40, 24, 9))
+    src = _tiff_dir(tmp_path, vol)
+    dest = str(tmp_path / "out")
+    r = cli("ingest", str(src), dest, "--chunk-size", "16", "16", "4", "--voxel-offset", "-8", "100", "3", "--quiet")
+    assert r.code == 0, r.err
+    ba = bc.open(dest)
+    assert ba.voxel_offset == (-8, 100, 3) and ba.shape == (40, 24, 9, 1)
+    np.testing.assert_array_equal(ba[-8:32, 100:124, 3:12, 0], vol)
+
+
+def test_ingest_multipage_tiff_and_segmentation_striding(cli, tmp_path: Path) -> None:
+    labels = np.repeat(np.repeat(_volume((8, 8, 6), "uint64", seed=2) + 2**40, 4, axis=0), 4, axis=1)
+    tifffile.imwrite(tmp_path / "seg.tif", np.ascontiguousarray(labels.transpose(2, 1, 0)))
+    dest = str(tmp_path / "seg")
+    r = cli("ingest", str(tmp_path / "seg.tif"), dest, "--encoding", "compressed_segmentation",
+            "--chunk-size", "16", "16", "4", "--mips", "2", "--quiet")
+    assert r.code == 0, r.err
+    ba = bc.open(dest)
+    assert ba.parsed_info.layer_type == "segmentation" and ba.encoding == "compressed_segmentation"
+    np.testing.assert_array_equal(ba[:, :, :, 0], labels)
+    np.testing.assert_array_equal(ba.at_mip(1)[:, :, :, 0], labels[::2, ::2])  # labels, never averages
+
+
+def test_ingest_from_precomputed_keeps_its_geometry(cli, tmp_path: Path) -> None:
+    src = str(tmp_path / "src")
+    ba = bc.create(src, dtype="float32", size=(33, 20, 10), chunk_size=(16, 16, 8), resolution=(5, 6, 7),
+                   voxel_offset=(-1, -2, -3))
+    vol = np.random.default_rng(7).random((33, 20, 10), dtype=np.float32)
+    ba[:, :, :] = vol
+    dest = (tmp_path / "copy").as_uri()
+    assert cli("ingest", src, dest, "--quiet").code == 0
+    out = bc.open(dest)
+    assert (out.voxel_offset, out.chunk_size, out.resolution) == ((-1, -2, -3), (16, 16, 8), (5, 6, 7))
+    np.testing.assert_array_equal(out[:, :, :, 0], vol)
+
+
+def test_ingest_into_an_incompatible_dataset_is_refused(cli, tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", _volume((32, 32, 8)))
+    dest = str(tmp_path / "out")
+    bc.create(dest, dtype="uint8", size=(32, 32, 8), chunk_size=(16, 16, 8))
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--chunk-size", "32", "32", "8")
+    assert r.code == 1 and "chunk_size" in r.err and "(16, 16, 8)" in r.err
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "8", "0", "0")
+    assert r.code == 1 and "does not fit" in r.err and "[8:40,0:32,0:8]" in r.err
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--mips", "2")
+    assert r.code == 1 and "--mips 2" in r.err
+    assert bc.open(dest).missing_chunks() == bc.open(dest).chunks()  # nothing was written
+
+
+def test_ingest_refuses_values_that_do_not_fit(cli, tmp_path: Path) -> None:
+    vol = _volume((16, 16, 4), "uint16")
+    vol[3, 4, 1] = 300
+    np.save(tmp_path / "v.npy", vol)
+    r = cli("ingest", str(tmp_path / "v.npy"), str(tmp_path / "out"), "--dtype", "uint8", "--quiet")
+    assert r.code == 1 and "uint8" in r.err and "300" in r.err
+    ok = tmp_path / "ok.npy"
+    np.save(ok, (vol % 200).astype(np.uint16))
+    assert cli("ingest", str(ok), str(tmp_path / "out2"), "--dtype", "uint8", "--quiet").code == 0
+    np.testing.assert_array_equal(bc.open(str(tmp_path / "out2"))[:, :, :, 0], vol % 200)
+
+
+def test_ingest_into_part_of_a_bigger_dataset(cli, tmp_path: Path) -> None:
+    dest = str(tmp_path / "big")
+    ba = bc.create(dest, dtype="uint8", size=(64, 64, 16), chunk_size=(32, 32, 8))
+    ba[0:32, 0:32, 0:8] = 9
+    vol = _volume((20, 10, 5))
+    np.save(tmp_path / "v.npy", vol)
+    # Not chunk-aligned: a read-modify-write of the one (missing) chunk it touches.
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "40", "3", "2", "--quiet")
+    assert r.code == 0, r.err
+    assert "1 chunk(s) written" in r.out
+    expected = np.zeros((64, 64, 16), np.uint8)
+    expected[0:32, 0:32, 0:8] = 9
+    expected[40:60, 3:13, 2:7] = vol
+    np.testing.assert_array_equal(bc.open(dest)[:, :, :, 0], expected)
+    # Existing chunks are kept, never overwritten (that is what makes a re-run resume).
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "0", "0", "0", "--quiet")
+    assert r.code == 0 and "0 chunk(s) written, 1 already present" in r.out
+    np.testing.assert_array_equal(bc.open(dest)[:, :, :, 0], expected)
+
+
+def test_interrupted_ingest_resumes_without_rewriting(tmp_path: Path) -> None:
+    vol = _volume((48, 40, 24), seed=11)
+    src = _tiff_dir(tmp_path, vol)
+    good = (src / "slice_0013.tif").read_bytes()
+    (src / "slice_0013.tif").write_bytes(b"not a tiff")  # the run dies in the second z-slab
+    dest = tmp_path / "out"
+    args = ["ingest", str(src), str(dest), "--chunk-size", "16", "16", "8", "--mips", "2", "--quiet"]
+    r = run_bigarrays(args)
+    assert r.code == 1 and "slice_0013.tif" in r.err and "Traceback" not in r.err
+    key = "1_1_1"
+    done = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (dest / key).iterdir()}
+    # Only the first z-slab (z 0-8) finished: its 3x3 chunks, y clipped at 40.
+    assert sorted(done) == sorted(f"{x}-{x + 16}_{y}-{min(y + 16, 40)}_0-8" for x in (0, 16, 32) for y in (0, 16, 32))
+    assert not (dest / "2_2_1").exists()
+    (src / "slice_0013.tif").write_bytes(good)
+    r = run_bigarrays(args)
+    assert r.code == 0, r.err
+    assert "9 already present" in r.out and "written" in r.out
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (dest / key).iterdir()}
+    assert {k: after[k] for k in done} == done  # finished chunks untouched (same file, same mtime)
+    assert len(after) == 27
+    ba = bc.open(str(dest))
+    np.testing.assert_array_equal(ba[:, :, :, 0], vol)
+    assert bc.open(str(dest), mip=1).missing_chunks() == []
+    # A third run has nothing to do.
+    r = run_bigarrays(args)
+    assert r.code == 0 and "0 chunk(s) written" in r.out
+
+
+def test_ingest_shows_progress(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", _volume((32, 32, 16)))
+    r = run_bigarrays(["ingest", str(tmp_path / "v.npy"), str(tmp_path / "out"), "--chunk-size", "16", "16", "8"])
+    assert r.code == 0, r.err
+    assert "8/8" in r.err and "chunk" in r.err  # tqdm's bar on stderr
+
+
+def test_tiff_directory_with_mismatched_page_is_named(cli, tmp_path: Path) -> None:
+    src = _tiff_dir(tmp_path, _volume((16, 16, 4)))
+    tifffile.imwrite(src / "slice_0002.tif", np.zeros((8, 16), np.uint8))
+    r = cli("ingest", str(src), str(tmp_path / "out"), "--quiet")
+    assert r.code == 1 and "slice_0002.tif" in r.err and "(8, 16)" in r.err
+
+
+def test_empty_tiff_directory_is_named(cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    r = cli("ingest", str(tmp_path / "empty"), str(tmp_path / "out"))
+    assert r.code == 1 and "empty" in r.err and ".tif" in r.err
+    assert not os.path.exists(tmp_path / "out")
