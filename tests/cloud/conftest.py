@@ -35,8 +35,6 @@ from tests.services import (  # noqa: E402
     Service,
     create_gcs_bucket,
     create_s3_bucket,
-    start_fake_gcs,
-    start_moto,
 )
 
 #: Every store kind the round-trip suite runs on; ``s3`` and ``gcs`` need the stand-ins.
@@ -47,34 +45,6 @@ CLOUD_KINDS = frozenset({"s3", "gcs"})
 def kind_params(*names: str) -> list[object]:
     """``names`` as pytest params, the ones needing a stand-in marked ``cloud``."""
     return [pytest.param(n, marks=pytest.mark.cloud) if n in CLOUD_KINDS else n for n in names]
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[Service]:
-    """moto's S3 server on 127.0.0.1, with the environment an S3 client needs to reach it."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
-            mp.delenv(name, raising=False)
-        for name, value in DUMMY_AWS_ENV.items():
-            mp.setenv(name, value)
-        service = start_moto()
-        try:
-            mp.setenv("AWS_ENDPOINT_URL", service.endpoint)
-            yield service
-        finally:
-            service.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[Service]:
-    """fake-gcs-server on 127.0.0.1, named by ``STORAGE_EMULATOR_HOST``."""
-    with pytest.MonkeyPatch.context() as mp:
-        service = start_fake_gcs()
-        try:
-            mp.setenv("STORAGE_EMULATOR_HOST", service.endpoint)
-            yield service
-        finally:
-            service.stop()
 
 
 @pytest.fixture

@@ -22,54 +22,11 @@ from pathlib import Path
 import pytest
 
 from tests.services import (
-    DUMMY_AWS_ENV,
-    Service,
-    StaticHTTPServer,
     create_gcs_bucket,
     create_s3_bucket,
-    start_fake_gcs,
-    start_moto,
-    start_static_http,
 )
+
 from .cases import ALL_KINDS, StoreCase, kinds, make_case
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[Service]:
-    """moto's S3 server on 127.0.0.1, with the environment an S3 client needs to reach it."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
-            mp.delenv(name, raising=False)
-        for name, value in DUMMY_AWS_ENV.items():
-            mp.setenv(name, value)
-        service = start_moto()
-        try:
-            mp.setenv("AWS_ENDPOINT_URL", service.endpoint)
-            yield service
-        finally:
-            service.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[Service]:
-    """fake-gcs-server on 127.0.0.1, named by ``STORAGE_EMULATOR_HOST``."""
-    with pytest.MonkeyPatch.context() as mp:
-        service = start_fake_gcs()
-        try:
-            mp.setenv("STORAGE_EMULATOR_HOST", service.endpoint)
-            yield service
-        finally:
-            service.stop()
-
-
-@pytest.fixture(scope="session")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticHTTPServer]:
-    """A static-file server over a temporary directory (its ``root``)."""
-    server = start_static_http(str(tmp_path_factory.mktemp("http-root")))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _unique(prefix: str) -> str:
