@@ -1,0 +1,300 @@
+"""The benchmark cases of benchmarks.md, each turned into timed *subjects*.
+
+A case prepares one subject per library (or, for the flat-volume case, per library and
+volume size). A subject's ``run()`` does the timed work once and returns how much it did
+(decoded bytes, or cutouts); the runner times it and turns that into MB/s or cutouts/s.
+Opening datasets, making source data and choosing cutout origins happen in ``prepare``,
+outside the timing. Every random choice is seeded, so all libraries get the same work.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import bigarrays_core as bc
+from bigarrays_bench.datasets import CHUNK, DatasetSizes
+from bigarrays_bench.libraries import Box3, Library, Unsupported
+
+__all__ = ["CASES", "Case", "Env", "Geometry", "Subject", "Target"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Box sizes and counts of one flavour of the suite."""
+
+    read_shape: tuple[int, int, int]
+    read_origin: tuple[int, int, int]
+    shift: tuple[int, int, int]
+    cseg_shape: tuple[int, int, int]
+    cseg_origin: tuple[int, int, int]
+    random_raw: int  # cutouts per rep
+    random_cseg: int
+    write_shape: tuple[int, int, int]
+    flat_exponents: tuple[int, ...]  # declared volume sizes 10**e bytes
+    flat_shape: tuple[int, int, int]
+    flat_cutouts: int
+
+
+FULL_GEOMETRY = Geometry(read_shape=(512, 512, 256), read_origin=(256, 256, 128), shift=(13, 27, 5),
+                         cseg_shape=(384, 384, 256), cseg_origin=(64, 64, 128), random_raw=300, random_cseg=60,
+                         write_shape=(512, 512, 256), flat_exponents=(9, 10, 11, 12, 13, 14, 15),
+                         flat_shape=(128, 128, 128), flat_cutouts=40)
+QUICK_GEOMETRY = Geometry(read_shape=(128, 128, 64), read_origin=(64, 64, 0), shift=(13, 27, 5),
+                          cseg_shape=(96, 96, 64), cseg_origin=(0, 0, 64), random_raw=30, random_cseg=10,
+                          write_shape=(128, 128, 64), flat_exponents=(9, 12, 15),
+                          flat_shape=(64, 64, 64), flat_cutouts=3)
+
+
+@dataclass
+class Env:
+    """What cases need: the datasets, their sizes, the geometry, a scratch directory, the libraries."""
+
+    data: dict[str, Path]
+    sizes: DatasetSizes
+    geometry: Geometry
+    scratch: Path
+    libraries: list[Library]
+    seed: int = 12345
+    #: Processes a case started (servers); the runner closes it after the case.
+    resources: ExitStack = field(default_factory=ExitStack)
+    quick: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """bigarrays must reach ``ratio`` times ``peer``'s median."""
+
+    peer: str
+    ratio: float
+
+
+@dataclass
+class Subject:
+    """One timed thing: ``run()`` returns the amount of work done (bytes or cutouts)."""
+
+    label: str
+    library: str
+    run: Callable[[], float] | None
+    cant: str | None = None  # why the library cannot do it (run is None then)
+    params: dict[str, object] = field(default_factory=dict)
+    #: True when run() returns the rate itself (e.g. wrk's requests/s), not an amount to time.
+    direct: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    group: str
+    unit: str  # "MB/s" or "cutouts/s"
+    what: str
+    target: Target | None
+    prepare: Callable[[Env], list[Subject]]
+    max_reps: int | None = None  # cap for slow cases (the server load test)
+
+
+def _box(origin: tuple[int, int, int], shape: tuple[int, int, int]) -> Box3:
+    return (origin, (origin[0] + shape[0], origin[1] + shape[1], origin[2] + shape[2]))
+
+
+def _per_library(env: Env, path: Path, make: Callable[[Library, object], Callable[[], float]],
+                 compression: str | None = None, for_write: bool = False) -> list[Subject]:
+    subjects = []
+    for lib in env.libraries:
+        try:
+            handle = lib.open(path, compression=compression, for_write=for_write)
+        except Unsupported as exc:
+            subjects.append(Subject(lib.name, lib.name, None, cant=str(exc)))
+            continue
+        subjects.append(Subject(lib.name, lib.name, make(lib, handle)))
+    return subjects
+
+
+def _read_case(dataset: str, shifted: bool, compression: str | None = None,
+               cseg: bool = False) -> Callable[[Env], list[Subject]]:
+    def prepare(env: Env) -> list[Subject]:
+        g = env.geometry
+        origin, shape = (g.cseg_origin, g.cseg_shape) if cseg else (g.read_origin, g.read_shape)
+        if shifted:
+            origin = tuple(o + s for o, s in zip(origin, g.shift))  # type: ignore[assignment]
+        box = _box(origin, shape)
+
+        def make(lib: Library, handle: object) -> Callable[[], float]:
+            def run() -> float:
+                return float(handle.read(box).nbytes)  # type: ignore[attr-defined]
+            return run
+
+        return _per_library(env, env.data[dataset], make, compression)
+    return prepare
+
+
+def _random_case(dataset: str, cseg: bool) -> Callable[[Env], list[Subject]]:
+    def prepare(env: Env) -> list[Subject]:
+        g = env.geometry
+        size = env.sizes.seg if cseg else env.sizes.image
+        n = g.random_cseg if cseg else g.random_raw
+        rng = np.random.default_rng(env.seed + (1 if cseg else 0))
+        origins = [tuple(int(rng.integers(0, s - 64 + 1)) for s in size) for _ in range(n)]
+        boxes = [_box(o, (64, 64, 64)) for o in origins]  # type: ignore[arg-type]
+
+        def make(lib: Library, handle: object) -> Callable[[], float]:
+            def run() -> float:
+                for b in boxes:
+                    handle.read(b)  # type: ignore[attr-defined]
+                return float(len(boxes))
+            return run
+
+        return _per_library(env, env.data[dataset], make)
+    return prepare
+
+
+def _write_case(compression: str | None) -> Callable[[Env], list[Subject]]:
+    def prepare(env: Env) -> list[Subject]:
+        g = env.geometry
+        box = _box((0, 0, 0), g.write_shape)
+        data = np.asfortranarray(bc.open(str(env.data["img_raw"])).read(bc.Box(*box)))
+        subjects = []
+        for lib in env.libraries:
+            path = env.scratch / f"write_{compression or 'raw'}_{lib.name}"
+            if path.exists():
+                shutil.rmtree(path)
+            # The info is made by bigarrays for every library; only bigarrays records the
+            # compression in it (CloudVolume compresses by its own ``compress`` option).
+            bc.create(str(path), dtype="uint8", size=env.sizes.image, chunk_size=CHUNK, resolution=(8, 8, 40),
+                      layer_type="image", compression=compression if lib.name == "bigarrays" else None)
+            try:
+                handle = lib.open(path, compression=compression, for_write=True)
+            except Unsupported as exc:
+                subjects.append(Subject(lib.name, lib.name, None, cant=str(exc)))
+                continue
+
+            def run(handle: object = handle) -> float:
+                handle.write(box, data)  # type: ignore[attr-defined]
+                return float(data.nbytes)
+            subjects.append(Subject(lib.name, lib.name, run))
+        return subjects
+    return prepare
+
+
+def _flat_side(exponent: int) -> int:
+    """The side of a cubic uint8 volume of about ``10**exponent`` bytes, a multiple of the chunk size."""
+    side = round(10 ** (exponent / 3))
+    return -(-side // CHUNK[0]) * CHUNK[0]
+
+
+def _flat_prepare(env: Env) -> list[Subject]:
+    g = env.geometry
+    rng = np.random.default_rng(env.seed + 2)
+    subjects = []
+    for e in g.flat_exponents:
+        side = _flat_side(e)
+        path = env.scratch / f"flat_1e{e}"
+        if path.exists():
+            shutil.rmtree(path)
+        ba = bc.create(str(path), dtype="uint8", size=(side, side, side), chunk_size=CHUNK, resolution=(8, 8, 40),
+                       layer_type="image")
+        # The same unaligned cutout near the centre at every size, at the same place relative
+        # to the chunk grid (so every size does identical work); only its chunks exist.
+        centre = side // 2 // CHUNK[0] * CHUNK[0]
+        origin = tuple(centre + s for s in (13, 27, 5))
+        box = _box(origin, g.flat_shape)  # type: ignore[arg-type]
+        aligned = ba.grid.expand_to_grid(bc.Box(*box))
+        ba.write(aligned, rng.integers(0, 256, size=aligned.shape, dtype=np.uint8))
+        label = f"1e{e} B"
+        for lib in env.libraries:
+            handle = lib.open(path)
+
+            def run(handle: object = handle, box: Box3 = box) -> float:
+                for _ in range(g.flat_cutouts):
+                    handle.read(box)  # type: ignore[attr-defined]
+                return float(g.flat_cutouts)
+            subjects.append(Subject(f"{lib.name}@{label}", lib.name, run, params={"bytes": side**3, "side": side}))
+    return subjects
+
+
+def _server_cutout_prepare(env: Env) -> list[Subject]:
+    """The same read through ``bigarrays serve`` (one worker, no chunk cache) and in-process."""
+    import httpx
+
+    from bigarrays_bench.services import bigarrays_server
+
+    g = env.geometry
+    box = _box(g.read_origin, g.read_shape)
+    ba = bc.open(str(env.data["img_raw"]))
+    base = env.resources.enter_context(
+        bigarrays_server({"img": env.data["img_raw"]}, workers=1, cache_mb=0, log=env.scratch / "server.log"))
+    client = env.resources.enter_context(httpx.Client(timeout=120))
+    url = f"{base}/v1/img/cutout/0/{bc.Box(*box).to_colon()}"
+    shape = tuple(b - a for a, b in zip(*box)) + (1,)
+
+    def over_http() -> float:
+        r = client.get(url)
+        r.raise_for_status()
+        arr = np.frombuffer(r.content, dtype=np.uint8).reshape(shape, order="F")
+        return float(arr.nbytes)
+
+    def in_process() -> float:
+        return float(ba[box[0][0]:box[1][0], box[0][1]:box[1][1], box[0][2]:box[1][2]].nbytes)
+
+    return [Subject("bigarrays", "bigarrays", over_http, params={"via": "HTTP, bigarrays serve --cache-mb 0"}),
+            Subject("in-process", "in-process", in_process)]
+
+
+def _server_chunks_prepare(env: Env) -> list[Subject]:
+    """wrk -t2 -c16 against one 256 KiB chunk: nginx serving the file vs the server's chunk route (cached)."""
+    from bigarrays_bench.services import bigarrays_server, nginx, wrk_requests_per_second
+
+    seconds = 1.0 if env.quick else 4.0
+    root = env.data["img_raw"]
+    chunk = bc.open(str(root)).chunks()[0]
+    try:
+        ngx = env.resources.enter_context(nginx(root, env.scratch / "nginx"))
+    except FileNotFoundError as exc:
+        ngx = None
+        why = str(exc)
+    srv = env.resources.enter_context(
+        bigarrays_server({"img": root}, workers=2, cache_mb=512, log=env.scratch / "server.log"))
+    subjects = [Subject("bigarrays", "bigarrays",
+                        lambda: wrk_requests_per_second(f"{srv}/v1/img/chunks/0/{chunk.name}", seconds=seconds),
+                        direct=True, params={"workers": 2})]
+    if ngx is None:
+        subjects.append(Subject("nginx", "nginx", None, cant=why))
+    else:
+        subjects.append(Subject("nginx", "nginx",
+                                lambda: wrk_requests_per_second(f"{ngx}/{chunk.key}", seconds=seconds), direct=True))
+    return subjects
+
+
+CASES: list[Case] = [
+    Case("read_raw_aligned", "read_raw", "MB/s", "read 512x512x256 uint8 raw, chunk-aligned",
+         Target("tensorstore", 1.2), _read_case("img_raw", shifted=False)),
+    Case("read_raw_shifted", "read_raw", "MB/s", "same, origin shifted by (13,27,5)",
+         Target("tensorstore", 1.1), _read_case("img_raw", shifted=True)),
+    Case("read_gzip_aligned", "read_gzip", "MB/s", "read 512x512x256 gzip (.gz files), aligned",
+         Target("cloudvolume", 2.5), _read_case("img_gzip", shifted=False, compression="gzip")),
+    Case("read_gzip_shifted", "read_gzip", "MB/s", "read 512x512x256 gzip (.gz files), shifted",
+         Target("cloudvolume", 2.5), _read_case("img_gzip", shifted=True, compression="gzip")),
+    Case("read_jpeg_aligned", "read_jpeg", "MB/s", "read 512x512x256 jpeg q75, aligned",
+         Target("tensorstore", 1.1), _read_case("img_jpeg", shifted=False)),
+    Case("read_cseg_aligned", "read_cseg", "MB/s", "read 384x384x256 uint64 compressed_segmentation",
+         Target("tensorstore", 1.3), _read_case("seg_cseg", shifted=False, cseg=True)),
+    Case("random_raw", "random", "cutouts/s", "64^3 cutouts at random origins, raw uint8",
+         Target("tensorstore", 1.2), _random_case("img_raw", cseg=False)),
+    Case("random_cseg", "random", "cutouts/s", "64^3 cutouts at random origins, uint64 cseg",
+         Target("tensorstore", 1.2), _random_case("seg_cseg", cseg=True)),
+    Case("write_raw_aligned", "write", "MB/s", "write 512x512x256 uint8 raw, aligned",
+         Target("tensorstore", 1.1), _write_case(None)),
+    Case("write_gzip_aligned", "write", "MB/s", "write 512x512x256 gzip (bigarrays level 1 vs CloudVolume default)",
+         Target("cloudvolume", 5.0), _write_case("gzip")),
+    Case("server_chunks", "server", "req/s", "wrk -t2 -c16 on one cached 256 KiB chunk: server (2 workers) vs nginx",
+         Target("nginx", 0.6), _server_chunks_prepare, max_reps=5),
+    Case("server_cutout", "server", "MB/s", "512x512x256 raw cutout over HTTP (no server cache) vs in-process",
+         Target("in-process", 0.8), _server_cutout_prepare),
+    Case("flat_cutout", "flat", "cutouts/s", "one 128^3 unaligned cutout as the declared volume grows 1 GB..1 PB",
+         None, _flat_prepare),
+]

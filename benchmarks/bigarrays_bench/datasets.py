@@ -1,0 +1,161 @@
+"""The benchmark datasets (benchmarks.md §Datasets), built once with bigarrays and reused.
+
+Each dataset is a directory under the data root with a ``BUILT.json`` marker written
+last, after the data were checked: TensorStore must read the raw, jpeg and
+compressed_segmentation volumes identically to bigarrays, and CloudVolume the gzip one
+identically to the raw one. A directory whose marker is missing or describes other
+parameters is rebuilt from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import bigarrays_core as bc
+from bigarrays_bench.noise import VoronoiLabels, image_lattices, image_slab
+
+__all__ = ["DatasetSizes", "FULL", "QUICK", "ensure_datasets"]
+
+#: Bump when the generators change, so old data are rebuilt.
+VERSION = 1
+IMAGE_SEED = 20240611
+SEG_SEED = 7
+CHUNK = (64, 64, 64)
+
+
+@dataclass(frozen=True)
+class DatasetSizes:
+    """Volume shapes of one suite flavour (full, or ``--quick``)."""
+
+    name: str
+    image: tuple[int, int, int]
+    seg: tuple[int, int, int]
+    seg_cells: int  # Voronoi seeds per axis: cells**3 segments
+
+
+FULL = DatasetSizes("full", image=(1024, 1024, 512), seg=(512, 512, 512), seg_cells=23)  # ~12.2k segments
+QUICK = DatasetSizes("quick", image=(256, 256, 128), seg=(128, 128, 128), seg_cells=8)
+
+Log = Callable[[str], None]
+
+
+def _marker(kind: str, sizes: DatasetSizes, shape: tuple[int, int, int]) -> dict[str, object]:
+    return {"version": VERSION, "kind": kind, "shape": list(shape), "sizes": asdict(sizes),
+            "image_seed": IMAGE_SEED, "seg_seed": SEG_SEED}
+
+
+def _is_built(path: Path, marker: dict[str, object]) -> bool:
+    try:
+        # Compare in JSON form: tuples in the marker come back as lists.
+        return bool(json.loads((path / "BUILT.json").read_text()) == json.loads(json.dumps(marker)))
+    except (OSError, ValueError):
+        return False
+
+
+def _fresh(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def _ts_read(path: Path) -> np.ndarray:
+    import tensorstore as ts
+
+    arr = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{path}/"}, read=True).result()
+    return np.asarray(arr.read(order="F").result())
+
+
+def _cv_read(path: Path) -> np.ndarray:
+    from cloudvolume import CloudVolume
+
+    vol = CloudVolume(f"file://{path}", parallel=1, fill_missing=True, progress=False)
+    return np.asarray(vol[:, :, :])
+
+
+def _check_same(what: str, a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape or not np.array_equal(a, b):
+        diff = "shapes differ" if a.shape != b.shape else f"{int(np.count_nonzero(a != b))} voxels differ"
+        raise RuntimeError(f"dataset check failed: {what}: {diff}")
+
+
+def _build_image(root: Path, sizes: DatasetSizes, log: Log) -> None:
+    names: dict[str, dict[str, Any]] = {
+        "img_raw": {}, "img_gzip": {"compression": "gzip"}, "img_jpeg": {"encoding": "jpeg", "jpeg_quality": 75}}
+    shape = sizes.image
+    todo = {n: kw for n, kw in names.items() if not _is_built(root / n, _marker(n, sizes, shape))}
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    arrays = {}
+    for name, kw in todo.items():
+        _fresh(root / name)
+        arrays[name] = bc.create(str(root / name), dtype="uint8", size=shape, chunk_size=CHUNK,
+                                 resolution=(8, 8, 40), layer_type="image", overwrite=True, **kw)
+    lattices = image_lattices(shape, IMAGE_SEED)
+    for z0 in range(0, shape[2], CHUNK[2]):
+        z1 = min(z0 + CHUNK[2], shape[2])
+        slab = image_slab(shape, z0, z1, IMAGE_SEED, lattices)
+        for ba in arrays.values():
+            ba[:, :, z0:z1] = slab
+    log(f"  wrote {sorted(todo)} {shape} in {time.perf_counter() - t0:.1f} s; checking")
+    _verify_image(root, todo, sizes, shape)
+
+
+def _verify_image(root: Path, todo: dict[str, dict[str, Any]], sizes: DatasetSizes,
+                  shape: tuple[int, int, int]) -> None:
+    raw = bc.open(str(root / "img_raw"))[:, :, :]
+    for name in todo:
+        path = root / name
+        mine = bc.open(str(path))[:, :, :]
+        if name == "img_gzip":
+            _check_same("bigarrays gzip vs raw", mine, raw)
+            _check_same("CloudVolume gzip vs raw", _cv_read(path), raw)
+        else:
+            if name == "img_raw":
+                _check_same("CloudVolume raw vs bigarrays", _cv_read(path), mine)
+            _check_same(f"TensorStore {name} vs bigarrays", _ts_read(path), mine)
+        (path / "BUILT.json").write_text(json.dumps(_marker(name, sizes, shape)))
+
+
+def _build_seg(root: Path, sizes: DatasetSizes, log: Log) -> None:
+    name, shape = "seg_cseg", sizes.seg
+    path = root / name
+    marker = _marker(name, sizes, shape)
+    if _is_built(path, marker):
+        return
+    t0 = time.perf_counter()
+    _fresh(path)
+    ba = bc.create(str(path), dtype="uint64", size=shape, chunk_size=CHUNK, resolution=(8, 8, 40),
+                   layer_type="segmentation", encoding="compressed_segmentation",
+                   compressed_segmentation_block_size=(8, 8, 8), overwrite=True)
+    labels = VoronoiLabels(shape, sizes.seg_cells, SEG_SEED)
+    coarse, wiggles = labels.coarse_labels(), labels.wiggle_lattices()
+    for z0 in range(0, shape[2], CHUNK[2]):
+        z1 = min(z0 + CHUNK[2], shape[2])
+        ba[:, :, z0:z1] = labels.slab(z0, z1, coarse, wiggles)
+    log(f"  wrote {name} {shape} in {time.perf_counter() - t0:.1f} s; checking")
+    mine = bc.open(str(path))[:, :, :]
+    _check_same("TensorStore seg_cseg vs bigarrays", _ts_read(path), mine)
+    (path / "BUILT.json").write_text(json.dumps(marker))
+
+
+def ensure_datasets(root: Path, sizes: DatasetSizes, log: Log = print) -> dict[str, Path]:
+    """Build (or reuse) the image and segmentation datasets; return their directories by name.
+
+    Names: ``img_raw``, ``img_gzip`` (bigarrays ``compression="gzip"``, level 1, CloudVolume's
+    ``.gz`` files), ``img_jpeg`` (quality 75) and ``seg_cseg`` (uint64, 8³ blocks).
+    Raises ``RuntimeError`` naming the check when a peer reads a dataset differently.
+    """
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    _build_image(root, sizes, log)
+    _build_seg(root, sizes, log)
+    return {n: root / n for n in ("img_raw", "img_gzip", "img_jpeg", "seg_cseg")}
