@@ -19,6 +19,11 @@ from bigarrays_core.geometry import Box
 
 __all__ = ["read_box", "read_chunk"]
 
+#: Reads of at most this many chunks from a local store run in the caller's thread.
+_INLINE_CHUNKS = 8
+#: Encodings whose decoder keeps the GIL (compressed-segmentation 2.3 decodes with it held).
+_GIL_BOUND_ENCODINGS = frozenset({"compressed_segmentation"})
+
 
 def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
     return ChunkNotFoundError(
@@ -64,6 +69,10 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
             out[inter.slices_in(box) + (slice(None),)] = arr[inter.slices_in(ref.box) + (csel,)]
 
     # Stores that are cheap to call per thread get many small batches; stores that batch
-    # concurrently themselves (object stores) get one batch per thread.
-    run_batches(work, refs, per_thread=4 if io.store.threaded_io else 1)
+    # concurrently themselves (object stores) get one batch per thread. A few local chunks
+    # are read faster in the caller's thread than handed to the pool, and the
+    # compressed_segmentation decoder holds the GIL, so threads only add contention there.
+    threaded = io.store.threaded_io
+    serial = threaded and (len(refs) <= _INLINE_CHUNKS or io.scale.encoding in _GIL_BOUND_ENCODINGS)
+    run_batches(work, refs, per_thread=4 if threaded else 1, inline_below=len(refs) + 1 if serial else 2)
     return out
