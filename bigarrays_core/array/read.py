@@ -68,11 +68,12 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
             inter = ref.box.intersect(box)
             out[inter.slices_in(box) + (slice(None),)] = arr[inter.slices_in(ref.box) + (csel,)]
 
-    # Stores that are cheap to call per thread get many small batches; stores that batch
-    # concurrently themselves (object stores) get one batch per thread. A few local chunks
-    # are read faster in the caller's thread than handed to the pool, and the
-    # compressed_segmentation decoder holds the GIL, so threads only add contention there.
+    # Several batches per thread: for local stores faster threads take more; for object
+    # stores (which fetch a batch concurrently) pasting one batch overlaps fetching the
+    # next. A few local chunks are read faster in the caller's thread than handed to the
+    # pool, and the compressed_segmentation decoder holds the GIL, so threads only add
+    # contention there.
     threaded = io.store.threaded_io
     serial = threaded and (len(refs) <= _INLINE_CHUNKS or io.scale.encoding in _GIL_BOUND_ENCODINGS)
-    run_batches(work, refs, per_thread=4 if threaded else 1, inline_below=len(refs) + 1 if serial else 2)
+    run_batches(work, refs, per_thread=4, inline_below=len(refs) + 1 if serial else 2)
     return out
