@@ -243,10 +243,7 @@ class RemoteArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         sel = parse_selection(key, self.bounds, self.num_channels)
-        out = self.read(sel.box, sel.channels)
-        if sel.dropped:
-            out = out[tuple(0 if i in sel.dropped else slice(None) for i in range(4))]
-        return out
+        return sel.drop_axes(self.read(sel.box, sel.channels))
 
     def read(self, box: Box | str, channels: tuple[int, int] | None = None) -> np.ndarray:
         """The 4-D ``(x, y, z, c)`` voxels of ``box``, fetched in concurrent chunk-aligned pieces."""

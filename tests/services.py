@@ -26,8 +26,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "DUMMY_AWS_ENV",
@@ -105,14 +107,7 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the process by its pid (SIGTERM, then SIGKILL) and reap it."""
-        if self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout)
+        stop_process(self.proc, signal.SIGTERM, timeout)
 
     def __enter__(self) -> Service:
         return self
@@ -172,6 +167,30 @@ def start_fake_gcs(*, timeout: float = 30.0) -> Service:
         service.stop()
         raise
     return service
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Send ``sig`` to a process we started, wait ``timeout``, then SIGKILL; always reap it."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def new_bucket_url(kind: str, endpoint: str, path: str) -> str:
+    """Create a uniquely named bucket on the ``s3`` or ``gcs`` stand-in; return ``scheme://bucket/path``."""
+    bucket = f"bkt-{uuid.uuid4().hex[:12]}"
+    if kind == "s3":
+        create_s3_bucket(endpoint, bucket)
+        return f"s3://{bucket}/{path}"
+    if kind == "gcs":
+        create_gcs_bucket(endpoint, bucket)
+        return f"gs://{bucket}/{path}"
+    raise ValueError(f"no bucket stand-in for {kind!r}; known: s3, gcs")
 
 
 def create_s3_bucket(endpoint: str, bucket: str) -> None:

@@ -166,10 +166,7 @@ class BigArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         sel = self._selection(key)
-        out = self.read(sel.box, sel.channels)
-        if sel.dropped:
-            out = out[tuple(0 if i in sel.dropped else slice(None) for i in range(4))]
-        return out
+        return sel.drop_axes(self.read(sel.box, sel.channels))
 
     def read(self, box: Box | str, channels: tuple[int, int] | None = None) -> np.ndarray:
         """The 4-D ``(x, y, z, c)`` voxels of ``box`` (a :class:`Box` or ``"x0:x1,y0:y1,z0:z1"``)."""

@@ -40,9 +40,11 @@ class Selection:
         """The shape a read returns (dropped axes removed)."""
         return tuple(n for i, n in enumerate(self.shape4) if i not in self.dropped)
 
-    @property
-    def all_channels_implicit(self) -> bool:
-        return 3 not in self.dropped
+    def drop_axes(self, out: np.ndarray) -> np.ndarray:
+        """``out`` (shaped :attr:`shape4`) with the integer-indexed axes removed (a view)."""
+        if not self.dropped:
+            return out
+        return out[tuple(0 if i in self.dropped else slice(None) for i in range(4))]
 
 
 def _is_int(v: Any) -> bool:

@@ -41,9 +41,10 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
 def run_serve(args: argparse.Namespace) -> int:
     try:
         from bigarrays_server.runner import run
-    except ImportError as exc:  # the server extra is not installed
-        raise BigArraysError(f"bigarrays serve needs fastapi and uvicorn, which bigarrays depends on; reinstall it ({exc})") \
-            from exc
+    except ImportError as exc:  # a broken install: fastapi/uvicorn are dependencies
+        raise BigArraysError(
+            f"bigarrays serve needs fastapi and uvicorn, which bigarrays depends on; reinstall it ({exc})"
+        ) from exc
     more = {"max_cutout_mb": args.max_cutout_mb, "log_level": args.log_level}
     if args.cors_origins:
         more["cors_origins"] = args.cors_origins

@@ -8,8 +8,6 @@ when the scale records it. Every failure becomes :class:`ChunkDecodeError` namin
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from bigarrays_core.codecs.base import ByteCodec, ChunkCodec, Shape4
@@ -96,7 +94,3 @@ class ChunkPipeline:
 
     def __repr__(self) -> str:
         return f"ChunkPipeline({self.codec!r}, {self.compressor!r})"
-
-    @staticmethod
-    def config_of(compressor: ByteCodec | None) -> dict[str, Any] | None:
-        return compressor.config() if compressor else None

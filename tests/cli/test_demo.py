@@ -16,7 +16,7 @@ import bigarrays_core as bc
 from bigarrays_core.cli.demo import MARKER, DemoSpec, build_demo, default_demo_dir
 from bigarrays_core.demo_data import make_demo_volume
 from tests.cli.conftest import BIGARRAYS, run_bigarrays
-from tests.services import free_port, wait_for_http
+from tests.services import free_port, stop_process, wait_for_http
 
 SMALL = DemoSpec(size=(96, 80, 24), chunk_size=(32, 32, 16))
 
@@ -106,12 +106,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90, proc=proc)
         yield (root / "demo.log").read_text(), f"http://127.0.0.1:{port}", root
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGINT, timeout=15)
         log.close()
 
 

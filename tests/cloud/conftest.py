@@ -30,12 +30,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.cloud.cloudvolume_access import CloudVolumeAccess, write_secrets  # noqa: E402
-from tests.services import (  # noqa: E402
-    DUMMY_AWS_ENV,
-    Service,
-    create_gcs_bucket,
-    create_s3_bucket,
-)
+from tests.services import DUMMY_AWS_ENV, Service, new_bucket_url  # noqa: E402
 
 #: Every store kind the round-trip suite runs on; ``s3`` and ``gcs`` need the stand-ins.
 KINDS = ("memory", "local", "s3", "gcs")
@@ -71,16 +66,9 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str],
             return f"memory://{_unique('cloud-tests')}"
         if kind == "local":
             return (tmp_path / _unique("local")).as_uri()
-        if kind == "s3":
-            server: Service = request.getfixturevalue("s3_server")
-            bucket = _unique("bkt")
-            create_s3_bucket(server.endpoint, bucket)
-            return f"s3://{bucket}/datasets/em"
-        if kind == "gcs":
-            server = request.getfixturevalue("gcs_server")
-            bucket = _unique("bkt")
-            create_gcs_bucket(server.endpoint, bucket)
-            return f"gs://{bucket}/datasets/em"
+        if kind in CLOUD_KINDS:
+            server: Service = request.getfixturevalue(f"{kind}_server")
+            return new_bucket_url(kind, server.endpoint, "datasets/em")
         raise ValueError(f"unknown store kind {kind!r}; known: {', '.join(KINDS)}")
 
     return make

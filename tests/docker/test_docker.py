@@ -21,7 +21,7 @@ import yaml
 
 import bigarrays_core as bc
 from bigarrays_core.cli import build_parser
-from tests.services import free_port, wait_for_http
+from tests.services import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -149,12 +149,7 @@ def _start_entrypoint(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, signal.SIGINT, timeout=15)
 
 
 def test_entrypoint_serves_datasets_from_the_environment(tmp_path: Path) -> None:

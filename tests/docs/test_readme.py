@@ -24,7 +24,7 @@ import yaml
 
 import bigarrays_core as bc
 from bigarrays_core.cli import build_parser
-from tests.services import free_port, wait_for_http
+from tests.services import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -102,12 +102,7 @@ class Runner:
 
     def close(self) -> None:
         for proc in self.servers:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, signal.SIGINT, timeout=15)
 
 
 def _run_readme(tmp_path: Path, *, with_client: bool) -> None:

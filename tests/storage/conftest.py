@@ -21,10 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import (
-    create_gcs_bucket,
-    create_s3_bucket,
-)
+from tests.services import new_bucket_url
 
 from .cases import ALL_KINDS, StoreCase, kinds, make_case
 
@@ -49,16 +46,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str],
             return f"memory://{_unique('fsspec')}/root"
         if kind == "local":
             return (tmp_path / _unique("local")).as_uri()
-        if kind == "s3":
-            server = request.getfixturevalue("s3_server")
-            bucket = _unique("bkt")
-            create_s3_bucket(server.endpoint, bucket)
-            return f"s3://{bucket}/prefix"
-        if kind == "gcs":
-            server = request.getfixturevalue("gcs_server")
-            bucket = _unique("bkt")
-            create_gcs_bucket(server.endpoint, bucket)
-            return f"gs://{bucket}/prefix"
+        if kind in ("s3", "gcs"):
+            server = request.getfixturevalue(f"{kind}_server")
+            return new_bucket_url(kind, server.endpoint, "prefix")
         if kind == "http":
             server = request.getfixturevalue("http_server")
             name = _unique("dir")
