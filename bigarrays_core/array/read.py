@@ -62,11 +62,14 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     def work(batch: Sequence[ChunkRef]) -> None:
         # iter_get may reuse one buffer: each value is decoded and pasted before the next.
         for ref, data in zip(batch, io.store.iter_get([r.key for r in batch])):
-            arr = read_chunk(io, ref, data, fill_missing=fill_missing)
-            if arr is None:
-                continue
+            if not data:  # CloudVolume treats zero-byte objects as missing too
+                if fill_missing:
+                    continue
+                raise _missing(io, ref)
             inter = ref.box.intersect(box)
-            out[inter.slices_in(box) + (slice(None),)] = arr[inter.slices_in(ref.box) + (csel,)]
+            io.pipeline.decode_into(data, io.chunk_shape(ref), inter.slices_in(ref.box) + (csel,),
+                                    out[inter.slices_in(box) + (slice(None),)],
+                                    io.store.describe(ref.key), ref.key)
 
     # Several batches per thread: for local stores faster threads take more; for object
     # stores (which fetch a batch concurrently) pasting one batch overlaps fetching the

@@ -20,9 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["ByteCodec", "ChunkCodec", "Shape4"]
+__all__ = ["ByteCodec", "ChunkCodec", "Region4", "Shape4"]
 
 Shape4 = tuple[int, int, int, int]
+#: A region of a chunk: one slice per axis ``(x, y, z, c)``, each with step 1 and in bounds.
+Region4 = tuple[slice, slice, slice, slice]
 
 
 class ChunkCodec(ABC):
@@ -47,6 +49,17 @@ class ChunkCodec(ABC):
 
         Raises ``ValueError`` (or the underlying library's error) on bytes that do not fit.
         """
+
+    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+        """Decode the chunk of ``shape`` in ``data`` and write its ``region`` into ``out``.
+
+        ``out`` has the region's shape (usually a strided view of a cutout). The bytes are
+        validated as strictly as by :meth:`decode`; on an error ``out`` may have been
+        partly written. The default decodes the whole chunk and copies; codecs that can
+        decode a region directly (only the blocks it touches, straight into ``out``)
+        override this.
+        """
+        out[...] = self.decode(data, shape)[region]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dtype={self.dtype.name}, num_channels={self.num_channels})"

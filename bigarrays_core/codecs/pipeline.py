@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bigarrays_core.codecs.base import ByteCodec, ChunkCodec, Shape4
+from bigarrays_core.codecs.base import ByteCodec, ChunkCodec, Region4, Shape4
 from bigarrays_core.codecs.raw import RawCodec
 from bigarrays_core.errors import ChunkDecodeError, ChunkEncodeError
 from bigarrays_core.kvstore.base import WriteOptions
@@ -74,19 +74,38 @@ class ChunkPipeline:
         the error's ``key`` attribute.
         """
         try:
-            # A raw chunk of exactly the raw size is taken as is, unless the scale records a
-            # compression (then an incompressible chunk may happen to have that size).
-            if self._raw_nbytes is None or self.compressor is not None or len(data) != self._raw_nbytes(shape):
-                compressor = self._sniffed(data)
-                if compressor is not None:
-                    data = compressor.decode(data)
-            return self.codec.decode(data, shape)
+            return self.codec.decode(self._decompressed(data, shape), shape)
         except Exception as exc:  # every codec library has its own error types
-            raise ChunkDecodeError(
-                f"cannot decode {where} ({len(data)} bytes, {self.describe()}, "
-                f"expected {'x'.join(map(str, shape))}): {exc}",
-                key=key if key is not None else where,
-            ) from exc
+            raise self._decode_error(exc, data, shape, where, key) from exc
+
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
+                    where: str = "chunk", key: str | None = None) -> None:
+        """Write ``region`` of the chunk of ``shape`` stored in ``data`` into ``out``.
+
+        ``out`` has the region's shape; see :meth:`ChunkCodec.decode_into`. Errors as
+        :meth:`decode`.
+        """
+        try:
+            self.codec.decode_into(self._decompressed(data, shape), shape, region, out)
+        except Exception as exc:  # every codec library has its own error types
+            raise self._decode_error(exc, data, shape, where, key) from exc
+
+    def _decompressed(self, data: bytes | memoryview, shape: Shape4) -> bytes | memoryview:
+        # A raw chunk of exactly the raw size is taken as is, unless the scale records a
+        # compression (then an incompressible chunk may happen to have that size).
+        if self._raw_nbytes is None or self.compressor is not None or len(data) != self._raw_nbytes(shape):
+            compressor = self._sniffed(data)
+            if compressor is not None:
+                return compressor.decode(data)
+        return data
+
+    def _decode_error(self, exc: Exception, data: bytes | memoryview, shape: Shape4, where: str,
+                      key: str | None) -> ChunkDecodeError:
+        return ChunkDecodeError(
+            f"cannot decode {where} ({len(data)} bytes, {self.describe()}, "
+            f"expected {'x'.join(map(str, shape))}): {exc}",
+            key=key if key is not None else where,
+        )
 
     def describe(self) -> str:
         c = self.compressor
