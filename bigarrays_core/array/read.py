@@ -59,17 +59,27 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
         return out
     csel = slice(channels[0], channels[1])
 
+    pipeline = io.pipeline
+    store = io.store
+
     def work(batch: Sequence[ChunkRef]) -> None:
-        # iter_get may reuse one buffer: each value is decoded and pasted before the next.
-        for ref, data in zip(batch, io.store.iter_get([r.key for r in batch])):
+        shapes, regions, targets = [], [], []
+        for ref in batch:
+            inter = ref.box.intersect(box)
+            shapes.append(io.chunk_shape(ref))
+            regions.append(inter.slices_in(ref.box) + (csel,))
+            targets.append(inter.slices_in(box) + (slice(None),))
+        # Plain raw chunks are read only from the first to the last byte the box needs.
+        spans = [pipeline.region_span(s, r) for s, r in zip(shapes, regions)]
+        values = store.iter_get_spans([r.key for r in batch], spans)
+        # Values may share one reused buffer: each is decoded and pasted before the next.
+        for ref, shape, region, target, (data, partial) in zip(batch, shapes, regions, targets, values):
             if not data:  # CloudVolume treats zero-byte objects as missing too
                 if fill_missing:
                     continue
                 raise _missing(io, ref)
-            inter = ref.box.intersect(box)
-            io.pipeline.decode_into(data, io.chunk_shape(ref), inter.slices_in(ref.box) + (csel,),
-                                    out[inter.slices_in(box) + (slice(None),)],
-                                    io.store.describe(ref.key), ref.key)
+            decode = pipeline.decode_span_into if partial else pipeline.decode_into
+            decode(data, shape, region, out[target], store.describe(ref.key), ref.key)
 
     # Several batches per thread: for local stores faster threads take more; for object
     # stores (which fetch a batch concurrently) pasting one batch overlaps fetching the

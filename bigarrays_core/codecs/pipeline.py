@@ -90,6 +90,27 @@ class ChunkPipeline:
         except Exception as exc:  # every codec library has its own error types
             raise self._decode_error(exc, data, shape, where, key) from exc
 
+    def region_span(self, shape: Shape4, region: Region4) -> tuple[int, int, int] | None:
+        """``(size, start, stop)``: the bytes of a stored chunk that hold ``region``, if known.
+
+        Only plain raw chunks (no compression recorded) have such a span; a store asked for
+        it reads ``[start, stop)`` when the stored value is exactly ``size`` bytes (and is
+        then raw by the rule of :meth:`decode`), else the whole value. None otherwise.
+        """
+        if self._raw_nbytes is None or self.compressor is not None:
+            return None
+        assert isinstance(self.codec, RawCodec)
+        return (self._raw_nbytes(shape), *self.codec.region_span(shape, region))
+
+    def decode_span_into(self, span: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
+                         where: str = "chunk", key: str | None = None) -> None:
+        """Write ``region`` into ``out`` from the bytes :meth:`region_span` named."""
+        try:
+            assert isinstance(self.codec, RawCodec)
+            self.codec.decode_span_into(span, shape, region, out)
+        except Exception as exc:  # as decode
+            raise self._decode_error(exc, span, shape, where, key) from exc
+
     def _decompressed(self, data: bytes | memoryview, shape: Shape4) -> bytes | memoryview:
         # A raw chunk of exactly the raw size is taken as is, unless the scale records a
         # compression (then an incompressible chunk may happen to have that size).

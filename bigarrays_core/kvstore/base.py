@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
-__all__ = ["KVStore", "WriteOptions", "check_key"]
+__all__ = ["ByteSpan", "KVStore", "WriteOptions", "check_key"]
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd"}
@@ -40,6 +40,10 @@ def check_key(key: str) -> str:
         if part in ("", ".", ".."):
             raise InvalidKeyError(f"invalid key {key!r}: '{part}' components are not allowed")
     return key
+
+
+#: ``(size, start, stop)``: bytes ``[start, stop)`` of a value expected to be ``size`` bytes.
+ByteSpan = tuple[int, int, int]
 
 
 class WriteOptions:
@@ -120,6 +124,24 @@ class KVStore(ABC):
         the default yields from :meth:`get_many`.
         """
         yield from self.get_many(keys)
+
+    def iter_get_spans(self, keys: Sequence[str], spans: Sequence[ByteSpan | None]
+                       ) -> Iterator[tuple[bytes | memoryview | None, bool]]:
+        """Like :meth:`iter_get`, but reading only part of values that are stored plainly.
+
+        ``spans[i]`` is ``(size, start, stop)`` or ``None``. Where it is given and the value
+        of ``keys[i]`` is stored as exactly ``size`` bytes with no content encoding (no
+        ``.gz``/``.zstd`` variant, no Content-Encoding), this yields ``(value[start:stop],
+        True)``; otherwise ``(whole value or None, False)``, exactly as :meth:`iter_get`.
+        Values may be views of a reused buffer, valid until the next one is requested.
+        The default reads whole values and slices them; stores that can read a byte range
+        (local files) override it.
+        """
+        for data, span in zip(self.iter_get(keys), spans):
+            if span is not None and data is not None and len(data) == span[0]:
+                yield memoryview(data)[span[1]:span[2]], True
+            else:
+                yield data, False
 
     # -- single-key helpers ------------------------------------------------------------
     def get(self, key: str) -> bytes | None:

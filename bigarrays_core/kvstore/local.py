@@ -21,12 +21,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
-from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, KVStore, WriteOptions, check_key
+from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, ByteSpan, KVStore, WriteOptions, check_key
 
 __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
 _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
+_ENCODED_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
 #: CloudVolume's other local suffixes, read (decompressed) only when no variant above exists.
 _FOREIGN_SUFFIXES = {".br": "brotli", ".xz": "lzma", ".bz2": "bz2"}
 
@@ -76,14 +77,17 @@ class LocalStore(KVStore):
         return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")
 
     # -- reads -------------------------------------------------------------------------
-    def _locate(self, key: str) -> str | None:
-        """The path of the stored variant of ``key`` (plain, ``.gz``, ``.zstd``), or None.
+    def _locate(self, key: str) -> tuple[str, str] | None:
+        """The path and suffix of the stored variant of ``key`` (plain, ``.gz``, ``.zstd``), or None.
 
         If several exist (CloudVolume leaves the old one behind when it rewrites a chunk with
         another compression) the most recently modified wins, whatever was read before.
         """
         base = self._path(key)
-        best: str | None = None
+        # The common case, only the plain file, costs two access() calls (no exceptions).
+        if not any(os.access(base + suffix, os.F_OK) for suffix in _ENCODED_SUFFIXES):
+            return (base, "") if os.access(base, os.F_OK) else None
+        best: tuple[str, str] | None = None
         best_time = -1
         for suffix in _VARIANTS:
             try:
@@ -93,7 +97,7 @@ class LocalStore(KVStore):
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
             if stat.S_ISREG(st.st_mode) and st.st_mtime_ns > best_time:
-                best, best_time = base + suffix, st.st_mtime_ns
+                best, best_time = (base + suffix, suffix), st.st_mtime_ns
         return best
 
     def _read_foreign(self, key: str) -> bytes | None:
@@ -117,29 +121,42 @@ class LocalStore(KVStore):
             return out
         return None
 
-    def _read_path(self, key: str, into: threading.local | None) -> bytes | memoryview | None:
+    def _read_path(self, key: str, into: threading.local | None,
+                   span: ByteSpan | None = None) -> tuple[bytes | memoryview | None, bool]:
+        """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_get_spans`).
+
+        With ``into`` the bytes land in that thread's reused buffer and a view is returned.
+        """
         for _attempt in range(3):  # a concurrent writer may remove the variant we found
-            path = self._locate(key)
-            if path is None:
-                return self._read_foreign(key)
+            found = self._locate(key)
+            if found is None:
+                return self._read_foreign(key), False
+            path, suffix = found
             try:
                 fd = os.open(path, os.O_RDONLY)
-            except (FileNotFoundError, NotADirectoryError):
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 continue
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
             try:
                 if into is None:
                     with open(fd, "rb", buffering=0, closefd=False) as f:
-                        return f.read()
-                size = os.fstat(fd).st_size
+                        return f.read(), False
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                size = st.st_size
+                offset = 0
+                ranged = span is not None and size == span[0] and not suffix
+                if ranged:
+                    offset, size = span[1], span[2] - span[1]  # type: ignore[index]
                 buf = getattr(into, "buf", None)
                 if buf is None or len(buf) < size:
                     buf = into.buf = bytearray(max(size, 1 << 18))
                 view = memoryview(buf)
                 got = 0
                 while got < size:
-                    n = os.readv(fd, [view[got:size]])
+                    n = os.preadv(fd, [view[got:size]], offset + got)
                     if n == 0:
                         break
                     got += n
@@ -147,11 +164,11 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             finally:
                 os.close(fd)
-            return view[:got]
-        return None
+            return view[:got], ranged
+        return None, False
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._read_path(k, None) for k in keys]  # type: ignore[misc]
+        return [self._read_path(k, None)[0] for k in keys]  # type: ignore[misc]
 
     def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
         """Like :meth:`get_many`, reading each file into one buffer reused per thread.
@@ -160,7 +177,13 @@ class LocalStore(KVStore):
         roughly doubles the speed of reading from the page cache.
         """
         for key in keys:
-            yield self._read_path(key, self._buffers)
+            yield self._read_path(key, self._buffers)[0]
+
+    def iter_get_spans(self, keys: Sequence[str], spans: Sequence[ByteSpan | None]
+                       ) -> Iterator[tuple[bytes | memoryview | None, bool]]:
+        """Like :meth:`iter_get`; a plain file of exactly the span's size is read only in part."""
+        for key, span in zip(keys, spans):
+            yield self._read_path(key, self._buffers, span)
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []
