@@ -2,8 +2,10 @@
 
 Levels follow zlib's 1..9 scale: 1..3 are encoded with ISA-L (``isal``, several times
 faster than zlib), 4..9 with libdeflate (``deflate``). Decoding uses ISA-L, the fastest
-of zlib, libdeflate and ISA-L on this kind of data (and it reads multi-member streams).
-Both release the GIL.
+of zlib, libdeflate and ISA-L on this kind of data: in one call into a buffer sized from
+the trailer, kept when the data is exactly one member; anything else (several members,
+corruption) goes through ISA-L's member-by-member reader, which decodes every member or
+raises. Both release the GIL.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import deflate
-from isal import igzip
+from isal import igzip, igzip_lib
 
 from bigarrays_core.codecs.base import ByteCodec
 
@@ -19,6 +21,8 @@ __all__ = ["GzipCodec"]
 
 DEFAULT_LEVEL = 1
 MAGIC = b"\x1f\x8b"
+#: DEFLATE cannot expand data more than this; caps a buffer sized from a corrupt trailer.
+_MAX_RATIO = 1032
 
 
 class GzipCodec(ByteCodec):
@@ -36,6 +40,17 @@ class GzipCodec(ByteCodec):
         return bytes(deflate.gzip_compress(data, self.level))
 
     def decode(self, data: bytes) -> bytes:
+        n = len(data)
+        if n >= 18:
+            size = int.from_bytes(data[n - 4:n], "little")
+            one = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
+            try:
+                out = one.decompress(data, min(size, n * _MAX_RATIO) + 1)
+            except (igzip_lib.IsalError, EOFError):
+                out = None  # the full reader below raises its own error
+            # One member that ends the data (checked against its trailer by ISA-L).
+            if out is not None and one.eof and not one.unused_data and len(out) == size:
+                return out
         return igzip.decompress(data)
 
     def config(self) -> dict[str, Any]:
