@@ -21,8 +21,6 @@ __all__ = ["read_box", "read_chunk"]
 
 #: Reads of at most this many chunks from a local store run in the caller's thread.
 _INLINE_CHUNKS = 8
-#: Encodings whose decoder keeps the GIL (compressed-segmentation 2.3 decodes with it held).
-_GIL_BOUND_ENCODINGS = frozenset({"compressed_segmentation"})
 
 
 def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
@@ -84,9 +82,7 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     # Several batches per thread: for local stores faster threads take more; for object
     # stores (which fetch a batch concurrently) pasting one batch overlaps fetching the
     # next. A few local chunks are read faster in the caller's thread than handed to the
-    # pool, and the compressed_segmentation decoder holds the GIL, so threads only add
-    # contention there.
-    threaded = io.store.threaded_io
-    serial = threaded and (len(refs) <= _INLINE_CHUNKS or io.scale.encoding in _GIL_BOUND_ENCODINGS)
+    # pool. Every decoder releases the GIL in its heavy work.
+    serial = io.store.threaded_io and len(refs) <= _INLINE_CHUNKS
     run_batches(work, refs, per_thread=4, inline_below=len(refs) + 1 if serial else 2)
     return out
