@@ -3,24 +3,31 @@
 Owns: :class:`Client` and :class:`RemoteArray`. A remote array takes the same indices as a
 :class:`~bigarrays_core.BigArray` (absolute coordinates, ``:`` for the bounds, integers
 drop axes, ``...``) and returns the same arrays: Fortran-ordered ``(x, y, z, c)`` of the
-dataset's dtype. Large reads are split into chunk-aligned pieces fetched concurrently;
-429/503/504 and dropped connections are retried with backoff (honouring
-``Retry-After``); a 413 is followed by fetching the server's ``detail.split``. HTTP errors
-become the core's errors (400 -> :class:`SelectionError`, 404 -> :class:`DatasetNotFoundError`
-or :class:`ChunkNotFoundError`, 409 -> :class:`AlignmentError` with ``nearest``, ...).
+dataset's dtype. Large reads are split into chunk-aligned pieces fetched concurrently,
+cut across z first so that each piece's body is one contiguous run of the output array:
+a body is read from the socket straight into its place (``readinto`` over pooled stdlib
+``http.client`` connections, no intermediate ``bytes``). Anything but a clean 200 is asked
+again through ``httpx``, where 429/503/504 and dropped connections are retried with
+backoff (honouring ``Retry-After``) and a 413 is followed by fetching the server's
+``detail.split``. HTTP errors become the core's errors (400 -> :class:`SelectionError`,
+404 -> :class:`DatasetNotFoundError` or :class:`ChunkNotFoundError`, 409 ->
+:class:`AlignmentError` with ``nearest``, ...).
 
-Needs ``httpx`` (a dependency of bigarrays), imported when a Client is made.
+Needs ``httpx`` (a dependency of bigarrays), imported when a Client is made. Nothing is
+cached on the client: every read asks the server.
 """
 
 from __future__ import annotations
 
+import http.client
 import random
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import numpy as np
 
@@ -43,6 +50,8 @@ __all__ = ["Client", "RemoteArray"]
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _DEFAULT_PIECE_BYTES = 64 * 2**20
+#: Reads are split into about ``max_workers`` pieces, but none smaller than this.
+_MIN_PIECE_BYTES = 32 * 2**20
 
 
 def _parse_box(text: str) -> tuple[Box, tuple[int, int] | None]:
@@ -51,6 +60,105 @@ def _parse_box(text: str) -> tuple[Box, tuple[int, int] | None]:
         c0, _, c1 = parts[3].partition(":")
         return Box.parse(",".join(parts[:3])), (int(c0), int(c1))
     return Box.parse(text), None
+
+
+class _BodyReader:
+    """GETs whose 200 body is read straight into a caller's buffer, one connection per thread.
+
+    Only the happy path lives here: :meth:`get_into` says False for anything else (an error
+    status, a length that is not the buffer's, a broken connection) and the caller asks
+    again through httpx, which retries and reports errors.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._netloc = parts.netloc
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._ssl: Any = None
+        if self._https:  # the trust store httpx uses, so both paths accept the same servers
+            import httpx
+
+            self._ssl = httpx.create_ssl_context()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[http.client.HTTPConnection] = []
+
+    @classmethod
+    def for_url(cls, url: str, timeout: float) -> _BodyReader | None:
+        """A reader for ``url``, or None when httpx would go through a proxy (from the
+        environment) that plain connections would bypass."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
+            return None
+        return cls(url, timeout)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._https:
+                conn = http.client.HTTPSConnection(self._netloc, timeout=self._timeout, context=self._ssl)
+            else:
+                conn = http.client.HTTPConnection(self._netloc, timeout=self._timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def get_into(self, path: str, into: memoryview) -> bool:
+        """GET ``path`` and read its body into ``into`` (a flat byte view).
+
+        True when the answer was a 200 of exactly ``len(into)`` bytes, all of them read.
+        """
+        conn = self._connection()
+        for attempt in range(2):  # the server may have closed a kept-alive connection meanwhile
+            try:
+                conn.request("GET", self._prefix + path, headers={"Accept": "application/octet-stream"})
+                response = conn.getresponse()
+                break
+            except (OSError, http.client.HTTPException):
+                conn.close()  # the next request reconnects
+                if attempt:
+                    return False
+        try:
+            if response.status != 200 or response.getheader("content-length") != str(len(into)):
+                conn.close()
+                return False
+            got = 0
+            while got < len(into):
+                n = response.readinto(into[got:])
+                if not n:
+                    break
+                got += n
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return False
+        if got != len(into):
+            conn.close()
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+
+def _contiguous_part(out: np.ndarray, outer: Box, piece: Box) -> memoryview | None:
+    """The bytes of the Fortran-ordered ``out`` (the read of ``outer``) that ``piece`` fills,
+    as one flat view, or None when they are not one contiguous run."""
+    x, y, z, c = out.shape
+    if piece.start[:2] != outer.start[:2] or piece.stop[:2] != outer.stop[:2]:
+        return None
+    if c > 1 and (piece.start[2], piece.stop[2]) != (outer.start[2], outer.stop[2]):
+        return None
+    plane = x * y * out.dtype.itemsize
+    a = (piece.start[2] - outer.start[2]) * plane
+    return memoryview(out.T).cast("B")[a:a + plane * piece.shape[2] * c]
 
 
 class Client:
@@ -80,11 +188,15 @@ class Client:
         self.url = url.rstrip("/")
         self.token = token
         self.piece_bytes = max(1, int(piece_bytes))
+        self.max_workers = max(1, int(max_workers))
         self.retries = retries
         self.backoff = backoff
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
                                   limits=httpx.Limits(max_connections=max_workers + 2))
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bigarrays-client")
+        # Bodies go straight into the output over plain sockets; a custom transport (tests)
+        # or a proxy means every request goes through httpx instead.
+        self._bodies = _BodyReader.for_url(self.url, timeout) if transport is None else None
+        self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bigarrays-client")
         self._infos: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -143,8 +255,8 @@ class Client:
             exc = StorageTimeoutError(text)
         else:
             exc = StorageError(text)
-        exc.status = status  # type: ignore[attr-defined]
-        exc.detail = detail  # type: ignore[attr-defined]
+        exc.status = status  # type: ignore[union-attr]
+        exc.detail = detail  # type: ignore[union-attr]
         return exc
 
     # -- public API ------------------------------------------------------------------
@@ -169,6 +281,8 @@ class Client:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self._http.close()
+        if self._bodies is not None:
+            self._bodies.close()
 
     def __enter__(self) -> Client:
         return self
@@ -228,7 +342,7 @@ class RemoteArray:
 
     @property
     def grid(self) -> ChunkGrid:
-        return ChunkGrid(self.voxel_offset, self.shape[:3], self.chunk_size)  # type: ignore[arg-type]
+        return ChunkGrid(self.voxel_offset, self.shape[:3], self.chunk_size)
 
     def at_mip(self, mip: int) -> RemoteArray:
         return RemoteArray(self.client, self.name, mip)
@@ -255,6 +369,9 @@ class RemoteArray:
         if out.size == 0:
             return out
         pieces = list(self._pieces(box, channels))
+        if len(pieces) == 1:
+            self._fetch_into(out, box, pieces[0], channels)
+            return out
         futures = [self.client._pool.submit(self._fetch_into, out, box, p, channels) for p in pieces]
         errors = [f.exception() for f in futures]
         for exc in errors:
@@ -263,9 +380,24 @@ class RemoteArray:
         return out
 
     def _pieces(self, box: Box, channels: tuple[int, int]) -> Iterator[Box]:
-        """Tiles of ``box`` cut on the chunk grid, each of at most ``piece_bytes`` (or one chunk)."""
+        """Pieces of ``box`` cut on the chunk grid, each of at most ``piece_bytes`` (or one chunk).
+
+        A large read becomes about ``max_workers`` pieces (none under 32 MiB), fetched at once.
+        When whole chunk-rows of the box fit in a piece, pieces are cut across z only, so each
+        is one contiguous run of the Fortran-ordered output.
+        """
         grid = self.grid
         bpv = self.dtype.itemsize * (channels[1] - channels[0])
+        limit = min(self.client.piece_bytes, max(-(-box.size * bpv // self.client.max_workers), _MIN_PIECE_BYTES))
+        row = box.shape[0] * box.shape[1] * bpv * grid.chunk_size[2]
+        if row <= limit:
+            a, b, o = box.start[2], box.stop[2], grid.voxel_offset[2]
+            s = limit // row * grid.chunk_size[2]
+            first = o + ((a - o) // s + 1) * s
+            cuts = [a, *range(first, b, s), b]
+            for z0, z1 in zip(cuts, cuts[1:], strict=False):
+                yield Box((box.start[0], box.start[1], z0), (box.stop[0], box.stop[1], z1))
+            return
         # Grow the tile one axis at a time (x first: its bytes are contiguous), in whole chunks.
         tile = [1, 1, 1]
         for axis in range(3):
@@ -290,6 +422,18 @@ class RemoteArray:
                     yield Box((x0, y0, z0), (x1, y1, z1))
 
     def _fetch_into(self, out: np.ndarray, outer: Box, piece: Box, channels: tuple[int, int]) -> None:
+        """Fetch ``piece`` of the read of ``outer`` into its place in ``out``."""
+        bodies = self.client._bodies
+        if bodies is not None:
+            into = _contiguous_part(out, outer, piece)
+            tmp = None
+            if into is None:  # not one run of the output: receive it whole, then paste
+                tmp = np.empty(piece.shape + (out.shape[3],), dtype=out.dtype, order="F")
+                into = memoryview(tmp.T).cast("B")
+            if bodies.get_into(self._path(piece, channels) + "?format=raw", into):
+                if tmp is not None:
+                    out[piece.slices_in(outer) + (slice(None),)] = tmp
+                return
         response = None
         try:
             response = self.client.request("GET", self._path(piece, channels), params={"format": "raw"})

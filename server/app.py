@@ -1,4 +1,5 @@
-"""The app factory: routers, error handlers, middleware and the lifespan; no logic.
+"""The app factory: routers, error handlers, middleware (metrics, CORS, the chunk fast
+path) and the lifespan; no logic.
 
 ``create_app(settings=None)`` reads :class:`Settings` from the environment when none is
 given (this is how ``uvicorn --factory --workers N`` builds one app per worker). The
@@ -11,8 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bigarrays_server import routes_chunks, routes_cutout, routes_meta, routes_precomputed
-from bigarrays_server.cors import CorsMiddleware
+from bigarrays_server.cors import CorsMiddleware, CorsPolicy
 from bigarrays_server.errors import install_error_handlers
+from bigarrays_server.fastpath import ChunkFastPath
 from bigarrays_server.metrics import Metrics, MetricsMiddleware
 from bigarrays_server.settings import Settings
 from bigarrays_server.state import ServerState
@@ -41,9 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(title="bigarrays", version=bc.__version__, description=DESCRIPTION, lifespan=lifespan)
+
+    def current_state() -> ServerState | None:
+        state: ServerState | None = getattr(app.state, "bigarrays", None)
+        return state
+
     install_error_handlers(app)
     for module in (routes_meta, routes_cutout, routes_chunks, routes_precomputed):
         app.include_router(module.router)
-    app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
+    cors = CorsPolicy(settings.cors_origins)
+    app.add_middleware(CorsMiddleware, policy=cors)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost: cached chunks are answered before routing (same answers, see fastpath.py).
+    app.add_middleware(ChunkFastPath, cors=cors, metrics=metrics, state=current_state)
     return app

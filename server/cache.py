@@ -92,6 +92,20 @@ class ChunkCache:
         with self._lock:
             return len(self._lru) if self.max_bytes else 0
 
+    def peek(self, key: Hashable) -> Value | None:
+        """The cached value of ``key`` (counted as a hit, made most recent), or None when not cached.
+
+        Never loads: a miss is left to :meth:`get_many` (which counts it). The server's fast
+        path answers cache hits with this, without leaving the event loop.
+        """
+        if not self.max_bytes:
+            return None
+        with self._lock:
+            value = self._lru.get(key)
+            if value is not None:
+                self.stats.hits += 1
+            return value
+
     def get_many(self, keys: Sequence[Hashable], loader: Loader) -> list[Value]:
         """The value of each key, loading the misses with ``loader(missing_keys)``.
 

@@ -1,10 +1,16 @@
 """Reading decoded chunks and boxes through the per-worker :class:`ChunkCache`.
 
 Owns: :class:`ChunkReader`, the only place the server fetches and decodes chunks for the
-cutout, chunk and precomputed routes. It uses the core's public pieces (``ba.chunks``,
-``ba.store.get_many``, ``ba.decode_chunk``).
+cutout, chunk and precomputed routes, and :func:`body_view`, the wire bytes of an array
+without a copy. It uses the core's public pieces (``ba.chunks``, ``ba.store.get_many``,
+``ba.decode_chunk``, ``ba.read``).
 
-Everything here is blocking: the routes call it through ``anyio.to_thread``.
+Cached chunks are Fortran-contiguous and read-only, so a chunk's response body is a view
+of the cached array itself (no copy per request). With a zero cache budget, boxes are read
+by the core's own reader (``ba.read``): nothing would be kept, so the cache would only add
+work.
+
+Everything here but :func:`body_view` blocks: the routes call it through ``anyio.to_thread``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,20 @@ from bigarrays_server.cache import MISSING, ChunkCache
 import bigarrays_core as bc
 from bigarrays_core.array.executor import run_batches
 
-__all__ = ["ChunkReader"]
+__all__ = ["ChunkReader", "body_view"]
+
+
+def body_view(arr: np.ndarray) -> memoryview:
+    """The little-endian, x-fastest (Fortran-order) bytes of ``arr`` as a flat byte view.
+
+    No copy when ``arr`` is Fortran-contiguous (what :class:`ChunkReader` returns); the view
+    keeps ``arr`` alive. Other arrays are copied once.
+    """
+    if not arr.flags.f_contiguous:
+        arr = np.asfortranarray(arr)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"), order="F")
+    return memoryview(arr.T).cast("B")
 
 
 class ChunkReader:
@@ -41,7 +60,8 @@ class ChunkReader:
             out: list[Any] = []
             for ref, data in zip(wanted, datas, strict=False):
                 arr = ba.decode_chunk(ref, data)  # None for missing or zero-byte objects
-                out.append(MISSING if arr is None else arr)
+                # Fortran-contiguous, so body_view() sends the cached array without a copy.
+                out.append(MISSING if arr is None else np.asfortranarray(arr))
             return out
 
         return self.cache.get_many([self.cache_key(ba, r) for r in refs], load)
@@ -50,7 +70,11 @@ class ChunkReader:
         """The voxels of ``box`` x ``channels`` as a zero-filled, Fortran-ordered 4-D array.
 
         Voxels outside the volume and in missing chunks are 0 (DESIGN.md §2 defaults).
+        Without a cache budget this is the core's ``ba.read`` (which decodes straight into
+        the output); otherwise chunks come through the cache.
         """
+        if not self.cache.max_bytes:
+            return ba.read(box, channels)
         x, y, z = box.shape
         out = np.zeros((x, y, z, channels[1] - channels[0]), dtype=ba.dtype, order="F")
         refs = ba.chunks(box)

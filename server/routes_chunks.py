@@ -9,6 +9,7 @@ from bigarrays_server.bbox import RequestBox, parse_bbox
 from bigarrays_server.cache import MISSING
 from bigarrays_server.errors import ApiError
 from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
+from bigarrays_server.reader import body_view
 from bigarrays_server.routes_cutout import BBOX_DOC, DsParam, MipParam, chunk_count, describe_headers
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.split import split_box
@@ -85,5 +86,6 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
     req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
     prefix = npy_header(ba.dtype, req.shape) if fmt == "npy" else b""
     headers = describe_headers(req, ba, fmt, len(prefix) + req.nbytes)
-    body = b"" if request.method == "HEAD" else prefix + arr.tobytes(order="F")
-    return Response(body, headers=headers, media_type=MEDIA_TYPES[fmt])
+    view = body_view(arr)  # the cached array itself, not a copy
+    decoded = b"" if request.method == "HEAD" else (prefix + view if prefix else view)
+    return Response(decoded, headers=headers, media_type=MEDIA_TYPES[fmt])

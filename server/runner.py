@@ -63,7 +63,8 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     saved = {k: os.environ.get(k) for k in settings.to_env()}
     os.environ.update(settings.to_env())
     try:
-        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
+        # "auto" picks uvloop and httptools (installed with uvicorn[standard]) over asyncio and h11.
+        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, loop="auto", http="auto",
                     log_level=uv.get("log_level", "info"), access_log=uv.get("access_log", False),
                     timeout_keep_alive=uv.get("timeout_keep_alive", 5))
     finally:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import anyio.to_thread
 from bigarrays_server.bbox import RequestBox
-from bigarrays_server.reader import ChunkReader
+from bigarrays_server.reader import ChunkReader, body_view
 
 import bigarrays_core as bc
 
@@ -51,14 +51,15 @@ def pieces(req: RequestBox, grid: bc.ChunkGrid, max_bytes: int) -> Iterator[Piec
             z = row_end
 
 
-def read_piece(reader: ChunkReader, ba: bc.BigArray, piece: Piece) -> bytes:
-    """The body bytes of one piece (blocking)."""
+def read_piece(reader: ChunkReader, ba: bc.BigArray, piece: Piece) -> memoryview:
+    """The body bytes of one piece (blocking): a view of the Fortran-ordered slab, not a copy."""
     box, chans = piece
-    return reader.read_box(ba, box, chans).tobytes(order="F")
+    return body_view(reader.read_box(ba, box, chans))
 
 
 async def stream_body(reader: ChunkReader, ba: bc.BigArray, req: RequestBox, max_bytes: int,
-                      first: tuple[Piece, bytes] | None = None, prefix: bytes = b"") -> AsyncIterator[bytes]:
+                      first: tuple[Piece, memoryview] | None = None,
+                      prefix: bytes = b"") -> AsyncIterator[bytes | memoryview]:
     """Yield ``prefix`` then every piece's bytes, reading the next piece while one is sent.
 
     ``first`` is a piece already read (the route reads it before answering, so that a

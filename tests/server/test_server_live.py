@@ -13,6 +13,8 @@ from conftest import TOKEN
 from server_live import LiveServer, make_datasets
 
 import bigarrays_core as bc
+from bigarrays_core.array.indexing import parse_selection
+from bigarrays_core.client import _BodyReader
 
 Live = tuple[LiveServer, dict[str, str], dict[str, np.ndarray]]
 
@@ -155,3 +157,48 @@ def test_streaming_a_cutout_of_gigabytes_keeps_server_memory_bounded(tmp_path) -
         assert peak < 600 * 2**20, f"server RSS reached {peak / 2**20:.0f} MiB"
     finally:
         server.stop()
+
+
+def test_client_reads_whole_z_pieces_straight_into_the_output(live: Live) -> None:
+    server, urls, _ = live
+    # (dataset, selection, piece bytes): z-pieces of one channel, of three channels (received,
+    # then pasted), and a chunk-row larger than a piece (tiles). Only datasets that no other test
+    # here writes: a write through one worker leaves the other worker's cache stale (by design).
+    for name, key, piece_bytes in (("gz", np.s_[:, :, :], 600_000), ("zst", np.s_[3:128, 0:96, 1:64], 600_000),
+                                   ("rgb", np.s_[:, :, :], 150_000), ("em", np.s_[-64:86, 10:110, 5:75], 600_000)):
+        with bc.Client(server.url, piece_bytes=piece_bytes) as client:
+            remote, local = client[name], bc.open(urls[name])
+            sel = parse_selection(key, local.bounds, local.num_channels)
+            pieces = list(remote._pieces(sel.box, sel.channels))
+            whole_planes = all(p.start[:2] == sel.box.start[:2] and p.stop[:2] == sel.box.stop[:2] for p in pieces)
+            assert len(pieces) >= 2 and whole_planes == (name != "em"), (name, pieces)
+            np.testing.assert_array_equal(remote[key], local[key])
+
+
+def test_body_reader_reads_only_a_whole_200(live: Live) -> None:
+    server, urls, arrays = live
+    reader = _BodyReader(server.url, 10.0)
+    try:
+        want = arrays["zst"][0:64, 0:64, 0:32]
+        buf = bytearray(want.nbytes)
+        assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+        assert bytes(buf) == want.tobytes(order="F")
+        for _ in range(3):  # the kept-alive connection is reused
+            assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+        assert not reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:31?format=raw", memoryview(buf))  # shorter
+        assert not reader.get_into("/v1/nope/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))  # 404
+        assert not reader.get_into("/v1/zst/cutout/0/0:2000,0:2000,0:64?format=raw", memoryview(buf))  # 413
+        assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+    finally:
+        reader.close()
+
+
+def test_body_reader_is_not_used_where_httpx_would_take_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert _BodyReader.for_url("http://127.0.0.1:8000", 5.0) is not None
+    assert _BodyReader.for_url("memory://x", 5.0) is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    assert _BodyReader.for_url("http://data.example:8000", 5.0) is None
+    monkeypatch.setenv("NO_PROXY", "data.example")
+    assert _BodyReader.for_url("http://data.example:8000", 5.0) is not None

@@ -1,0 +1,160 @@
+"""The chunk fast path: cache hits answered in pure ASGI exactly as the routed chunk route answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx
+import numpy as np
+import pytest
+from bigarrays_server import Settings, create_app
+from bigarrays_server.cors import CorsPolicy
+from bigarrays_server.fastpath import ROUTE, ChunkFastPath
+from bigarrays_server.reader import body_view
+from bigarrays_server.state import ServerState
+from conftest import TOKEN
+from server_live import InProcess
+
+import bigarrays_core as bc
+
+Writable = tuple[InProcess, dict[str, str], dict[str, np.ndarray]]
+
+# (dataset, chunk): a clipped uint16 edge chunk at a negative offset, a 3-channel chunk, a zstd chunk.
+CHUNKS = [("em", "64-86_74-110_69-75"), ("rgb", "32-64_32-48_16-20"), ("zst", "64-128_64-96_32-64")]
+
+
+def chunk_voxels(urls: dict[str, str], name: str, chunk: str) -> np.ndarray:
+    return bc.open(urls[name]).read(bc.Box.parse(chunk))
+
+
+@pytest.fixture
+def fresh(urls: dict[str, str]) -> Iterator[InProcess]:
+    """An app of its own (empty cache), allowing one origin."""
+    client = InProcess(create_app(Settings(datasets=urls, cache_mb=64, cors_origins=["http://viewer.example"])))
+    yield client
+    client.close()
+
+
+class Refuser:
+    """An app that answers 599 to everything: what reaches it was not answered by the fast path."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class FastOnly:
+    """Requests to a ChunkFastPath over ``api``'s worker state whose fall-through is a :class:`Refuser`."""
+
+    def __init__(self, api: InProcess) -> None:
+        state: ServerState = api.app.state.bigarrays
+        self.refuser = Refuser()
+        fast = ChunkFastPath(self.refuser, CorsPolicy(state.settings.cors_origins), state.metrics, lambda: state)
+        self._portal_cm = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://testserver")
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self._portal.call(lambda: self.client.request(method, url, **kwargs))
+
+    def close(self) -> None:
+        self._portal.call(self.client.aclose)
+        self._portal_cm.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("name,chunk", CHUNKS)
+def test_a_cache_hit_is_answered_exactly_as_the_route_answers_it(fresh: InProcess, urls: dict[str, str],
+                                                                 name: str, chunk: str) -> None:
+    url = f"/v1/{name}/chunks/0/{chunk}"
+    cache = fresh.app.state.bigarrays.cache
+    for headers in ({}, {"Origin": "http://viewer.example"}, {"Origin": "http://elsewhere.example"},
+                    {"Accept": "application/octet-stream, application/x-npy;q=0.5"}):
+        for method in ("GET", "HEAD"):
+            cache.clear()
+            routed = fresh.request(method, url, headers=headers)  # a miss: through FastAPI
+            fast = fresh.request(method, url, headers=headers)  # a hit
+            assert routed.status_code == fast.status_code == 200, routed.text
+            assert fast.headers.raw == routed.headers.raw, (method, headers)
+            assert fast.content == routed.content
+            allowed = headers.get("Origin") == "http://viewer.example"
+            assert fast.headers.get("access-control-allow-origin") == ("http://viewer.example" if allowed else None)
+            assert (fast.headers.get("vary") == "Origin") == allowed
+    got = fresh.get(url).content
+    assert got == chunk_voxels(urls, name, chunk).tobytes(order="F")
+
+
+def test_hits_are_answered_without_the_app_and_everything_else_falls_through(api: InProcess,
+                                                                             urls: dict[str, str]) -> None:
+    name, chunk = CHUNKS[0]
+    url = f"/v1/{name}/chunks/0/{chunk}"
+    assert api.get(url).status_code == 200  # now cached
+    fast = FastOnly(api)
+    try:
+        r = fast.request("GET", url)
+        assert r.status_code == 200 and fast.refuser.paths == []
+        assert r.content == chunk_voxels(urls, name, chunk).tobytes(order="F")
+        assert r.headers["x-shape"] == "22,36,6,1" and r.headers["access-control-allow-origin"] == "*"
+        assert fast.request("GET", url, params={"format": "raw"}).status_code == 200
+        assert fast.request("HEAD", url).content == b""
+        assert fast.refuser.paths == []
+        for method, path, kwargs in (
+                ("GET", url, {"params": {"format": "npy"}}),
+                ("GET", url, {"headers": {"Accept": "application/x-npy"}}),
+                ("GET", url, {"params": {"format": "raw", "x": "1"}}),
+                ("PUT", url, {"content": b""}),
+                ("GET", f"/v1/{name}/chunks/00/{chunk}", {}),
+                ("GET", f"/v1/{name}/chunks/\u0660/{chunk}", {}),
+                ("GET", f"/v1/{name}/chunks/0/0-64_10-74_5-37", {}),  # not cached
+                ("GET", f"/v1/{name}/chunks/0/1-64_10-74_5-37", {}),  # not on the grid
+                ("GET", f"/v1/nope/chunks/0/{chunk}", {}),
+                ("GET", f"/v1/{name}/cutout/0/0:1,10:11,5:6", {})):
+            before = len(fast.refuser.paths)
+            assert fast.request(method, path, **kwargs).status_code == 599, (method, path, kwargs)
+            assert len(fast.refuser.paths) == before + 1
+    finally:
+        fast.close()
+
+
+def test_fast_answers_count_as_cache_hits_and_requests(fresh: InProcess) -> None:
+    name, chunk = CHUNKS[1]
+    url = f"/v1/{name}/chunks/0/{chunk}"
+    stats = fresh.app.state.bigarrays.cache.stats
+    fresh.get(url)
+    hits = stats.hits
+    for _ in range(3):
+        fresh.get(url)
+    fresh.head(url)
+    assert stats.hits == hits + 4
+    text = fresh.get("/metrics").text
+    assert f'bigarrays_requests_total{{method="GET",route="{ROUTE}",status="200"}} 4' in text
+    assert f'bigarrays_requests_total{{method="HEAD",route="{ROUTE}",status="200"}} 1' in text
+
+
+def test_a_write_is_seen_by_the_next_chunk_read(writable: Writable, rng: np.random.Generator) -> None:
+    api, urls, _ = writable
+    url = "/v1/em/chunks/0/0-64_10-74_5-37"
+    old = api.get(url).content
+    assert api.get(url).content == old  # a hit
+    new = rng.integers(0, 2**16, size=(64, 64, 32, 1), dtype=np.uint16)
+    r = api.put("/v1/em/cutout/0/0:64,10:74,5:37", content=new.tobytes(order="F"),
+                headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200, r.text
+    assert api.get(url).content == new.tobytes(order="F") != old
+    assert api.get(url).content == new.tobytes(order="F")  # and the hit after it
+
+
+def test_body_view_is_the_fortran_bytes_without_a_copy() -> None:
+    arr = np.asfortranarray(np.arange(2 * 3 * 4 * 2, dtype="<u2").reshape(2, 3, 4, 2))
+    view = body_view(arr)
+    assert view.nbytes == len(view) == arr.nbytes
+    assert bytes(view) == arr.tobytes(order="F")
+    assert np.shares_memory(np.frombuffer(view, dtype=np.uint8), arr)
+    c_ordered = np.ascontiguousarray(arr[:, :, 1:3])
+    assert bytes(body_view(c_ordered)) == c_ordered.tobytes(order="F")
+    assert bytes(body_view(arr.astype(">u2"))) == arr.tobytes(order="F")
