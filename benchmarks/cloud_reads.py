@@ -10,7 +10,9 @@ started here on 127.0.0.1 (``tests/services.py``) and stopped by pid at the end.
 
 Subjects, per store, each reading every chunk once per rep:
 
-* ``bigarrays``: ``ba[:, :, :]``, i.e. fetch, decode and paste into one (x, y, z, c) array;
+* ``bigarrays``: ``ba[:, :, :]``, i.e. fetch, decode and paste into one (x, y, z, c) array
+  (fetching through obstore when it is installed, else through s3fs / gcsfs: see
+  ``docs/cloud-storage.md``; the run prints which);
 * S3 peers: ``boto3`` ``get_object`` in a ThreadPoolExecutor (``--threads``, default 16,
   ``max_pool_connections`` as many) and ``s3fs``'s batch ``cat`` on the same keys;
 * GCS peers: ``gcsfs``'s batch ``cat`` on the same keys and ``google-cloud-storage``
@@ -99,6 +101,7 @@ def write_dataset(url: str, data: np.ndarray) -> None:
 
 def bigarrays_subject(store: str, url: str, data: np.ndarray) -> Subject:
     ba = bc.open(url, read_only=True)
+    print(f"bigarrays on {store} reads through {'obstore' if getattr(ba.store, '_reader', None) else 'fsspec'}")
     first = ba[:, :, :]
     if not np.array_equal(first, data):
         raise RuntimeError(f"bigarrays read of {url} differs from what was written")

@@ -103,7 +103,9 @@ def test_gcs_emulator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert store.fs.credentials.method == "anon"  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("url", "options"), [("gs://bucket/ds", {"token": "anon"}), ("s3://bucket/ds", {"anon": True})])
+@pytest.mark.parametrize(
+    ("url", "options"), [("gs://bucket/ds", {"token": "anon"}), ("s3://bucket/ds", {"anon": True})]
+)
 def test_filesystems_pickle(url: str, options: dict[str, object]) -> None:
     fs = open_store(url, storage_options=options).fs  # type: ignore[attr-defined]
     assert type(pickle.loads(pickle.dumps(fs))) is type(fs)
