@@ -8,6 +8,7 @@ into it. Voxels outside the volume, and chunks that do not exist (with
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,8 +20,23 @@ from bigarrays_core.geometry import Box
 
 __all__ = ["read_box", "read_chunk"]
 
+#: numpy asks for huge pages from this size on.
+_HUGE_PAGE_MIN = 4 << 20
 #: Reads of at most this many chunks from a local store run in the caller's thread.
 _INLINE_CHUNKS = 8
+
+
+def _zeros(shape: tuple[int, int, int, int], dtype: np.dtype, *, huge_pages: bool) -> np.ndarray:
+    """A zeroed Fortran-ordered output.
+
+    numpy asks for transparent huge pages for large arrays, which makes local reads
+    faster (fewer page faults) but costs object-store reads dearly: zeroing a 2 MiB page
+    at a time stalls the pasting thread while fetches wait. Those get plain pages.
+    """
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if huge_pages or nbytes < _HUGE_PAGE_MIN:
+        return np.zeros(shape, dtype=dtype, order="F")
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape, order="F")
 
 
 def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
@@ -51,7 +67,7 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     x, y, z = box.shape
     shape = (x, y, z, channels[1] - channels[0])
     if out is None:
-        out = np.zeros(shape, dtype=io.dtype, order="F")
+        out = _zeros(shape, io.dtype, huge_pages=io.store.threaded_io)
     refs = io.chunks(box)
     if not refs:
         return out

@@ -114,3 +114,21 @@ def test_wrong_size_raw_chunk_still_names_the_key(tmp_path) -> None:  # type: ig
         ba[2:4, 2:4, 2:4]
     assert info.value.key == key
     np.testing.assert_array_equal(ba[8:16, 8:16, 8:16], 1)  # other chunks unaffected
+
+
+def test_large_object_store_output_is_a_plain_zeroed_array() -> None:
+    """Object-store reads of >= 4 MiB use plain (not huge) pages; the result is an ordinary array."""
+    from bigarrays_core.kvstore.fsspec_store import FsspecStore
+
+    url = f"memory://bigarrays-spans-{os.getpid()}-{time.monotonic_ns()}/v"
+    store = FsspecStore(url)
+    assert not store.threaded_io
+    ba = bc.create(store, dtype="uint16", size=(256, 256, 64), chunk_size=(64, 64, 64))
+    ba[0:64, 0:64, 0:64] = np.full((64, 64, 64), 5, "uint16")
+    out = ba[0:256, 0:256, 0:64]
+    assert out.nbytes >= 4 << 20
+    assert out.flags.f_contiguous and out.flags.writeable and out.dtype == np.dtype("uint16")
+    assert (out[:64, :64] == 5).all() and not out[64:].any() and not out[:, 64:].any()
+    out[...] = 1  # the caller owns it
+    assert ba[0, 0, 0] == 5
+    store.fs.rm(store.fs._strip_protocol(url), recursive=True)
