@@ -24,6 +24,9 @@ __all__ = ["read_box", "read_chunk"]
 _HUGE_PAGE_MIN = 4 << 20
 #: Reads of at most this many chunks from a local store run in the caller's thread.
 _INLINE_CHUNKS = 8
+#: ... and plain raw reads (a copy per chunk, bound by memory speed) of at most this many
+#: output bytes: measured faster than two threads up to ~32 MiB, slower from ~36 MiB.
+_INLINE_RAW_BYTES = 16 << 20
 
 
 def _zeros(shape: tuple[int, int, int, int], dtype: np.dtype, *, huge_pages: bool) -> np.ndarray:
@@ -97,8 +100,10 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
 
     # Several batches per thread: for local stores faster threads take more; for object
     # stores (which fetch a batch concurrently) pasting one batch overlaps fetching the
-    # next. A few local chunks are read faster in the caller's thread than handed to the
-    # pool. Every decoder releases the GIL in its heavy work.
-    serial = io.store.threaded_io and len(refs) <= _INLINE_CHUNKS
+    # next. A few local chunks, or a small plain raw read, are read faster in the
+    # caller's thread than handed to the pool (measured; copies are bound by memory
+    # speed). Every decoder releases the GIL in its heavy work.
+    serial = io.store.threaded_io and (
+        len(refs) <= _INLINE_CHUNKS or (io.pipeline.plain_raw and out.nbytes <= _INLINE_RAW_BYTES))
     run_batches(work, refs, per_thread=4, inline_below=len(refs) + 1 if serial else 2)
     return out

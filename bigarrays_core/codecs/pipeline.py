@@ -28,6 +28,8 @@ class ChunkPipeline:
         self.codec = codec
         self.compressor = compressor
         self._raw_nbytes = codec.expected_nbytes if isinstance(codec, RawCodec) else None
+        #: Chunks are stored as plain raw bytes: decoding is a copy, bound by memory speed.
+        self.plain_raw = self._raw_nbytes is not None and compressor is None
         self.write_options = WriteOptions(
             content_encoding=compressor.content_encoding if compressor else None,
             content_type=codec.content_type,
@@ -97,9 +99,9 @@ class ChunkPipeline:
         it reads ``[start, stop)`` when the stored value is exactly ``size`` bytes (and is
         then raw by the rule of :meth:`decode`), else the whole value. None otherwise.
         """
-        if self._raw_nbytes is None or self.compressor is not None:
+        if not self.plain_raw:
             return None
-        assert isinstance(self.codec, RawCodec)
+        assert isinstance(self.codec, RawCodec) and self._raw_nbytes is not None
         return (self._raw_nbytes(shape), *self.codec.region_span(shape, region))
 
     def decode_span_into(self, span: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
