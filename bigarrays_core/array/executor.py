@@ -1,7 +1,8 @@
 """The thread pool chunk work runs on, shared by every BigArray in the process.
 
-Its size is ``BIGARRAYS_NUM_THREADS`` or the number of CPUs. Tasks submitted here never
-wait on other tasks of the pool, so it cannot deadlock.
+The parallelism is ``BIGARRAYS_NUM_THREADS`` or the number of CPUs: the calling thread
+works too, with that many minus one pool threads. Tasks submitted here never wait on
+other tasks of the pool, so it cannot deadlock.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _get_pool() -> ThreadPoolExecutor:
     if pool is None:
         with _lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=_size, thread_name_prefix="bigarrays")
+                _pool = ThreadPoolExecutor(max_workers=max(1, _size - 1), thread_name_prefix="bigarrays")
             pool = _pool
     return pool
 
@@ -51,11 +52,13 @@ def run_batches(work: Callable[[Sequence[T]], None], items: Sequence[T], *, per_
                 inline_below: int = 2) -> None:
     """Run ``work`` over contiguous batches of ``items`` and wait for all of them.
 
-    Large jobs get up to ``per_thread`` batches per thread so faster threads take more;
-    small ones get one batch per thread. One batch always runs in the caller's thread
-    (no hand-off for it), the others on the pool. With fewer than ``inline_below`` items,
-    or one thread, everything runs in the caller's thread. The first exception is raised
-    after every batch has finished, so no batch outlives the caller's buffers.
+    Large jobs are cut into ``per_thread`` batches per thread, small ones into one batch
+    per thread. The caller's thread and the pool's threads (one fewer than the
+    parallelism, so no core is oversubscribed) take batches from one shared queue until
+    it is empty, so faster threads take more. With fewer than ``inline_below`` items, or
+    a parallelism of one, everything runs in the caller's thread. After a failure no
+    new batch starts; the first exception is raised once every running batch has
+    finished, so no batch outlives the caller's buffers.
     """
     n = len(items)
     if n == 0:
@@ -66,17 +69,27 @@ def run_batches(work: Callable[[Sequence[T]], None], items: Sequence[T], *, per_
         return
     nb = min(n, threads * per_thread) if n >= 4 * threads * per_thread else min(n, threads)
     bounds = [round(i * n / nb) for i in range(nb + 1)]
+    batches = iter([items[a:b] for a, b in zip(bounds, bounds[1:]) if b > a])
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        while True:
+            with take:
+                batch = None if errors else next(batches, None)
+            if batch is None:
+                return
+            try:
+                work(batch)
+            except BaseException as exc:  # re-raised by the caller below
+                with take:
+                    errors.append(exc)
+                return
+
     pool = _get_pool()
-    futures: list[Future[None]] = [
-        pool.submit(work, items[a:b]) for a, b in zip(bounds[1:-1], bounds[2:]) if b > a
-    ]
-    error: BaseException | None = None
-    try:
-        work(items[bounds[0]:bounds[1]])
-    except BaseException as exc:  # re-raised below, after the pool's batches are done
-        error = exc
-    wait(futures)
-    if error is None:
-        error = next((f.exception() for f in futures if f.exception() is not None), None)
-    if error is not None:
-        raise error
+    helpers: list[Future[None]] = [pool.submit(drain) for _ in range(min(threads - 1, nb - 1))]
+    drain()
+    # Helpers that never started have nothing left to do: drop them instead of waiting.
+    wait([f for f in helpers if not f.cancel()])
+    if errors:
+        raise errors[0]
