@@ -8,8 +8,9 @@ not thread-safe, so one lock guards the LRU and the in-flight table.
 Single flight: when several threads miss the same key at once, the first one loads it and
 the others wait for that result (or its exception) instead of fetching it again.
 
-With N uvicorn workers there are N caches; a write through one worker invalidates only
-that worker's cache (docs/server.md, "Caching").
+With N uvicorn workers there are N caches; a write through one worker invalidates its
+chunks there, and the other workers :meth:`ChunkCache.clear` theirs when they see the
+shared write counter move (``generation.py``; docs/server.md, "Caching").
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class ChunkCache:
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, Future[Value]] = {}
         self._generation: dict[Hashable, int] = {}
+        #: Bumped by :meth:`clear`: loads that started before it are not kept.
+        self._epoch = 0
 
     @property
     def current_bytes(self) -> int:
@@ -132,14 +135,15 @@ class ChunkCache:
                 self._inflight[key] = Future()
                 mine.append(i)
             gens = {keys[i]: self._generation.get(keys[i], 0) for i in mine}
+            epoch = self._epoch
         if mine:
-            self._load(keys, mine, gens, loader, out)
+            self._load(keys, mine, gens, epoch, loader, out)
         for i, fut in theirs:
             out[i] = fut.result()
         return out
 
-    def _load(self, keys: Sequence[Hashable], mine: list[int], gens: dict[Hashable, int], loader: Loader,
-              out: list[Value]) -> None:
+    def _load(self, keys: Sequence[Hashable], mine: list[int], gens: dict[Hashable, int], epoch: int,
+              loader: Loader, out: list[Value]) -> None:
         wanted = [keys[i] for i in mine]
         try:
             values = list(loader(wanted))
@@ -156,8 +160,10 @@ class ChunkCache:
             for key, value in zip(wanted, values, strict=False):
                 if isinstance(value, np.ndarray):
                     value.flags.writeable = False
-                # A write that invalidated the key while we loaded makes our value stale.
-                if self.max_bytes and self._generation.get(key, 0) == gens[key] and _sizeof(value) <= self.max_bytes:
+                # A write that invalidated the key (or cleared the cache) while we loaded makes
+                # our value stale.
+                fresh = self._generation.get(key, 0) == gens[key] and self._epoch == epoch
+                if self.max_bytes and fresh and _sizeof(value) <= self.max_bytes:
                     self._lru[key] = value
                 futs.append(self._inflight.pop(key))
         for i, value, f in zip(mine, values, futs, strict=False):
@@ -175,5 +181,8 @@ class ChunkCache:
                 self._generation = {k: g for k, g in self._generation.items() if k in self._inflight}
 
     def clear(self) -> None:
+        """Forget everything, including loads still in flight (another worker wrote)."""
         with self._lock:
-            self._lru.clear()
+            self.stats.invalidations += len(self._lru)
+            self._lru = _LRU(max(1, self.max_bytes), self.stats)  # not popitem(): not evictions
+            self._epoch += 1

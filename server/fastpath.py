@@ -79,6 +79,10 @@ class ChunkFastPath:
         self._targets: dict[str, _Target | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            state = self.state()
+            if state is not None:
+                state.observe_writes()  # another worker's write empties this worker's cache first
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _RAW_QUERIES:
             start = time.perf_counter()
             answer = self._answer(scope)

@@ -176,6 +176,7 @@ async def put_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
             ba[x0:x1, y0:y1, z0:z1, c0:c1] = data
         finally:
             state.reader.invalidate(ba, req.box)
+            state.wrote()
 
     await anyio.to_thread.run_sync(write)
     return JSONResponse({"written": req.to_text(), "mip": ba.mip, "chunks": chunk_count(ba, req.box)})

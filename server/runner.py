@@ -46,6 +46,7 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     """
     import uvicorn
     from bigarrays_server.datasets import DatasetRegistry
+    from bigarrays_server.generation import create_generation_file
     from bigarrays_server.settings import Settings
 
     if workers < 1:
@@ -60,6 +61,11 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     settings = Settings(datasets=dict(datasets), cache_mb=cache_mb,
                         write_token=write_token, **more)
     DatasetRegistry.open(settings.datasets, writable=False)  # fail fast, naming the dataset
+    generation_file = None
+    if workers > 1 and write_token and settings.cache_mb > 0:
+        # Each worker caches chunks: a write through one must empty the others' caches.
+        generation_file = create_generation_file()
+        settings = settings.model_copy(update={"generation_file": generation_file})
     saved = {k: os.environ.get(k) for k in settings.to_env()}
     os.environ.update(settings.to_env())
     try:
@@ -68,6 +74,8 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
                     log_level=uv.get("log_level", "info"), access_log=uv.get("access_log", False),
                     timeout_keep_alive=uv.get("timeout_keep_alive", 5))
     finally:
+        if generation_file is not None:
+            os.unlink(generation_file)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

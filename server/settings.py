@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     max_plan_chunks: int = Field(100_000, gt=0)
     slab_mb: float = Field(32, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    #: The workers' shared write counter (made by the runner when several workers may write).
+    generation_file: str | None = None
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -122,4 +124,6 @@ class Settings(BaseSettings):
             "BIGARRAYS_CORS_ORIGINS": json.dumps(self.cors_origins),
             "BIGARRAYS_WRITE_TOKEN": self.write_token or "",
         }
+        if self.generation_file:
+            env["BIGARRAYS_GENERATION_FILE"] = self.generation_file
         return env

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from bigarrays_server.cache import ChunkCache
 from bigarrays_server.datasets import DatasetRegistry
+from bigarrays_server.generation import WriteGeneration
 from bigarrays_server.metrics import Metrics
 from bigarrays_server.reader import ChunkReader
 from bigarrays_server.settings import Settings
@@ -26,13 +27,26 @@ class ServerState:
     cache: ChunkCache
     reader: ChunkReader
     metrics: Metrics
+    #: The counter of writes shared with the other workers, when there are several.
+    writes: WriteGeneration | None = None
 
     @classmethod
     def start(cls, settings: Settings, metrics: Metrics) -> ServerState:
         """Open every dataset (failing start-up, naming it, if one cannot be opened)."""
         cache = ChunkCache(settings.cache_bytes)
         datasets = DatasetRegistry.open(settings.datasets, writable=settings.write_token is not None)
-        return cls(settings, datasets, cache, ChunkReader(cache), metrics)
+        writes = WriteGeneration(settings.generation_file) if settings.generation_file else None
+        return cls(settings, datasets, cache, ChunkReader(cache), metrics, writes)
+
+    def observe_writes(self) -> None:
+        """Empty the cache if another worker has written since; call before serving a request."""
+        if self.writes is not None and self.writes.others_wrote():
+            self.cache.clear()
+
+    def wrote(self) -> None:
+        """Tell the other workers that this one has stored a write (after invalidating it here)."""
+        if self.writes is not None:
+            self.writes.bump()
 
 
 def get_state(request: Request) -> ServerState:

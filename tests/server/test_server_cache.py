@@ -116,3 +116,18 @@ def test_zero_budget_keeps_nothing() -> None:
     cache.get_many(["a"], load)
     cache.get_many(["a"], load)
     assert n == 2 and cache.current_bytes == 0
+
+
+def test_clear_drops_entries_and_loads_in_flight() -> None:
+    cache = ChunkCache(10_000)
+    cache.get_many(["a", "b"], lambda keys: [arr(10, 1) for _ in keys])
+    cache.clear()
+    assert len(cache) == 0 and cache.stats.evictions == 0 and cache.stats.invalidations == 2
+
+    def load_racing_another_workers_write(keys: Sequence[Hashable]) -> list[np.ndarray]:
+        cache.clear()  # another worker's write is noticed while this (old) value is being read
+        return [arr(10, 2)]
+
+    (stale,) = cache.get_many(["a"], load_racing_another_workers_write)
+    assert stale[0] == 2 and len(cache) == 0  # returned to its caller, but not kept
+    assert cache.get_many(["a"], lambda keys: [arr(10, 3)])[0][0] == 3
