@@ -84,9 +84,15 @@ class LocalStore(KVStore):
         another compression) the most recently modified wins, whatever was read before.
         """
         base = self._path(key)
-        # The common case, only the plain file, costs two access() calls (no exceptions).
+        # The common case, only the plain file: two access() calls (no exceptions) and a stat.
         if not any(os.access(base + suffix, os.F_OK) for suffix in _ENCODED_SUFFIXES):
-            return (base, "") if os.access(base, os.F_OK) else None
+            try:
+                plain = stat.S_ISREG(os.stat(base).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            return (base, "") if plain else None
         best: tuple[str, str] | None = None
         best_time = -1
         for suffix in _VARIANTS:
@@ -134,7 +140,7 @@ class LocalStore(KVStore):
             path, suffix = found
             try:
                 fd = os.open(path, os.O_RDONLY)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
@@ -142,10 +148,7 @@ class LocalStore(KVStore):
                 if into is None:
                     with open(fd, "rb", buffering=0, closefd=False) as f:
                         return f.read(), False
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                size = st.st_size
+                size = os.fstat(fd).st_size
                 offset = 0
                 ranged = span is not None and size == span[0] and not suffix
                 if ranged:

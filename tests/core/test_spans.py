@@ -132,3 +132,12 @@ def test_large_object_store_output_is_a_plain_zeroed_array() -> None:
     out[...] = 1  # the caller owns it
     assert ba[0, 0, 0] == 5
     store.fs.rm(store.fs._strip_protocol(url), recursive=True)
+
+
+def test_local_key_naming_a_directory_is_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    store = LocalStore(str(tmp_path))
+    assert store.get("a") is None
+    assert list(store.iter_get(["a"])) == [None]
+    assert list(store.iter_get_spans(["a"], [(10, 0, 5)])) == [(None, False)]
+    assert not store.exists("a")
