@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import numpy as np
 
@@ -50,13 +51,21 @@ def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
     )
 
 
+def _present(data: bytes | memoryview | None, io: ScaleIO, ref: ChunkRef,
+             fill_missing: bool) -> TypeGuard[bytes | memoryview]:
+    """Whether ``data`` holds the chunk; False for a missing one if ``fill_missing``, else raises."""
+    if data:
+        return True
+    if fill_missing:  # CloudVolume treats zero-byte objects as missing too
+        return False
+    raise _missing(io, ref)
+
+
 def read_chunk(io: ScaleIO, ref: ChunkRef, data: bytes | memoryview | None, *,
                fill_missing: bool) -> np.ndarray | None:
     """Decode one chunk's stored bytes (``None`` if missing and ``fill_missing``)."""
-    if not data:  # CloudVolume treats zero-byte objects as missing too
-        if fill_missing:
-            return None
-        raise _missing(io, ref)
+    if not _present(data, io, ref, fill_missing):
+        return None
     return io.pipeline.decode(data, io.chunk_shape(ref), io.store.describe(ref.key), ref.key)
 
 
@@ -91,10 +100,8 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
         values = store.iter_get_spans([r.key for r in batch], spans)
         # Values may share one reused buffer: each is decoded and pasted before the next.
         for ref, shape, region, target, (data, partial) in zip(batch, shapes, regions, targets, values):
-            if not data:  # CloudVolume treats zero-byte objects as missing too
-                if fill_missing:
-                    continue
-                raise _missing(io, ref)
+            if not _present(data, io, ref, fill_missing):
+                continue
             decode = pipeline.decode_span_into if partial else pipeline.decode_into
             decode(data, shape, region, out[target], store.describe(ref.key), ref.key)
 

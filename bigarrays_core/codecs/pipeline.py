@@ -116,7 +116,7 @@ class ChunkPipeline:
     def _decompressed(self, data: bytes | memoryview, shape: Shape4) -> bytes | memoryview:
         # A raw chunk of exactly the raw size is taken as is, unless the scale records a
         # compression (then an incompressible chunk may happen to have that size).
-        if self._raw_nbytes is None or self.compressor is not None or len(data) != self._raw_nbytes(shape):
+        if not self.plain_raw or len(data) != self._raw_nbytes(shape):  # type: ignore[misc]
             compressor = self._sniffed(data)
             if compressor is not None:
                 return compressor.decode(data)
