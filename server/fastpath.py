@@ -57,6 +57,9 @@ class _Target:
 class ChunkFastPath:
     """Answer cache hits of the chunk route directly; pass everything else to ``app``.
 
+    Being the outermost layer, it also lets the worker notice other workers' writes
+    (:meth:`ServerState.observe_writes`) before any request reads the cache.
+
     Parameters
     ----------
     app:
@@ -79,13 +82,12 @@ class ChunkFastPath:
         self._targets: dict[str, _Target | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            state = self.state()
-            if state is not None:
-                state.observe_writes()  # another worker's write empties this worker's cache first
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _RAW_QUERIES:
+        state = self.state() if scope["type"] == "http" else None
+        if state is not None:
+            state.observe_writes()  # another worker's write empties this worker's cache first
+        if state is not None and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _RAW_QUERIES:
             start = time.perf_counter()
-            answer = self._answer(scope)
+            answer = self._answer(scope, state)
             if answer is not None:
                 headers, body = answer
                 method = scope["method"]
@@ -102,13 +104,10 @@ class ChunkFastPath:
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], memoryview | bytes] | None:
+    def _answer(self, scope: Scope, state: ServerState) -> tuple[list[tuple[bytes, bytes]], memoryview | bytes] | None:
         """(headers, body) for a cache hit of the chunk route; None to fall through."""
         path: str = scope["path"]
         if not path.startswith("/v1/") or path.count("/") != 5 or path.split("/", 4)[3] != "chunks":
-            return None
-        state = self.state()
-        if state is None:
             return None
         origin = None
         for name, value in scope["headers"]:
