@@ -131,12 +131,7 @@ def start_moto(*, env: Mapping[str, str] | None = None, timeout: float = 30.0) -
         stderr=subprocess.DEVNULL,
     )
     service = Service("moto", proc, port, dict(env or {}))
-    try:
-        wait_for_http(f"{service.endpoint}/moto-api/", timeout=timeout, proc=proc)
-    except BaseException:
-        service.stop()
-        raise
-    return service
+    return _answering(service, f"{service.endpoint}/moto-api/", timeout)
 
 
 def _fake_gcs_binary() -> str:
@@ -160,9 +155,13 @@ def start_fake_gcs(*, timeout: float = 30.0) -> Service:
         "-log-level", "error",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    service = Service("fake-gcs-server", proc, port)
+    return _answering(Service("fake-gcs-server", proc, port), f"{endpoint}/storage/v1/b?project=test", timeout)
+
+
+def _answering(service: Service, url: str, timeout: float) -> Service:
+    """``service`` once ``url`` answers; if it never does, the service is stopped and the error raised."""
     try:
-        wait_for_http(f"{endpoint}/storage/v1/b?project=test", timeout=timeout, proc=proc)
+        wait_for_http(url, timeout=timeout, proc=service.proc)
     except BaseException:
         service.stop()
         raise
