@@ -10,7 +10,7 @@ array([[7],
 """
 
 from bigarrays_core.api import create, open
-from bigarrays_core.array import BigArray, ChunkRef, num_threads, set_num_threads
+from bigarrays_core.array import BigArray, ChunkRef, num_threads, set_num_threads, set_recycle_limit
 from bigarrays_core.client import Client
 from bigarrays_core.errors import (
     AlignmentError,
@@ -73,4 +73,5 @@ __all__ = [
     "open_store",
     "register_store",
     "set_num_threads",
+    "set_recycle_limit",
 ]

@@ -31,6 +31,7 @@ from urllib.request import getproxies, proxy_bypass
 
 import numpy as np
 
+from bigarrays_core.array import buffers
 from bigarrays_core.array.indexing import Selection, parse_selection
 from bigarrays_core.errors import (
     AlignmentError,
@@ -365,7 +366,8 @@ class RemoteArray:
             box = Box.parse(box)
         channels = channels or (0, self.num_channels)
         x, y, z = box.shape
-        out = np.zeros((x, y, z, max(0, channels[1] - channels[0])), dtype=self.dtype, order="F")
+        # Every piece's body fills its part of the output, or the read raises.
+        out = buffers.empty((x, y, z, max(0, channels[1] - channels[0])), self.dtype)
         if out.size == 0:
             return out
         pieces = list(self._pieces(box, channels))

@@ -22,6 +22,7 @@ import numpy as np
 from bigarrays_server.cache import MISSING, ChunkCache
 
 import bigarrays_core as bc
+from bigarrays_core.array import buffers
 from bigarrays_core.array.executor import run_batches
 
 __all__ = ["ChunkReader", "body_view"]
@@ -76,16 +77,18 @@ class ChunkReader:
         if not self.cache.max_bytes:
             return ba.read(box, channels)
         x, y, z = box.shape
-        out = np.zeros((x, y, z, channels[1] - channels[0]), dtype=ba.dtype, order="F")
+        # Recycled once the response has been sent (nothing refers to the slab any more).
+        # Inside the volume every voxel is written (missing chunks explicitly).
+        alloc = buffers.empty if ba.grid.bounds.contains(box) else buffers.zeros
+        out = alloc((x, y, z, channels[1] - channels[0]), ba.dtype)
         refs = ba.chunks(box)
         csel = slice(channels[0], channels[1])
 
         def work(batch: Sequence[bc.ChunkRef]) -> None:
             for ref, arr in zip(batch, self.chunks(ba, batch), strict=False):
-                if arr is MISSING:
-                    continue
                 inter = ref.box.intersect(box)
-                out[inter.slices_in(box) + (slice(None),)] = arr[inter.slices_in(ref.box) + (csel,)]
+                target = inter.slices_in(box) + (slice(None),)
+                out[target] = 0 if arr is MISSING else arr[inter.slices_in(ref.box) + (csel,)]
 
         per_thread = 4 if ba.store.threaded_io else 1
         run_batches(work, refs, per_thread=per_thread)

@@ -1,0 +1,154 @@
+"""Large output arrays whose memory is recycled once the caller has dropped them.
+
+A fresh large allocation is paid for at first touch: a page fault per page and the
+kernel zeroing it (here ~2.3 µs per 4 KiB page; with huge pages the zeroing alone took a
+third of a cutout's CPU time in the server benchmark). Code that reads cutout after
+cutout, dropping each, pays that again for every one. :func:`zeros` and :func:`empty`
+keep the memory of outputs nobody refers to any more and hand it to the next output of
+about the same size, already faulted in; zeroing it again is a ``memset``, several times
+cheaper, and outputs that are written completely skip even that.
+
+Contract:
+
+* The arrays are ordinary writable numpy arrays over an anonymous private mapping.
+  Their memory goes back to the pool only when the array is deallocated, which is after
+  every view of it and every buffer exported from it is gone. A view you keep is never
+  handed out again.
+* Only outputs of at least :data:`MIN_BYTES` are pooled; smaller ones are plain numpy
+  allocations (zeroed, also by :func:`empty` unless poisoned).
+* At most ``BIGARRAYS_RECYCLE_MB`` MiB (default 256) of idle memory is kept per process
+  (the oldest is released first); ``0`` turns recycling off. :func:`set_recycle_limit`
+  changes it at run time and releases what is over the new limit.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+import weakref
+from collections import deque
+
+import numpy as np
+
+__all__ = ["MIN_BYTES", "empty", "idle_bytes", "set_recycle_limit", "zeros"]
+
+#: Outputs smaller than this are ordinary numpy allocations.
+MIN_BYTES = 4 << 20
+#: Pooled buffers are rounded up to whole huge pages.
+_GRAIN = 2 << 20
+#: A buffer is reused for outputs down to this fraction of its size.
+_MIN_FILL = 0.75
+
+_lock = threading.Lock()
+_idle: deque[mmap.mmap] = deque()
+_idle_total = 0
+
+
+def _limit_from_env() -> int:
+    """``BIGARRAYS_RECYCLE_MB`` in bytes (256 MiB when unset)."""
+    raw = os.environ.get("BIGARRAYS_RECYCLE_MB", "256")
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = -1.0
+    if not mib >= 0:  # also refuses nan
+        raise ValueError(f"BIGARRAYS_RECYCLE_MB must be a number of MiB >= 0, got {raw!r}")
+    return int(mib * 2**20)
+
+
+_limit = _limit_from_env()
+_POISON = os.environ.get("BIGARRAYS_POISON_BUFFERS", "") not in ("", "0")
+
+
+def set_recycle_limit(nbytes: int) -> None:
+    """Keep at most ``nbytes`` of idle output memory (0: none); releases any excess now."""
+    global _limit
+    if nbytes < 0:
+        raise ValueError(f"the recycle limit must be >= 0 bytes, got {nbytes}")
+    with _lock:
+        _limit = nbytes
+        _trim()
+
+
+def idle_bytes() -> int:
+    """Bytes of output memory currently kept for reuse."""
+    return _idle_total
+
+
+def zeros(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = True) -> np.ndarray:
+    """A zeroed Fortran-ordered array of ``shape`` and ``dtype``, from recycled memory if any.
+
+    ``huge_pages`` asks the kernel for transparent huge pages when fresh memory has to be
+    mapped: fewer page faults, but each fault zeroes 2 MiB at once, which stalls a thread
+    that is also waiting on network fetches. Recycled memory is already resident.
+    """
+    arr, fresh = _array(shape, np.dtype(dtype), huge_pages)
+    if not fresh:
+        arr.fill(0)  # fresh mappings are zero already
+    return arr
+
+
+def empty(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = True) -> np.ndarray:
+    """A Fortran-ordered array of ``shape`` and ``dtype`` whose contents are undefined.
+
+    For outputs the caller writes completely (saving the ``memset`` :func:`zeros` does on
+    recycled memory). With ``BIGARRAYS_POISON_BUFFERS=1`` (the test suite sets it) every
+    such array is filled with 0xA5 bytes, so a voxel a read forgets to write shows up.
+    """
+    arr, fresh = _array(shape, np.dtype(dtype), huge_pages)
+    if _POISON:
+        arr.ravel(order="K").view(np.uint8).fill(0xA5)  # a view: the array is contiguous
+    return arr
+
+
+def _array(shape: tuple[int, ...], dtype: np.dtype, huge_pages: bool) -> tuple[np.ndarray, bool]:
+    """An uninitialised Fortran-ordered array and whether its memory is fresh (zeroed)."""
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes < MIN_BYTES or _limit == 0:
+        return np.zeros(shape, dtype=dtype, order="F"), True
+    buf = _take(nbytes)
+    fresh = buf is None
+    if buf is None:
+        buf = mmap.mmap(-1, -(-nbytes // _GRAIN) * _GRAIN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf.madvise(mmap.MADV_HUGEPAGE if huge_pages else mmap.MADV_NOHUGEPAGE)
+    arr = np.ndarray(shape, dtype=dtype, buffer=buf, order="F")
+    # Every view of ``arr`` and every buffer exported from it refers to ``arr`` itself
+    # (numpy collapses a view's base only down to the first array that is not a plain
+    # view of another ndarray), so ``arr`` dies last.
+    weakref.finalize(arr, _give_back, buf).atexit = False
+    return arr, fresh
+
+
+def _take(nbytes: int) -> mmap.mmap | None:
+    """The smallest idle buffer that holds ``nbytes`` without wasting much, removed from the pool."""
+    global _idle_total
+    with _lock:
+        best = None
+        for buf in _idle:
+            size = len(buf)
+            if nbytes <= size and nbytes >= size * _MIN_FILL and (best is None or size < len(best)):
+                best = buf
+        if best is not None:
+            _idle.remove(best)
+            _idle_total -= len(best)
+        return best
+
+
+def _give_back(buf: mmap.mmap) -> None:
+    """Called when the last reference to a loaned buffer's view is gone."""
+    global _idle_total
+    # A buffer dropped here is unmapped when its last export is released (the array that
+    # is being deallocated may still hold one).
+    with _lock:
+        if len(buf) <= _limit:
+            _idle.append(buf)
+            _idle_total += len(buf)
+            _trim()
+
+
+def _trim() -> None:
+    """Drop the oldest idle buffers until the pool fits its limit (lock held)."""
+    global _idle_total
+    while _idle and _idle_total > _limit:
+        _idle_total -= len(_idle.popleft())
