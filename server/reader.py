@@ -24,6 +24,7 @@ from bigarrays_server.cache import MISSING, ChunkCache
 import bigarrays_core as bc
 from bigarrays_core.array import buffers
 from bigarrays_core.array.executor import run_batches
+from bigarrays_core.codecs.paste import paste
 
 __all__ = ["ChunkReader", "body_view"]
 
@@ -88,7 +89,10 @@ class ChunkReader:
             for ref, arr in zip(batch, self.chunks(ba, batch), strict=False):
                 inter = ref.box.intersect(box)
                 target = inter.slices_in(box) + (slice(None),)
-                out[target] = 0 if arr is MISSING else arr[inter.slices_in(ref.box) + (csel,)]
+                if arr is MISSING:
+                    out[target] = 0
+                else:
+                    paste(out[target], arr[inter.slices_in(ref.box) + (csel,)])
 
         per_thread = 4 if ba.store.threaded_io else 1
         run_batches(work, refs, per_thread=per_thread)

@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bigarrays_core.codecs.paste import paste
+
 __all__ = ["ByteCodec", "ChunkCodec", "Region4", "Shape4"]
 
 Shape4 = tuple[int, int, int, int]
@@ -59,7 +61,7 @@ class ChunkCodec(ABC):
         decode a region directly (only the blocks it touches, straight into ``out``)
         override this.
         """
-        out[...] = self.decode(data, shape)[region]
+        paste(out, self.decode(data, shape)[region])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dtype={self.dtype.name}, num_channels={self.num_channels})"

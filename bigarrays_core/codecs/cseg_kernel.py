@@ -1,10 +1,9 @@
 """A compressed_segmentation decoder that writes a region of a chunk straight into an array.
 
-The kernel (numba; compiled once and cached on disk next to this module or in the user's
-cache directory, or compiled per process when neither is writable) decodes only the
-blocks a region touches, writes the labels straight into ``out`` (any strides, e.g. a
-view of a bigger cutout) and releases the GIL, so several chunks decode at once on
-several threads.
+The kernel (numba, compiled once and cached on disk: :mod:`bigarrays_core.codecs.jit`)
+decodes only the blocks a region touches, writes the labels straight into ``out`` (any
+strides, e.g. a view of a bigger cutout) and releases the GIL, so several chunks decode
+at once on several threads.
 
 Format: precomputed-format.md §3.5. The chunk is validated before anything is written,
 at least as strictly as TensorStore does and never trusting an offset: the channel
@@ -23,13 +22,13 @@ or the server.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
 from numba import types
+
+from bigarrays_core.codecs.jit import kernel
 
 __all__ = ["decode_region"]
 
@@ -41,24 +40,6 @@ _VALUES_PAST_END = 3
 _TABLE_PAST_END = 4
 _INDEX_PAST_TABLE = 5
 _BAD_OFFSETS = 6
-
-
-def _jit(signatures: list[Any]) -> Callable[[Callable[..., Any]], Any]:
-    """``njit(nogil=True)`` compiled eagerly for ``signatures``, cached on disk if possible.
-
-    numba caches next to this module, or in the user's cache directory when the package
-    is read-only; when neither is writable it compiles in memory for this process only.
-    """
-
-    def wrap(func: Callable[..., Any]) -> Any:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", numba.NumbaWarning)
-                return numba.njit(signatures, nogil=True, cache=True)(func)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(signatures, nogil=True, cache=False)(func)
-
-    return wrap
 
 
 @numba.njit(inline="always")
@@ -210,7 +191,7 @@ def _kernel(words: Any, geom: Any, out: Any) -> tuple[int, int, int, int, int]:
 _WORDS = types.Array(types.uint32, 1, "C", readonly=True)
 _GEOMETRY = types.UniTuple(types.int64, 14)  # type: ignore[no-untyped-call]
 _RESULT = types.UniTuple(types.int64, 5)  # type: ignore[no-untyped-call]
-_run = _jit([_RESULT(_WORDS, _GEOMETRY, types.Array(dt, 4, "A")) for dt in (types.uint32, types.uint64)])(_kernel)
+_run = kernel([_RESULT(_WORDS, _GEOMETRY, types.Array(dt, 4, "A")) for dt in (types.uint32, types.uint64)])(_kernel)
 
 
 def decode_region(data: bytes | memoryview, shape: tuple[int, int, int, int], block_size: tuple[int, int, int],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
+from bigarrays_core.codecs.paste import paste
 
 __all__ = ["RawCodec"]
 
@@ -45,7 +46,7 @@ class RawCodec(ChunkCodec):
         dtype = np.dtype(np.uint8) if self.dtype == np.dtype(bool) else self.dtype
         view = np.ndarray(tuple(s.stop - s.start for s in region), dtype=dtype, buffer=span,
                           strides=self._strides(shape))
-        out[...] = view  # bool: nonzero bytes are True, as in decode
+        paste(out, view)  # bool (from uint8): nonzero bytes are True, as in decode
 
     def _strides(self, shape: Shape4) -> tuple[int, int, int, int]:
         x, y, z, _ = shape

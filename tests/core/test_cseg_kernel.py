@@ -29,7 +29,7 @@ from numba import types
 
 import bigarrays_core as bc
 from bigarrays_core.codecs.compressed_segmentation import CompressedSegmentationCodec
-from bigarrays_core.codecs.cseg_kernel import _jit
+from bigarrays_core.codecs.jit import kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = 0xDEADBEEF
@@ -334,5 +334,7 @@ def test_a_kernel_that_cannot_be_cached_on_disk_is_compiled_in_memory() -> None:
     exec(compile("def plus_one(a):\n    return a + 1\n", "<generated>", "exec"), namespace)
     with pytest.raises(RuntimeError, match="cannot cache"):
         numba.njit(cache=True)(namespace["plus_one"])(1)
-    compiled = _jit([types.int64(types.int64)])(namespace["plus_one"])
+    compiled = kernel([types.int64(types.int64)])(namespace["plus_one"])
     assert compiled(41) == 42
+    lazy = kernel()(namespace["plus_one"])  # compiled per argument types on first call
+    assert lazy(41) == 42 and lazy(0.5) == 1.5

@@ -1,0 +1,33 @@
+"""Compiling the numba kernels: GIL released, cached on disk when a cache directory is writable.
+
+numba caches next to the kernel's module, or in the user's cache directory when the package
+is read-only; when neither is writable it compiles in memory, for this process only.
+Modules that use this import numba, so they are themselves imported lazily, never by
+``import bigarrays_core``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numba
+
+__all__ = ["kernel"]
+
+
+def kernel(signatures: list[Any] | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(nogil=True)``: compiled now for ``signatures``, or per argument types on
+    first call when None; cached on disk if possible."""
+
+    def wrap(func: Callable[..., Any]) -> Any:
+        args = [signatures] if signatures is not None else []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", numba.NumbaWarning)
+                return numba.njit(*args, nogil=True, cache=True)(func)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(*args, nogil=True, cache=False)(func)
+
+    return wrap

@@ -1,0 +1,67 @@
+"""The region copy every read makes (bigarrays_core/codecs/paste.py): numba for large copies, numpy else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bigarrays_core.codecs.paste import MIN_ELEMENTS, paste
+
+DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_large_region_lands_in_a_strided_view_and_nothing_else_changes(dtype: str) -> None:
+    rng = np.random.default_rng(1)
+    chunk = np.asfortranarray(rng.integers(0, 200, size=(64, 64, 64, 2)).astype(dtype))
+    out = np.full((100, 90, 80, 3), 7, dtype=dtype, order="F") if dtype != "bool" else \
+        np.ones((100, 90, 80, 3), dtype=bool, order="F")
+    before = out.copy()
+    src = chunk[3:60, 1:64, 5:50, 0:2]
+    assert src.size >= MIN_ELEMENTS
+    dst = out[10:67, 20:83, 30:75, 1:3]
+    paste(dst, src)
+    np.testing.assert_array_equal(dst, src)
+    before[10:67, 20:83, 30:75, 1:3] = src
+    np.testing.assert_array_equal(out, before)
+
+
+def test_small_and_converting_copies_go_through_numpy() -> None:
+    out = np.zeros((4, 4, 4, 1), dtype=np.uint16, order="F")
+    paste(out, np.full((4, 4, 4, 1), 3, dtype=np.uint16))
+    assert (out == 3).all()
+    flags = np.zeros((64, 64, 16, 1), dtype=bool, order="F")  # a bool output from raw bytes
+    raw = np.zeros((64, 64, 16, 1), dtype=np.uint8, order="F")
+    raw[::3] = 2
+    paste(flags, raw)
+    np.testing.assert_array_equal(flags, raw != 0)
+
+
+def test_a_shape_mismatch_raises_numpys_error_and_writes_nothing() -> None:
+    out = np.zeros((64, 64, 16, 1), dtype=np.uint8, order="F")
+    with pytest.raises(ValueError, match="broadcast"):
+        paste(out, np.ones((64, 64, 15, 1), dtype=np.uint8))
+    assert not out.any()
+
+
+def test_small_copies_do_not_import_numba() -> None:
+    code = ("import sys, numpy as np\n"
+            "from bigarrays_core.codecs.paste import paste\n"
+            "out = np.zeros((16, 16, 16, 1), np.uint8, order='F')\n"
+            "paste(out, np.ones((16, 16, 16, 1), np.uint8))\n"
+            "assert out.all() and 'numba' not in sys.modules, 'numba was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_precompile_compiles_the_named_dtypes_once() -> None:
+    from bigarrays_core.codecs import paste as module
+
+    module.precompile(("int16", "float32"))
+    kernels = {name: module._kernels[np.dtype(name)] for name in ("int16", "float32")}
+    module.precompile(("int16",))
+    assert module._kernels[np.dtype("int16")] is kernels["int16"]
+    assert all(len(k.signatures) == 1 for k in kernels.values())
