@@ -84,8 +84,11 @@ class LocalStore(KVStore):
         another compression) the most recently modified wins, whatever was read before.
         """
         base = self._path(key)
-        # The common case, only the plain file: two access() calls (no exceptions) and a stat.
-        if not any(os.access(base + suffix, os.F_OK) for suffix in _ENCODED_SUFFIXES):
+        # The common cases without exceptions: only the plain file (two access() calls and a
+        # stat), or only one compressed variant (three access() calls; the reader checks
+        # that it is a regular file).
+        encoded = [suffix for suffix in _ENCODED_SUFFIXES if os.access(base + suffix, os.F_OK)]
+        if not encoded:
             try:
                 plain = stat.S_ISREG(os.stat(base).st_mode)
             except (FileNotFoundError, NotADirectoryError):
@@ -93,6 +96,8 @@ class LocalStore(KVStore):
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
             return (base, "") if plain else None
+        if len(encoded) == 1 and not os.access(base, os.F_OK):
+            return base + encoded[0], encoded[0]
         best: tuple[str, str] | None = None
         best_time = -1
         for suffix in _VARIANTS:
@@ -145,10 +150,13 @@ class LocalStore(KVStore):
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
             try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):  # e.g. a directory named like the chunk
+                    return self._read_foreign(key), False
                 if into is None:
                     with open(fd, "rb", buffering=0, closefd=False) as f:
                         return f.read(), False
-                size = os.fstat(fd).st_size
+                size = st.st_size
                 offset = 0
                 ranged = span is not None and size == span[0] and not suffix
                 if ranged:

@@ -141,3 +141,21 @@ def test_local_key_naming_a_directory_is_missing(tmp_path) -> None:  # type: ign
     assert list(store.iter_get(["a"])) == [None]
     assert list(store.iter_get_spans(["a"], [(10, 0, 5)])) == [(None, False)]
     assert not store.exists("a")
+
+
+def test_local_compressed_variant_naming_a_directory_is_skipped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    (tmp_path / "k.gz").mkdir()
+    store = LocalStore(str(tmp_path))
+    assert store.get("k") is None  # the only variant is a directory: missing
+    assert list(store.iter_get(["k"])) == [None]
+    (tmp_path / "k").write_bytes(b"plain")
+    assert store.get("k") == b"plain"  # a directory never wins over a file
+    assert bytes(next(store.iter_get(["k"]))) == b"plain"  # type: ignore[arg-type]
+    (tmp_path / "j.zstd").write_bytes(b"old")
+    (tmp_path / "j.gz").write_bytes(gzip.compress(b"zipped"))
+    os.utime(tmp_path / "j.zstd", ns=(1_000_000_000, 1_000_000_000))
+    assert store.get("j") == gzip.compress(b"zipped")  # two variants: the newest is read
+    os.utime(tmp_path / "j.gz", ns=(500_000_000, 500_000_000))
+    assert store.get("j") == b"old"
