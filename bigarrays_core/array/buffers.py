@@ -14,8 +14,9 @@ Contract:
   Their memory goes back to the pool only when the array is deallocated, which is after
   every view of it and every buffer exported from it is gone. A view you keep is never
   handed out again.
-* Only outputs of at least :data:`MIN_BYTES` are pooled; smaller ones are plain numpy
-  allocations (zeroed, also by :func:`empty` unless poisoned).
+* Only outputs of at least :data:`MIN_BYTES` and at most the limit below are pooled;
+  others are plain numpy allocations (zeroed, also by :func:`empty` unless poisoned), or
+  for ``huge_pages=False`` a plain-page mapping that is not kept.
 * At most ``BIGARRAYS_RECYCLE_MB`` MiB (default 256) of idle memory is kept per process
   (the oldest is released first); ``0`` turns recycling off. :func:`set_recycle_limit`
   changes it at run time and releases what is over the new limit.
@@ -105,9 +106,12 @@ def empty(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = 
 def _array(shape: tuple[int, ...], dtype: np.dtype, huge_pages: bool) -> tuple[np.ndarray, bool]:
     """An uninitialised Fortran-ordered array and whether its memory is fresh (zeroed)."""
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes < MIN_BYTES or _limit == 0:
+    if nbytes < MIN_BYTES or (huge_pages and nbytes > _limit):
+        # Too small to pool, or too big to keep: numpy's allocation (huge pages when
+        # large), which also measured faster than a fresh mapping for a 300 MB uint64
+        # output, whose 2 MiB-aligned start made the segmentation decoder ~15 % slower.
         return np.zeros(shape, dtype=dtype, order="F"), True
-    buf = _take(nbytes)
+    buf = _take(nbytes) if nbytes <= _limit else None
     fresh = buf is None
     if buf is None:
         buf = mmap.mmap(-1, -(-nbytes // _GRAIN) * _GRAIN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

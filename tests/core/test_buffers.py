@@ -160,3 +160,13 @@ def test_the_recycle_setting_is_read_in_mib(monkeypatch: pytest.MonkeyPatch) -> 
     assert buffers._limit_from_env() == 3 << 19
     monkeypatch.delenv("BIGARRAYS_RECYCLE_MB")
     assert buffers._limit_from_env() == 256 << 20
+
+
+@pytest.mark.parametrize("huge_pages", [True, False])
+def test_an_output_bigger_than_the_limit_is_not_kept(huge_pages: bool) -> None:
+    buffers.set_recycle_limit(8 << 20)
+    arr = buffers.zeros((256, 256, 256, 1), np.uint8, huge_pages=huge_pages)  # 16 MiB
+    assert arr.flags.f_contiguous and arr.flags.writeable and not arr.any()
+    arr[...] = 1
+    del arr
+    assert buffers.idle_bytes() == 0
