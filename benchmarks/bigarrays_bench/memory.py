@@ -1,9 +1,11 @@
 """Peak memory of one cutout, measured in a fresh child process per library.
 
-The child opens the dataset, reads a small warm-up box (imports, thread pools), resets
-the kernel's peak-RSS mark (``/proc/self/clear_refs``, Linux >= 4.0), notes its resident
-set size, reads the measured box once and reports the growth of its peak RSS (``VmHWM``)
-over that baseline. For bigarrays a second child reports
+The child opens the dataset and warms up with a read of the same size elsewhere in the
+volume (imports, thread pools, anything a library sets up on its first large read),
+drops it (bigarrays also releases the memory it would recycle, so the measured read maps
+its own output), resets the kernel's peak-RSS mark (``/proc/self/clear_refs``, Linux >=
+4.0), notes its resident set size, reads the measured box once and reports the growth of
+its peak RSS (``VmHWM``) over that baseline. For bigarrays a second child reports
 tracemalloc's peak (numpy and Python allocations only) during the same read. Both are
 given as multiples of the cutout's output size: 1.0 is the floor (the output itself).
 """
@@ -30,8 +32,13 @@ def _child(lib_name: str, path: str, box_json: str, mode: str) -> None:
     box = json.loads(box_json)
     lib = next(lib for lib in LIBRARIES() if lib.name == lib_name)
     handle = lib.open(Path(path))
-    (x0, y0, z0), _ = box
-    handle.read(((x0, y0, z0), (x0 + 8, y0 + 8, z0 + 8)))
+    (x0, y0, z0), (x1, y1, z1) = box
+    # The same size at the volume's origin corner (the measured box is elsewhere).
+    handle.read(((0, 0, 0), (x1 - x0, y1 - y0, z1 - z0)))  # dropped at once
+    if lib_name == "bigarrays":  # release the warm-up's recycled memory: the read must map its own
+        import bigarrays_core
+
+        bigarrays_core.set_recycle_limit(0)
     proc = psutil.Process()
     if mode == "tracemalloc":
         import tracemalloc

@@ -2,65 +2,118 @@
 
 ``out[...] = src`` between two 4-D views (rows of a chunk into rows of a bigger output)
 spends much of its time in numpy's per-row loop overhead when rows are short (64 voxels
-of a 64³ chunk). A numba loop over the same elements measured 4–10 % faster for whole
+of a 64³ chunk). A numba loop over the same elements measured 4–17 % faster for whole
 raw, gzip and jpeg cutouts on this project's benchmarks, and releases the GIL.
 
-The kernel is compiled for a dtype on the first large copy of that dtype (about 0.1 s)
-and cached on disk (:mod:`bigarrays_core.codecs.jit`); numba is imported then, not before. Small copies,
-copies that convert (a bool output from uint8 bytes), non-native byte orders and shape
-mismatches stay with numpy, which also raises numpy's errors for the latter.
+Loading numba costs about 0.25 s and 110 MB of memory, three times what a one-shot
+``bigarrays cutout`` takes otherwise, so the kernel is tiered in: copies go through numpy
+until the process has copied :data:`WARM_BYTES` (or has numba loaded already, e.g. for
+compressed_segmentation), then a background thread loads the kernel for each dtype seen
+(compiled once, ~0.1 s, and cached on disk by :mod:`bigarrays_core.codecs.jit`) and later
+copies of that dtype use it. A process that reads little never imports numba.
+
+Small copies, copies that convert (a bool output from uint8 bytes), non-native byte
+orders and shape mismatches always stay with numpy, which also raises numpy's errors for
+the latter.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DTYPES", "paste", "precompile"]
+__all__ = ["DTYPES", "MIN_ELEMENTS", "WARM_BYTES", "paste", "precompile", "wait_for_kernels"]
 
-#: Copies of fewer elements stay with numpy (and never import numba).
+#: Copies of fewer elements stay with numpy.
 MIN_ELEMENTS = 1 << 15
-
-#: The dtypes volumes have (DESIGN.md): each gets a kernel on its first large copy.
+#: Bytes a process copies with numpy before it loads the numba kernel.
+WARM_BYTES = 1 << 30
+#: The dtypes volumes have (DESIGN.md).
 DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
 
 _kernels: dict[np.dtype, Any] = {}
 _lock = threading.Lock()
+_copied = 0
+_wanted: set[np.dtype] = set()  # dtypes whose kernel is being loaded, or waits for that
+_loader: threading.Thread | None = None
 
 
 def paste(out: np.ndarray, src: np.ndarray) -> None:
-    """``out[...] = src``; the numba kernel when both are large 4-D arrays of one native dtype."""
+    """``out[...] = src``; the numba kernel for large 4-D copies of one native dtype once loaded."""
     if (src.size < MIN_ELEMENTS or out.shape != src.shape or out.ndim != 4 or out.dtype != src.dtype
             or not out.dtype.isnative or out.dtype.kind not in "biuf" or not out.flags.writeable):
         out[...] = src
         return
-    _kernel(out.dtype)(out, src)
+    kernel = _kernels.get(out.dtype)
+    if kernel is not None:
+        kernel(out, src)
+        return
+    out[...] = src
+    _count(out.dtype, src.nbytes)
 
 
 def precompile(dtypes: tuple[str, ...] = DTYPES) -> None:
-    """Compile (and cache on disk) the kernels of ``dtypes`` now, e.g. while building an image."""
+    """Load (compiling and caching on disk if needed) the kernels of ``dtypes`` now, in this
+    thread: e.g. while building an image, or to skip the warm-up of a long-lived process."""
     for name in dtypes:
-        _kernel(np.dtype(name))
+        _load(np.dtype(name))
 
 
-def _kernel(dtype: np.dtype) -> Any:
+def wait_for_kernels(timeout: float | None = None) -> None:
+    """Wait until the background loading of kernels, if any, has finished."""
+    loader = _loader
+    if loader is not None:
+        loader.join(timeout)
+
+
+def _count(dtype: np.dtype, nbytes: int) -> None:
+    """Count a numpy copy; start loading ``dtype``'s kernel once warm."""
+    global _copied, _loader
+    _copied += nbytes  # approximate under threads, which is all a threshold needs
+    if _copied < WARM_BYTES and "numba" not in sys.modules:
+        return
+    with _lock:
+        if dtype in _wanted:
+            return
+        _wanted.add(dtype)
+        if _loader is None or not _loader.is_alive():
+            # Not a daemon: a process that exits meanwhile waits for the compile (< 1 s)
+            # instead of tearing numba down under it.
+            _loader = threading.Thread(target=_load_wanted, name="bigarrays-paste-kernel")
+            _loader.start()
+
+
+def _load_wanted() -> None:
+    """Load the kernel of every wanted dtype (runs in the loader thread)."""
+    while True:
+        with _lock:
+            todo = [dt for dt in _wanted if dt not in _kernels]
+        if not todo:
+            return
+        for dtype in todo:
+            try:
+                _load(dtype)
+            except Exception:  # numba unusable here: numpy keeps doing the copies
+                return
+
+
+def _load(dtype: np.dtype) -> Any:
     """The kernel for ``dtype``: one signature (any layout; the source may be read-only),
     so every pair of views of that dtype runs the same compiled code."""
     compiled = _kernels.get(dtype)
     if compiled is None:
-        with _lock:
-            compiled = _kernels.get(dtype)
-            if compiled is None:
-                import numba
-                from numba import types
+        import numba
+        from numba import types
 
-                from bigarrays_core.codecs.jit import kernel
+        from bigarrays_core.codecs.jit import kernel
 
-                item = numba.from_dtype(dtype)
-                signature = types.void(types.Array(item, 4, "A"), types.Array(item, 4, "A", readonly=True))
-                compiled = _kernels[dtype] = kernel([signature])(_copy)
+        item = numba.from_dtype(dtype)
+        signature = types.void(types.Array(item, 4, "A"), types.Array(item, 4, "A", readonly=True))
+        compiled = kernel([signature])(_copy)
+        _kernels[dtype] = compiled
     return compiled
 
 
