@@ -44,6 +44,8 @@ _MIN_FILL = 0.75
 _lock = threading.Lock()
 _idle: deque[mmap.mmap] = deque()
 _idle_total = 0
+#: Buffers of arrays that died, appended without the lock, moved to ``_idle`` under it.
+_returned: deque[mmap.mmap] = deque()
 
 
 def _limit_from_env() -> int:
@@ -69,12 +71,14 @@ def set_recycle_limit(nbytes: int) -> None:
         raise ValueError(f"the recycle limit must be >= 0 bytes, got {nbytes}")
     with _lock:
         _limit = nbytes
-        _trim()
+        _settle()
 
 
 def idle_bytes() -> int:
     """Bytes of output memory currently kept for reuse."""
-    return _idle_total
+    with _lock:
+        _settle()
+        return _idle_total
 
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = True) -> np.ndarray:
@@ -128,6 +132,7 @@ def _take(nbytes: int) -> mmap.mmap | None:
     """The smallest idle buffer that holds ``nbytes`` without wasting much, removed from the pool."""
     global _idle_total
     with _lock:
+        _settle()
         best = None
         for buf in _idle:
             size = len(buf)
@@ -140,19 +145,31 @@ def _take(nbytes: int) -> mmap.mmap | None:
 
 
 def _give_back(buf: mmap.mmap) -> None:
-    """Called when the last reference to a loaned buffer's view is gone."""
+    """Called when a loaned array is deallocated: queue its buffer, and settle the queue
+    unless another section holds the lock.
+
+    This can run anywhere, even inside a section that holds the lock (a garbage collection
+    started by an allocation there), so it never waits for the lock.
+    """
+    _returned.append(buf)
+    if _lock.acquire(blocking=False):
+        try:
+            _settle()
+        finally:
+            _lock.release()
+
+
+def _settle() -> None:
+    """Move returned buffers into the pool, then fit it to the limit (lock held).
+
+    A buffer dropped here is unmapped when its last export is released (the array being
+    deallocated may still hold one).
+    """
     global _idle_total
-    # A buffer dropped here is unmapped when its last export is released (the array that
-    # is being deallocated may still hold one).
-    with _lock:
+    while _returned:
+        buf = _returned.popleft()
         if len(buf) <= _limit:
             _idle.append(buf)
             _idle_total += len(buf)
-            _trim()
-
-
-def _trim() -> None:
-    """Drop the oldest idle buffers until the pool fits its limit (lock held)."""
-    global _idle_total
     while _idle and _idle_total > _limit:
         _idle_total -= len(_idle.popleft())

@@ -170,3 +170,12 @@ def test_an_output_bigger_than_the_limit_is_not_kept(huge_pages: bool) -> None:
     arr[...] = 1
     del arr
     assert buffers.idle_bytes() == 0
+
+
+def test_an_array_dying_while_the_pool_is_locked_does_not_deadlock() -> None:
+    # A garbage collection inside a locked section may deallocate a loaned array there.
+    arr = buffers.zeros(BIG, np.uint8)
+    with buffers._lock:
+        del arr  # its finalizer runs now, in this thread, under the lock
+    assert buffers.idle_bytes() >= np.prod(BIG)  # settled at the next pool operation
+    assert not buffers.zeros(BIG, np.uint8).any()
