@@ -1,9 +1,10 @@
 """Reading a box: fetch the chunks it touches, decode them in parallel, paste into one output.
 
-One output array (Fortran order, the chunks' own order) is allocated zeroed; each worker
-thread fetches a batch of chunks, decodes them and copies the overlapping part straight
-into it. Voxels outside the volume, and chunks that do not exist (with
-``fill_missing=True``), stay zero.
+One output array (Fortran order, the chunks' own order) is allocated, from recycled
+memory when large (:mod:`bigarrays_core.array.buffers`); each worker thread fetches a
+batch of chunks, decodes them and copies the overlapping part straight into it. Voxels
+outside the volume are zero (the output is allocated zeroed when the box reaches outside
+it), and so are chunks that do not exist (with ``fill_missing=True``; zeroed explicitly).
 """
 
 from __future__ import annotations
