@@ -46,8 +46,12 @@ def local_root(url: str) -> str:
 
 def random_data(rng: np.random.Generator, box: Box, dtype: Any = np.uint8, channels: int = 1) -> np.ndarray:
     """Seeded data for ``box`` x ``channels``: the full integer range, bools, or floats around 0."""
+    return random_values(rng, box.shape + (channels,), dtype)
+
+
+def random_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Seeded values of ``shape``: the full integer range, bools, or floats around 0."""
     dt = np.dtype(dtype)
-    shape = box.shape + (channels,)
     if dt == np.dtype(bool):
         return rng.random(shape) < 0.5
     if dt.kind == "f":

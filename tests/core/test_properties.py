@@ -23,6 +23,8 @@ from bigarrays_core.format import DTYPES
 from bigarrays_core.geometry import Box
 from bigarrays_core.kvstore import KVStore, LocalStore, MemoryStore
 
+from .datasets import random_values
+
 RULES: dict[str, tuple[list[str], list[int]]] = {
     "raw": (list(DTYPES), [1, 2, 3]),
     "png": (["uint8", "uint16"], [1, 2, 3, 4]),
@@ -111,12 +113,7 @@ def data_for(encoding: str, dtype: str, shape: tuple[int, ...], seed: int) -> np
     if encoding == "compressed_segmentation":
         labels = rng.integers(0, np.iinfo(dt).max, size=4, dtype=dt, endpoint=True)
         return rng.choice(labels, size=shape).astype(dt)
-    if dt == np.dtype(bool):
-        return rng.random(shape) < 0.5
-    if dt.kind == "f":
-        return (rng.standard_normal(shape) * 1e3).astype(dt)
-    info = np.iinfo(dt)
-    return rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
+    return random_values(rng, shape, dt)
 
 
 def check(encoding: str, case: Case, store: KVStore | None = None) -> None:
