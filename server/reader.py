@@ -22,8 +22,8 @@ import numpy as np
 from bigarrays_server.cache import MISSING, ChunkCache
 
 import bigarrays_core as bc
-from bigarrays_core.array import buffers
 from bigarrays_core.array.executor import run_batches
+from bigarrays_core.array.read import new_output
 from bigarrays_core.codecs.paste import paste
 
 __all__ = ["ChunkReader", "body_view"]
@@ -77,11 +77,8 @@ class ChunkReader:
         """
         if not self.cache.max_bytes:
             return ba.read(box, channels)
-        x, y, z = box.shape
         # Recycled once the response has been sent (nothing refers to the slab any more).
-        # Inside the volume every voxel is written (missing chunks explicitly).
-        alloc = buffers.empty if ba.grid.bounds.contains(box) else buffers.zeros
-        out = alloc((x, y, z, channels[1] - channels[0]), ba.dtype)
+        out = new_output(ba.grid, box, channels, ba.dtype)
         refs = ba.chunks(box)
         csel = slice(channels[0], channels[1])
 

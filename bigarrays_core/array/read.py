@@ -18,15 +18,27 @@ from bigarrays_core.array import buffers
 from bigarrays_core.array.executor import run_batches
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.errors import ChunkNotFoundError
-from bigarrays_core.geometry import Box
+from bigarrays_core.geometry import Box, ChunkGrid
 
-__all__ = ["read_box", "read_chunk"]
+__all__ = ["new_output", "read_box", "read_chunk"]
 
 #: Reads of at most this many chunks from a local store run in the caller's thread.
 _INLINE_CHUNKS = 8
 #: ... and plain raw reads (a copy per chunk, bound by memory speed) of at most this many
 #: output bytes: measured faster than two threads up to ~32 MiB, slower from ~36 MiB.
 _INLINE_RAW_BYTES = 16 << 20
+
+
+def new_output(grid: ChunkGrid, box: Box, channels: tuple[int, int], dtype: np.dtype, *,
+               huge_pages: bool = True) -> np.ndarray:
+    """The Fortran-ordered output of a read of ``box`` x ``channels`` (recycled memory if large).
+
+    Zeroed where ``box`` reaches outside the volume. Inside it the contents are undefined:
+    the reader must write every voxel, zeros for missing chunks included.
+    """
+    x, y, z = box.shape
+    alloc = buffers.empty if grid.bounds.contains(box) else buffers.zeros
+    return alloc((x, y, z, channels[1] - channels[0]), dtype, huge_pages=huge_pages)
 
 
 def _missing(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
@@ -62,14 +74,10 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     ``out``, if given, must be a zeroed (or wanted-as-background) array of the right shape
     and dtype; it is filled in place and returned.
     """
-    x, y, z = box.shape
-    shape = (x, y, z, channels[1] - channels[0])
     if out is None:
-        # Inside the volume every voxel is written (missing chunks explicitly), so the
-        # output need not be zeroed first. Huge pages make local reads faster (fewer
-        # faults); for object stores, zeroing 2 MiB at a fault stalls the pasting thread.
-        alloc = buffers.empty if io.grid.bounds.contains(box) else buffers.zeros
-        out = alloc(shape, io.dtype, huge_pages=io.store.threaded_io)
+        # Huge pages make local reads faster (fewer faults); for object stores, zeroing
+        # 2 MiB at a fault stalls the pasting thread.
+        out = new_output(io.grid, box, channels, io.dtype, huge_pages=io.store.threaded_io)
     refs = io.chunks(box)
     if not refs:
         return out
