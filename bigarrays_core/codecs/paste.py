@@ -73,7 +73,7 @@ def _count(dtype: np.dtype, nbytes: int) -> None:
     """Count a numpy copy; start loading ``dtype``'s kernel once warm."""
     global _copied, _loader
     _copied += nbytes  # approximate under threads, which is all a threshold needs
-    if _copied < WARM_BYTES and "numba" not in sys.modules:
+    if dtype in _wanted or (_copied < WARM_BYTES and "numba" not in sys.modules):
         return
     with _lock:
         if dtype in _wanted:
