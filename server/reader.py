@@ -1,14 +1,14 @@
 """Reading decoded chunks and boxes through the per-worker :class:`ChunkCache`.
 
-Owns: :class:`ChunkReader`, the only place the server fetches and decodes chunks for the
-cutout, chunk and precomputed routes, and :func:`body_view`, the wire bytes of an array
-without a copy. It uses the core's public pieces (``ba.chunks``, ``ba.store.get_many``,
-``ba.decode_chunk``, ``ba.read``).
+Owns: :class:`ChunkReader` (the cache-backed chunk loader the cutout, chunk and
+precomputed routes share), :class:`CachedChunks` (the chunk source that plugs the cache into
+the core's one read loop, ``BigArray.read(..., source=...)``) and :func:`body_view`, the
+wire bytes of an array without a copy.
 
 Cached chunks are Fortran-contiguous and read-only, so a chunk's response body is a view
 of the cached array itself (no copy per request). With a zero cache budget, boxes are read
-by the core's own reader (``ba.read``): nothing would be kept, so the cache would only add
-work.
+by the core's own source (decoding straight into the output): nothing would be kept, so
+the cache would only add work.
 
 Everything here but :func:`body_view` blocks: the routes call it through ``anyio.to_thread``.
 """
@@ -22,11 +22,11 @@ import numpy as np
 from bigarrays_server.cache import MISSING, ChunkCache
 
 import bigarrays_core as bc
-from bigarrays_core.array.executor import run_batches
-from bigarrays_core.array.read import new_output
+from bigarrays_core.array.plan import ChunkProjection
+from bigarrays_core.array.source import ChunkSource, missing_chunk_error
 from bigarrays_core.codecs.paste import paste
 
-__all__ = ["ChunkReader", "body_view"]
+__all__ = ["CachedChunks", "ChunkReader", "body_view"]
 
 
 def body_view(arr: np.ndarray) -> memoryview:
@@ -57,44 +57,46 @@ class ChunkReader:
         by_key = {self.cache_key(ba, r): r for r in refs}
 
         def load(keys: Sequence[Hashable]) -> list[Any]:
-            wanted = [by_key[k] for k in keys]
-            datas = ba.store.get_many([r.key for r in wanted])
-            out: list[Any] = []
-            for ref, data in zip(wanted, datas, strict=False):
-                arr = ba.decode_chunk(ref, data)  # None for missing or zero-byte objects
-                # Fortran-contiguous, so body_view() sends the cached array without a copy.
-                out.append(MISSING if arr is None else np.asfortranarray(arr))
-            return out
+            arrays = ba.load_chunks([by_key[k] for k in keys])
+            # Fortran-contiguous, so body_view() sends the cached array without a copy.
+            return [MISSING if arr is None else arr for arr in arrays]
 
         return self.cache.get_many([self.cache_key(ba, r) for r in refs], load)
 
     def read_box(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int]) -> np.ndarray:
-        """The voxels of ``box`` x ``channels`` as a zero-filled, Fortran-ordered 4-D array.
+        """The voxels of ``box`` x ``channels`` as a Fortran-ordered 4-D array.
 
-        Voxels outside the volume and in missing chunks are 0 (DESIGN.md §2 defaults).
-        Without a cache budget this is the core's ``ba.read`` (which decodes straight into
-        the output); otherwise chunks come through the cache.
+        Voxels outside the volume and in missing chunks are 0 (or an error, as the
+        dataset's ``fill_missing`` says). Through the core's read loop, with the chunks
+        coming from the cache when it has a budget.
         """
         if not self.cache.max_bytes:
             return ba.read(box, channels)
-        # Recycled once the response has been sent (nothing refers to the slab any more).
-        out = new_output(ba.grid, box, channels, ba.dtype)
-        refs = ba.chunks(box)
-        csel = slice(channels[0], channels[1])
-
-        def work(batch: Sequence[bc.ChunkRef]) -> None:
-            for ref, arr in zip(batch, self.chunks(ba, batch), strict=False):
-                inter = ref.box.intersect(box)
-                target = inter.slices_in(box) + (slice(None),)
-                if arr is MISSING:
-                    out[target] = 0
-                else:
-                    paste(out[target], arr[inter.slices_in(ref.box) + (csel,)])
-
-        per_thread = 4 if ba.store.threaded_io else 1
-        run_batches(work, refs, per_thread=per_thread)
-        return out
+        return ba.read(box, channels, source=CachedChunks(self, ba))
 
     def invalidate(self, ba: bc.BigArray, box: bc.Box) -> None:
         """Forget every cached chunk of ``ba`` that ``box`` touches."""
         self.cache.invalidate([self.cache_key(ba, r) for r in ba.chunks(box)])
+
+
+class CachedChunks(ChunkSource):
+    """The chunks of one BigArray through a :class:`ChunkReader`'s cache (pasted, not decoded)."""
+
+    def __init__(self, reader: ChunkReader, ba: bc.BigArray) -> None:
+        self.reader = reader
+        self.ba = ba
+        self.io = ba.scale_io
+
+    @property
+    def copies_only(self) -> bool:
+        return True
+
+    def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
+        arrays = self.reader.chunks(self.ba, [p.ref for p in batch])
+        for p, arr in zip(batch, arrays, strict=True):
+            if arr is MISSING:
+                if not fill_missing:
+                    raise missing_chunk_error(self.io, p.ref)
+                out[p.target] = 0
+            else:
+                paste(out[p.target], arr[p.region])

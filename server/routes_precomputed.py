@@ -17,7 +17,7 @@ from bigarrays_server.errors import ApiError
 from bigarrays_server.routes_chunks import chunk_ref
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import ServerState, StateDep
-from bigarrays_server.transcode import gzip_bytes, strip_compression
+from bigarrays_server.transcode import gzip_bytes
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -55,17 +55,16 @@ def _chunk_bytes(state: ServerState, ba: bc.BigArray, ref: bc.ChunkRef,
             return None
         data = arr.tobytes(order="F")
         return (gzip_bytes(data), True) if gzip_ok else (data, False)
-    stored = ba.store.get(ref.key)
-    if not stored:
+    value = next(ba.store.iter_values([ref.key]))
+    if value is None or not value.data:
         return None
-    try:
-        data, is_gzip = strip_compression(stored, comp, keep_gzip=gzip_ok)
-    except Exception as exc:  # each compression library has its own error type
-        raise bc.ChunkDecodeError(f"cannot decompress {ba.store.describe(ref.key)}: {exc}",
-                                  key=ref.key) from exc
-    if gzip_ok and not is_gzip and data is not stored and ba.encoding in _ENCODED_CHUNKS_GZIP_HELPS:
-        return gzip_bytes(data), True
-    return data, is_gzip
+    if value.encoding == "gzip" and gzip_ok:
+        return bytes(value.data), True  # stored gzip, as the store records it: passed through
+    io = ba.scale_io
+    plain = io.pipeline.unwrap(value.data, io.chunk_shape(ref), ba.store.describe(ref.key), ref.key, value.encoding)
+    if gzip_ok and plain is not value.data and ba.encoding in _ENCODED_CHUNKS_GZIP_HELPS:
+        return gzip_bytes(plain), True
+    return bytes(plain), False
 
 
 @get_and_head(router, "/precomputed/{ds}/{scale_key:path}/{chunk}", response_class=Response,

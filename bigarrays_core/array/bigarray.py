@@ -15,6 +15,7 @@ import numpy as np
 from bigarrays_core.array.indexing import Selection, parse_selection
 from bigarrays_core.array.read import read_box, read_chunk
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
+from bigarrays_core.array.source import ChunkSource, load_chunks
 from bigarrays_core.array.write import write_box
 from bigarrays_core.errors import (
     AlignmentError,
@@ -168,15 +169,27 @@ class BigArray:
         sel = self._selection(key)
         return sel.drop_axes(self.read(sel.box, sel.channels))
 
-    def read(self, box: Box | str, channels: tuple[int, int] | None = None) -> np.ndarray:
-        """The 4-D ``(x, y, z, c)`` voxels of ``box`` (a :class:`Box` or ``"x0:x1,y0:y1,z0:z1"``)."""
+    def read(self, box: Box | str, channels: tuple[int, int] | None = None, *,
+             source: ChunkSource | None = None) -> np.ndarray:
+        """The 4-D ``(x, y, z, c)`` voxels of ``box`` (a :class:`Box` or ``"x0:x1,y0:y1,z0:z1"``).
+
+        ``source`` supplies the chunks instead of the store (for example a cache, see
+        :class:`~bigarrays_core.array.source.ChunkSource`); it must be a source of this
+        array's :attr:`scale_io`.
+        """
         if isinstance(box, str):
             box = Box.parse(box)
         channels = channels or (0, self.num_channels)
         if not 0 <= channels[0] <= channels[1] <= self.num_channels:
             raise SelectionError(f"channels {channels[0]}:{channels[1]} are outside 0:{self.num_channels}")
         self._check_bounded(box, "read")
-        return read_box(self._io, box, channels, fill_missing=self.fill_missing)
+        return read_box(self._io, box, channels, fill_missing=self.fill_missing, source=source)
+
+    @property
+    def scale_io(self) -> ScaleIO:
+        """Everything chunk I/O needs about this scale (store, grid, codec pipeline), for
+        chunk sources and other low-level readers."""
+        return self._io
 
     # -- writing -----------------------------------------------------------------------
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -261,13 +274,21 @@ class BigArray:
             box = Box.parse(box)
         return self._io.chunks(self.bounds if box is None else box)
 
-    def decode_chunk(self, ref: ChunkRef, data: bytes | memoryview | None) -> np.ndarray | None:
+    def decode_chunk(self, ref: ChunkRef, data: bytes | memoryview | None,
+                     encoding: str | None = None) -> np.ndarray | None:
         """The ``(x, y, z, c)`` array of one chunk's stored bytes (as ``store.get_many`` gives
         them), or None when the chunk is missing (None or zero bytes).
 
+        ``encoding`` is the content encoding the store recorded for the bytes (a ``.gz``
+        suffix, a ``Content-Encoding`` header; see :meth:`KVStore.iter_values`), if any.
         Raises :class:`ChunkDecodeError` naming the chunk when the bytes do not decode.
         """
-        return read_chunk(self._io, ref, data, fill_missing=True)
+        return read_chunk(self._io, ref, data, fill_missing=True, encoding=encoding)
+
+    def load_chunks(self, refs: list[ChunkRef]) -> list[np.ndarray | None]:
+        """The whole decoded array of each chunk (Fortran order, owning its memory), or
+        None where it is missing. Raises :class:`ChunkDecodeError` naming a bad chunk."""
+        return load_chunks(self._io, refs)
 
     def missing_chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
         """The chunks of :meth:`chunks` that are not stored."""

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from bigarrays_core.array.executor import run_batches
-from bigarrays_core.array.read import read_chunk
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
+from bigarrays_core.array.source import load_chunks
 from bigarrays_core.geometry import Box
 
 __all__ = ["write_box"]
@@ -65,9 +65,8 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
                 _store_locked(io, encoded)
                 encoded = {}
             with _LOCKS[_stripe(io, ref.key)]:
-                old = read_chunk(io, ref, io.store.get(ref.key), fill_missing=True)
-                chunk = (np.zeros(io.chunk_shape(ref), dtype=io.dtype, order="F") if old is None
-                         else np.array(old, order="F"))
+                (old,) = load_chunks(io, [ref])
+                chunk = np.zeros(io.chunk_shape(ref), dtype=io.dtype, order="F") if old is None else old
                 chunk[inter.slices_in(ref.box) + (csel,)] = data[inter.slices_in(box) + (slice(None),)]
                 io.store.set(ref.key, io.pipeline.encode(chunk, io.store.describe(ref.key)),
                              io.pipeline.write_options)

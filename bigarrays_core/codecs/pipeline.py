@@ -1,9 +1,18 @@
 """One scale's full chunk codec: encoding plus optional byte compression.
 
-Decoding is forgiving in what it reads, as BigArrays.jl and CloudVolume are: gzip and
-zstd are recognised by their magic bytes whatever the info says (CloudVolume's ``.gz``
-files, objects whose Content-Encoding a client already undid, ...), and blosc is undone
-when the scale records it. Every failure becomes :class:`ChunkDecodeError` naming the key.
+Whether stored bytes are compressed is decided by where they came from, in this order:
+
+1. the content encoding the store recorded for the value (CloudVolume's ``.gz`` /
+   ``.zstd`` file suffixes on local disk, ``Content-Encoding`` on object stores): the bytes
+   are decoded with it, strictly;
+2. otherwise a value of exactly the raw chunk size in a raw scale that records no
+   compression is the raw chunk (that is what the info and the store both say);
+3. otherwise, as BigArrays.jl and CloudVolume read, gzip and zstd are recognised by their
+   magic bytes (objects whose Content-Encoding a client already undid, tools that record
+   nothing), and blosc is undone when the scale records it.
+
+A size coincidence never overrides a recorded encoding. Every failure becomes
+:class:`ChunkDecodeError` naming the key.
 """
 
 from __future__ import annotations
@@ -38,20 +47,12 @@ class ChunkPipeline:
         self._zstd: ByteCodec | None = None
 
     def _sniffed(self, data: bytes | memoryview) -> ByteCodec | None:
-        """The codec that undoes ``data``'s byte compression, or None if it has none."""
+        """The codec that undoes ``data``'s in-band byte compression, or None if it has none."""
         head = bytes(data[:4])
         if head[:3] == _GZIP_MAGIC:
-            if self._gzip is None:
-                from bigarrays_core.codecs.gzip import GzipCodec
-
-                self._gzip = GzipCodec()
-            return self._gzip
+            return self._content_decoder("gzip")
         if head == _ZSTD_MAGIC:
-            if self._zstd is None:
-                from bigarrays_core.codecs.zstd import ZstdCodec
-
-                self._zstd = ZstdCodec()
-            return self._zstd
+            return self._content_decoder("zstd")
         if self.compressor is not None and self.compressor.content_encoding is None:
             return self.compressor  # blosc: no magic; the scale records it
         return None
@@ -69,26 +70,40 @@ class ChunkPipeline:
         return data
 
     def decode(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk",
-               key: str | None = None) -> np.ndarray:
+               key: str | None = None, encoding: str | None = None) -> np.ndarray:
         """The ``(x, y, z, c)`` array of exactly ``shape`` stored in ``data``.
 
         ``where`` (the chunk's URL) goes into error messages, ``key`` (its store key) into
-        the error's ``key`` attribute.
+        the error's ``key`` attribute; ``encoding`` is the content encoding the store
+        recorded for the value (see the module docstring).
         """
         try:
-            return self.codec.decode(self._decompressed(data, shape), shape)
+            return self.codec.decode(self._decompressed(data, shape, encoding), shape)
         except Exception as exc:  # every codec library has its own error types
             raise self._decode_error(exc, data, shape, where, key) from exc
 
     def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
-                    where: str = "chunk", key: str | None = None) -> None:
+                    where: str = "chunk", key: str | None = None, encoding: str | None = None) -> None:
         """Write ``region`` of the chunk of ``shape`` stored in ``data`` into ``out``.
 
-        ``out`` has the region's shape; see :meth:`ChunkCodec.decode_into`. Errors as
-        :meth:`decode`.
+        ``out`` has the region's shape; see :meth:`ChunkCodec.decode_into`. Arguments and
+        errors as :meth:`decode`.
         """
         try:
-            self.codec.decode_into(self._decompressed(data, shape), shape, region, out)
+            self.codec.decode_into(self._decompressed(data, shape, encoding), shape, region, out)
+        except Exception as exc:  # every codec library has its own error types
+            raise self._decode_error(exc, data, shape, where, key) from exc
+
+    def unwrap(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk", key: str | None = None,
+               encoding: str | None = None) -> bytes | memoryview:
+        """The bytes of the chunk's encoding alone: ``data`` with its byte compression undone,
+        by the same rule as :meth:`decode` (``data`` itself when it has none).
+
+        For passing chunks on in a standard encoding (Neuroglancer reads raw, jpeg, png and
+        compressed_segmentation, not zstd or blosc). Errors as :meth:`decode`.
+        """
+        try:
+            return self._decompressed(data, shape, encoding)
         except Exception as exc:  # every codec library has its own error types
             raise self._decode_error(exc, data, shape, where, key) from exc
 
@@ -113,7 +128,10 @@ class ChunkPipeline:
         except Exception as exc:  # as decode
             raise self._decode_error(exc, span, shape, where, key) from exc
 
-    def _decompressed(self, data: bytes | memoryview, shape: Shape4) -> bytes | memoryview:
+    def _decompressed(self, data: bytes | memoryview, shape: Shape4,
+                      encoding: str | None) -> bytes | memoryview:
+        if encoding is not None:
+            return self._content_decoder(encoding).decode(data)
         # A raw chunk of exactly the raw size is taken as is, unless the scale records a
         # compression (then an incompressible chunk may happen to have that size).
         if not self.plain_raw or len(data) != self._raw_nbytes(shape):  # type: ignore[misc]
@@ -121,6 +139,22 @@ class ChunkPipeline:
             if compressor is not None:
                 return compressor.decode(data)
         return data
+
+    def _content_decoder(self, encoding: str) -> ByteCodec:
+        """The codec that undoes a content encoding a store recorded."""
+        if encoding == "gzip":
+            if self._gzip is None:
+                from bigarrays_core.codecs.gzip import GzipCodec
+
+                self._gzip = GzipCodec()
+            return self._gzip
+        if encoding == "zstd":
+            if self._zstd is None:
+                from bigarrays_core.codecs.zstd import ZstdCodec
+
+                self._zstd = ZstdCodec()
+            return self._zstd
+        raise ValueError(f"the store records content encoding {encoding!r}, which bigarrays cannot decode")
 
     def _decode_error(self, exc: Exception, data: bytes | memoryview, shape: Shape4, where: str,
                       key: str | None) -> ChunkDecodeError:

@@ -7,8 +7,13 @@ are thin wrappers. A missing key is a value (``None`` / ``False``), never an exc
 Writes may carry a *content encoding* (``"gzip"`` or ``"zstd"``): the bytes given are
 already compressed, and the store records that in its own convention (a ``.gz`` /
 ``.zstd`` file suffix on local disk, a ``Content-Encoding`` header on object stores), the
-conventions CloudVolume uses. Reads return the stored bytes as they are (callers sniff
-the compression from magic bytes).
+conventions CloudVolume uses. Reads return the stored bytes as they are; the readers the
+format layer uses (:meth:`KVStore.iter_values`) also say which content encoding the store
+recorded for each value, so whether bytes are compressed is decided by where they came
+from, never guessed from their size.
+
+Byte ranges (:meth:`KVStore.get_ranges`) let adapters such as the sharded format read
+parts of large values; every store answers them, most without reading the whole value.
 
 This module imports nothing from the rest of bigarrays but the errors.
 """
@@ -17,10 +22,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
+from typing import NamedTuple
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
-__all__ = ["ByteSpan", "KVStore", "WriteOptions", "check_key"]
+__all__ = ["ByteRange", "ByteSpan", "KVStore", "Value", "WriteOptions", "check_key"]
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd"}
@@ -44,6 +51,28 @@ def check_key(key: str) -> str:
 
 #: ``(size, start, stop)``: bytes ``[start, stop)`` of a value expected to be ``size`` bytes.
 ByteSpan = tuple[int, int, int]
+
+
+class Value(NamedTuple):
+    """One value as read from a store (see :meth:`KVStore.iter_values`)."""
+
+    #: The stored bytes (or the requested part of them, when ``partial``).
+    data: bytes | memoryview
+    #: The content encoding the store recorded for the value (``"gzip"``, ``"zstd"``, ``"br"``,
+    #: ...: a ``.gz`` / ``.zstd`` / ``.br`` file suffix, a ``Content-Encoding`` header), or
+    #: None when it recorded none. None does not promise plain bytes: a value written by a
+    #: tool that records nothing may still carry its compression in-band (magic bytes).
+    encoding: str | None = None
+    #: True when ``data`` is only the span that was asked for, not the whole value.
+    partial: bool = False
+
+
+class ByteRange(NamedTuple):
+    """Bytes ``[start, stop)`` of the value of ``key``; ``stop=None`` reads to its end."""
+
+    key: str
+    start: int
+    stop: int | None = None
 
 
 class WriteOptions:
@@ -116,32 +145,48 @@ class KVStore(ABC):
         Compressed variants are listed under their plain key.
         """
 
-    def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
-        """The values of ``keys`` one by one, in order (``None`` where missing).
+    def iter_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None = None
+                    ) -> Iterator[Value | None]:
+        """The values of ``keys`` one by one, in order, with the content encoding the store
+        recorded for each (``None`` where a key is missing).
 
-        A value may be a view of a buffer the store reuses: it is valid only until the
-        next value is requested. Use this in hot loops that consume each value at once;
-        the default yields from :meth:`get_many`.
+        ``spans[i]``, when given, is ``(size, start, stop)``: if the value of ``keys[i]`` is
+        stored as exactly ``size`` bytes with no content encoding recorded, the store may
+        return only bytes ``[start, stop)`` of it (``partial=True``); otherwise it returns
+        the whole value (``partial=False``).
+
+        A value's ``data`` may be a view of a buffer the store reuses: it is valid only until
+        the next value is requested. Use this in hot loops that consume each value at once.
+        The default reads whole values with :meth:`get_many` (recording no encoding) and
+        slices them; stores that know more (suffixes, headers) or read ranges cheaply
+        override it.
         """
-        yield from self.get_many(keys)
-
-    def iter_get_spans(self, keys: Sequence[str], spans: Sequence[ByteSpan | None]
-                       ) -> Iterator[tuple[bytes | memoryview | None, bool]]:
-        """Like :meth:`iter_get`, but reading only part of values that are stored plainly.
-
-        ``spans[i]`` is ``(size, start, stop)`` or ``None``. Where it is given and the value
-        of ``keys[i]`` is stored as exactly ``size`` bytes with no content encoding (no
-        ``.gz``/``.zstd`` variant, no Content-Encoding), this yields ``(value[start:stop],
-        True)``; otherwise ``(whole value or None, False)``, exactly as :meth:`iter_get`.
-        Values may be views of a reused buffer, valid until the next one is requested.
-        The default reads whole values and slices them; stores that can read a byte range
-        (local files) override it.
-        """
-        for data, span in zip(self.iter_get(keys), spans):
-            if span is not None and data is not None and len(data) == span[0]:
-                yield memoryview(data)[span[1]:span[2]], True
+        for data, span in zip(self.get_many(keys), spans if spans is not None else repeat(None)):
+            if data is None:
+                yield None
+            elif span is not None and len(data) == span[0]:
+                yield Value(memoryview(data)[span[1]:span[2]], None, True)
             else:
-                yield data, False
+                yield Value(data)
+
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+        """The bytes of each range, in order; ``None`` where its key is missing.
+
+        A range that reaches past the end of its value gives the bytes that exist (possibly
+        none): callers that know how long a value must be check the length. Ranges read the
+        stored bytes, whatever content encoding the store recorded. The default reads each
+        distinct key once with :meth:`get_many` and slices; stores that can read a range
+        directly (local files, object stores, HTTP) override it.
+
+        Raises as :meth:`get_many`.
+        """
+        keys = list(dict.fromkeys(r.key for r in ranges))
+        whole = dict(zip(keys, self.get_many(keys)))
+        out: list[bytes | memoryview | None] = []
+        for r in ranges:
+            data = whole[r.key]
+            out.append(None if data is None else memoryview(data)[r.start:r.stop])
+        return out
 
     # -- single-key helpers ------------------------------------------------------------
     def get(self, key: str) -> bytes | None:

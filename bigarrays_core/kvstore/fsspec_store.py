@@ -91,7 +91,14 @@ from bigarrays_core.errors import (  # noqa: E402
     StorageTimeoutError,
     UnknownSchemeError,
 )
-from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, KVStore, WriteOptions, check_key  # noqa: E402
+from bigarrays_core.kvstore.base import (  # noqa: E402
+    CONTENT_ENCODING_SUFFIX,
+    ByteSpan,
+    KVStore,
+    Value,
+    WriteOptions,
+    check_key,
+)
 from bigarrays_core.kvstore.failures import (  # noqa: E402
     FATAL,
     MISSING,
@@ -108,6 +115,7 @@ __all__ = ["FsspecStore"]
 T = TypeVar("T")
 
 _SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
+_ENCODING_OF_SUFFIX = {suffix: encoding for encoding, suffix in CONTENT_ENCODING_SUFFIX.items()}
 _VARIANTS = ("", *_SUFFIXES)
 _GCS = frozenset({"gs", "gcs"})
 _S3 = frozenset({"s3", "s3a"})
@@ -423,7 +431,7 @@ class FsspecStore(KVStore):
                     return _ABSENT
             await asyncio.sleep(pause)
 
-    def _read_direct(self, key: str) -> memoryview | None:
+    def _read_direct(self, key: str) -> Value | None:
         """``key`` (or a suffixed variant) through obstore, in the calling thread, with the
         retry policy; each attempt is bounded by obstore's client timeout."""
         assert self._reader is not None
@@ -433,7 +441,8 @@ class FsspecStore(KVStore):
             while True:
                 attempts += 1
                 try:
-                    return self._reader.get(name)
+                    data = self._reader.get(name)
+                    return None if data is None else Value(data, _ENCODING_OF_SUFFIX.get(suffix))
                 except Exception as exc:  # foreign errors are translated here, at the edge
                     pause = self._after_failure(exc, "read", self.describe(name), attempts, self.timeout)
                     if pause is None:
@@ -480,14 +489,14 @@ class FsspecStore(KVStore):
         return results
 
     # -- reads -------------------------------------------------------------------------------
-    async def _get_one(self, key: str) -> bytes | None:
+    async def _get_one(self, key: str) -> Value | None:
         for suffix in self._variants:
             path = self._path(key + suffix)
             out = await self._request(
                 "read", self.describe(key + suffix), self._op("cat_file", path, **self._cat_kwargs)
             )
             if out is not _ABSENT:
-                return bytes(out)  # type: ignore[arg-type]
+                return Value(bytes(out), _ENCODING_OF_SUFFIX.get(suffix))  # type: ignore[arg-type]
         return None
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -499,12 +508,14 @@ class FsspecStore(KVStore):
         (or :class:`StorageTimeoutError`) when the store fails after its retries.
         """
         keys = [check_key(k) for k in keys]
-        if self._reader is not None:
-            return [None if v is None else bytes(v) for v in self._iter_direct(keys)]
-        return self._run([functools.partial(self._get_one, k) for k in keys])
+        values = self._iter_direct(keys) if self._reader is not None else self._run(
+            [functools.partial(self._get_one, k) for k in keys])
+        return [None if v is None else bytes(v.data) for v in values]
 
-    def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
-        """The values of ``keys`` in order (``None`` where missing).
+    def iter_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None = None
+                    ) -> Iterator[Value | None]:
+        """The values of ``keys`` in order (``None`` where missing), whole (``spans`` is ignored),
+        with the encoding of the suffixed variant found (``.gz``, ``.zstd``).
 
         Through obstore, every request of the batch starts at once (at most
         ``max_concurrency`` in flight) and each value is yielded as soon as it and those before
@@ -521,7 +532,7 @@ class FsspecStore(KVStore):
             return self._iter_direct(keys)
         return iter(self._run([functools.partial(self._get_one, k) for k in keys]))
 
-    def _iter_direct(self, keys: Sequence[str]) -> Iterator[memoryview | None]:
+    def _iter_direct(self, keys: Sequence[str]) -> Iterator[Value | None]:
         pool = self._read_pool()
         futures = [pool.submit(self._read_direct, k) for k in keys]
         try:

@@ -21,13 +21,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
-from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, ByteSpan, KVStore, WriteOptions, check_key
+from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, ByteSpan, KVStore, Value, WriteOptions, check_key
 
 __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
 _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
 _ENCODED_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
+_ENCODING_OF_SUFFIX = {suffix: encoding for encoding, suffix in CONTENT_ENCODING_SUFFIX.items()}
 #: CloudVolume's other local suffixes, read (decompressed) only when no variant above exists.
 _FOREIGN_SUFFIXES = {".br": "brotli", ".xz": "lzma", ".bz2": "bz2"}
 
@@ -133,16 +134,17 @@ class LocalStore(KVStore):
         return None
 
     def _read_path(self, key: str, into: threading.local | None,
-                   span: ByteSpan | None = None) -> tuple[bytes | memoryview | None, bool]:
-        """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_get_spans`).
+                   span: ByteSpan | None = None) -> Value | None:
+        """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_values`).
 
         With ``into`` the bytes land in that thread's reused buffer and a view is returned.
         """
         for _attempt in range(3):  # a concurrent writer may remove the variant we found
             found = self._locate(key)
             if found is None:
-                return self._read_foreign(key), False
+                return self._foreign_value(key)
             path, suffix = found
+            encoding = _ENCODING_OF_SUFFIX.get(suffix)
             try:
                 fd = os.open(path, os.O_RDONLY)
             except (FileNotFoundError, NotADirectoryError):
@@ -152,10 +154,10 @@ class LocalStore(KVStore):
             try:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):  # e.g. a directory named like the chunk
-                    return self._read_foreign(key), False
+                    return self._foreign_value(key)
                 if into is None:
                     with open(fd, "rb", buffering=0, closefd=False) as f:
-                        return f.read(), False
+                        return Value(f.read(), encoding)
                 size = st.st_size
                 offset = 0
                 ranged = span is not None and size == span[0] and not suffix
@@ -175,26 +177,35 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             finally:
                 os.close(fd)
-            return view[:got], ranged
-        return None, False
+            return Value(view[:got], encoding, ranged)
+        return None
+
+    def _foreign_value(self, key: str) -> Value | None:
+        data = self._read_foreign(key)
+        return None if data is None else Value(data)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._read_path(k, None)[0] for k in keys]  # type: ignore[misc]
+        out: list[bytes | None] = []
+        for k in keys:
+            value = self._read_path(k, None)
+            out.append(None if value is None else bytes(value.data))
+        return out
 
-    def iter_get(self, keys: Sequence[str]) -> Iterator[bytes | memoryview | None]:
-        """Like :meth:`get_many`, reading each file into one buffer reused per thread.
+    def iter_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None = None
+                    ) -> Iterator[Value | None]:
+        """Each value read into one buffer reused per thread; a plain file of exactly a
+        span's size is read only in part (``pread``).
 
         Reusing the buffer avoids an allocation (and its page faults) per chunk, which
-        roughly doubles the speed of reading from the page cache.
+        roughly doubles the speed of reading from the page cache. The encoding is the one
+        the file's suffix records (``.gz``, ``.zstd``).
         """
-        for key in keys:
-            yield self._read_path(key, self._buffers)[0]
-
-    def iter_get_spans(self, keys: Sequence[str], spans: Sequence[ByteSpan | None]
-                       ) -> Iterator[tuple[bytes | memoryview | None, bool]]:
-        """Like :meth:`iter_get`; a plain file of exactly the span's size is read only in part."""
-        for key, span in zip(keys, spans):
-            yield self._read_path(key, self._buffers, span)
+        if spans is None:
+            for key in keys:
+                yield self._read_path(key, self._buffers)
+        else:
+            for key, span in zip(keys, spans):
+                yield self._read_path(key, self._buffers, span)
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []

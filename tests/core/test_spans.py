@@ -1,6 +1,6 @@
 """Partial reads of plain raw chunks: only the bytes a cutout needs are read.
 
-``KVStore.iter_get_spans`` returns a slice of a value stored plainly at its expected size
+``KVStore.iter_values`` with spans returns a slice of a value stored plainly at its expected size
 and the whole value otherwise; ``read_box`` uses it for raw scales without compression.
 Whatever path a chunk takes, the cutout must equal the whole-chunk decode.
 """
@@ -30,26 +30,26 @@ def store(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-
 
 def test_span_of_a_plain_value_of_the_expected_size(store) -> None:  # type: ignore[no-untyped-def]
     store.set("a", bytes(range(100)))
-    [(data, partial)] = list(store.iter_get_spans(["a"], [(100, 10, 20)]))
-    assert partial and bytes(data) == bytes(range(10, 20))
+    [value] = list(store.iter_values(["a"], [(100, 10, 20)]))
+    assert value.partial and bytes(value.data) == bytes(range(10, 20)) and value.encoding is None
 
 
 def test_whole_value_when_the_size_differs_or_no_span(store) -> None:  # type: ignore[no-untyped-def]
     store.set("a", bytes(range(100)))
-    got = [(bytes(d), p) for d, p in store.iter_get_spans(["a", "a"], [(99, 10, 20), None])]
+    got = [(bytes(v.data), v.partial) for v in store.iter_values(["a", "a"], [(99, 10, 20), None])]
     assert got == [(bytes(range(100)), False)] * 2
 
 
 def test_missing_value_is_none(store) -> None:  # type: ignore[no-untyped-def]
-    assert list(store.iter_get_spans(["nope"], [(100, 0, 10)])) == [(None, False)]
+    assert list(store.iter_values(["nope"], [(100, 0, 10)])) == [None]
 
 
 def test_local_compressed_variant_is_read_whole(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = LocalStore(str(tmp_path))
     payload = bytes(range(100))
     (tmp_path / "a.gz").write_bytes(gzip.compress(payload))
-    [(data, partial)] = list(store.iter_get_spans(["a"], [(100, 10, 20)]))
-    assert not partial and gzip.decompress(bytes(data)) == payload
+    [value] = list(store.iter_values(["a"], [(100, 10, 20)]))
+    assert not value.partial and value.encoding == "gzip" and gzip.decompress(bytes(value.data)) == payload
 
 
 def test_local_newer_gz_variant_wins_over_plain_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -57,8 +57,8 @@ def test_local_newer_gz_variant_wins_over_plain_file(tmp_path) -> None:  # type:
     (tmp_path / "a").write_bytes(bytes(100))
     os.utime(tmp_path / "a", ns=(1_000_000_000, 1_000_000_000))
     (tmp_path / "a.gz").write_bytes(gzip.compress(bytes(range(100))))
-    [(data, partial)] = list(store.iter_get_spans(["a"], [(100, 10, 20)]))
-    assert not partial and gzip.decompress(bytes(data)) == bytes(range(100))
+    [value] = list(store.iter_values(["a"], [(100, 10, 20)]))
+    assert not value.partial and gzip.decompress(bytes(value.data)) == bytes(range(100))
 
 
 def test_region_span_covers_exactly_the_region() -> None:
@@ -138,8 +138,8 @@ def test_local_key_naming_a_directory_is_missing(tmp_path) -> None:  # type: ign
     (tmp_path / "a" / "b").mkdir(parents=True)
     store = LocalStore(str(tmp_path))
     assert store.get("a") is None
-    assert list(store.iter_get(["a"])) == [None]
-    assert list(store.iter_get_spans(["a"], [(10, 0, 5)])) == [(None, False)]
+    assert list(store.iter_values(["a"])) == [None]
+    assert list(store.iter_values(["a"], [(10, 0, 5)])) == [None]
     assert not store.exists("a")
 
 
@@ -149,10 +149,10 @@ def test_local_compressed_variant_naming_a_directory_is_skipped(tmp_path) -> Non
     (tmp_path / "k.gz").mkdir()
     store = LocalStore(str(tmp_path))
     assert store.get("k") is None  # the only variant is a directory: missing
-    assert list(store.iter_get(["k"])) == [None]
+    assert list(store.iter_values(["k"])) == [None]
     (tmp_path / "k").write_bytes(b"plain")
     assert store.get("k") == b"plain"  # a directory never wins over a file
-    assert bytes(next(store.iter_get(["k"]))) == b"plain"  # type: ignore[arg-type]
+    assert bytes(next(store.iter_values(["k"])).data) == b"plain"  # type: ignore[union-attr]
     (tmp_path / "j.zstd").write_bytes(b"old")
     (tmp_path / "j.gz").write_bytes(gzip.compress(b"zipped"))
     os.utime(tmp_path / "j.zstd", ns=(1_000_000_000, 1_000_000_000))

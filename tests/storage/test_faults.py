@@ -264,12 +264,12 @@ def test_missing_bucket(kind: str, request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.parametrize("faulty", KINDS, indirect=True)
-def test_iter_get_raises_the_translated_error_naming_the_key(faulty: Faulty) -> None:
+def test_iter_values_raises_the_translated_error_naming_the_key(faulty: Faulty) -> None:
     values = _values(6)
     faulty.direct.set_many(values)
     store = faulty.open(retries=0, timeout=2.0)
     faulty.proxy.set_plan(FaultPlan(mode="status", status=403, first=10**9))
     first = next(iter(values))
     with pytest.raises(StoragePermissionError) as info:
-        next(store.iter_get(list(values)))
+        next(store.iter_values(list(values)))
     assert store.describe(first) in str(info.value)

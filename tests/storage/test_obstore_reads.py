@@ -49,16 +49,16 @@ def test_both_read_paths_give_the_same_values(kind: str, store_url: Callable[[st
     for obstore_reads in (True, False):
         store = open_store(url, obstore_reads=obstore_reads)
         assert store.get_many(keys) == expected
-        assert [None if v is None else bytes(v) for v in store.iter_get(keys)] == expected
+        assert [None if v is None else bytes(v.data) for v in store.iter_values(keys)] == expected
 
 
 @pytest.mark.cloud
-def test_iter_get_may_stop_early(store_url: Callable[[str], str]) -> None:
+def test_iter_values_may_stop_early(store_url: Callable[[str], str]) -> None:
     store = open_store(store_url("s3"))
     values = {f"k/{i}": os.urandom(1000) for i in range(40)}
     store.set_many(values)
-    values_iter = store.iter_get(list(values))
-    assert bytes(next(values_iter)) == values["k/0"]
+    values_iter = store.iter_values(list(values))
+    assert bytes(next(values_iter).data) == values["k/0"]  # type: ignore[union-attr]
     values_iter.close()  # the requests not yet started are dropped
     assert store.get_many(list(values)) == list(values.values())
 

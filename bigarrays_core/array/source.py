@@ -1,0 +1,107 @@
+"""Chunk sources: where a read gets the chunks of its plan.
+
+A :class:`ChunkSource` fills the output parts of a batch of
+:class:`~bigarrays_core.array.plan.ChunkProjection` s. :class:`StoredChunks`, the default,
+fetches the stored bytes of a batch from the scale's store and decodes each chunk's part
+straight into the output (reading only the needed bytes of plain raw chunks). Other
+sources plug in the same way: the server's reads through its decoded-chunk cache are a
+source; so is anything that has chunks at hand. The one read loop,
+:func:`bigarrays_core.array.read.read_box`, plans, batches and hands batches to a source.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from bigarrays_core.array.plan import ChunkProjection
+from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
+from bigarrays_core.errors import ChunkNotFoundError
+
+__all__ = ["ChunkSource", "StoredChunks", "load_chunks", "missing_chunk_error"]
+
+
+def missing_chunk_error(io: ScaleIO, ref: ChunkRef) -> ChunkNotFoundError:
+    """The error of a read that needs ``ref`` when it is missing and ``fill_missing`` is off."""
+    return ChunkNotFoundError(
+        f"chunk {io.store.describe(ref.key)} (voxels {ref.box}) is missing; "
+        "open with fill_missing=True to read zeros there",
+        key=ref.key,
+    )
+
+
+def load_chunks(io: ScaleIO, refs: Sequence[ChunkRef]) -> list[np.ndarray | None]:
+    """The whole decoded ``(x, y, z, c)`` array of each chunk (Fortran order, owning its
+    memory), or None where the chunk is missing (or a zero-byte object).
+
+    For callers that keep or modify chunks (caches, read-modify-write). Raises
+    :class:`ChunkDecodeError` naming the key of a chunk that does not decode.
+    """
+    out: list[np.ndarray | None] = []
+    store = io.store
+    for ref, value in zip(refs, store.iter_values([r.key for r in refs])):
+        if value is None or not value.data:
+            out.append(None)
+            continue
+        arr = io.pipeline.decode(value.data, io.chunk_shape(ref), store.describe(ref.key), ref.key, value.encoding)
+        # The value may be a view of a reused buffer, and decoding may return a view of it.
+        owns = arr.flags.f_contiguous and arr.flags.owndata and arr.flags.writeable
+        out.append(arr if owns else np.array(arr, order="F"))
+    return out
+
+
+class ChunkSource(ABC):
+    """Fills the parts of a read's output that a batch of chunks covers."""
+
+    #: The scale read.
+    io: ScaleIO
+
+    @property
+    def threaded(self) -> bool:
+        """True when the source is cheap to call from many threads at once with small
+        batches (local disk, memory, a cache); False when it wants big batches that it
+        fetches concurrently itself (object stores)."""
+        return self.io.store.threaded_io
+
+    @property
+    def copies_only(self) -> bool:
+        """True when filling is a plain copy per chunk (bound by memory speed, not decoding)."""
+        return self.io.pipeline.plain_raw
+
+    @abstractmethod
+    def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
+        """Write every projection's part of ``out`` (``out[p.target]``).
+
+        Missing chunks are written as zeros when ``fill_missing``, else raise
+        :class:`ChunkNotFoundError` naming the chunk (see :func:`missing_chunk_error`).
+        Undecodable chunks raise :class:`ChunkDecodeError` naming the key. Called from
+        several threads at once, with disjoint batches.
+        """
+
+
+class StoredChunks(ChunkSource):
+    """The scale's stored chunks, decoded straight into the output."""
+
+    def __init__(self, io: ScaleIO) -> None:
+        self.io = io
+
+    def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
+        io = self.io
+        pipeline, store = io.pipeline, io.store
+        # Plain raw chunks are read only from the first to the last byte the box needs.
+        spans = [pipeline.region_span(p.shape, p.region) for p in batch] if pipeline.plain_raw else None
+        values = store.iter_values([p.ref.key for p in batch], spans)
+        # Values may share one reused buffer: each is decoded and pasted before the next.
+        for p, value in zip(batch, values):
+            key = p.ref.key
+            if value is None or not value.data:  # CloudVolume treats zero-byte objects as missing too
+                if not fill_missing:
+                    raise missing_chunk_error(io, p.ref)
+                out[p.target] = 0
+            elif value.partial:
+                pipeline.decode_span_into(value.data, p.shape, p.region, out[p.target], store.describe(key), key)
+            else:
+                pipeline.decode_into(value.data, p.shape, p.region, out[p.target], store.describe(key), key,
+                                     value.encoding)
