@@ -12,12 +12,12 @@ from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
 from bigarrays_server.reader import body_view
 from bigarrays_server.routes_cutout import BBOX_DOC, DsParam, MipParam, chunk_count, describe_headers
 from bigarrays_server.routing import get_and_head
-from bigarrays_server.split import split_box
 from bigarrays_server.state import StateDep
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 import bigarrays_core as bc
+from bigarrays_core.geometry import split_box
 from bigarrays_core.geometry.grid import parse_chunk_name
 
 __all__ = ["router"]

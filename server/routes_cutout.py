@@ -19,12 +19,12 @@ from bigarrays_server.errors import ApiError
 from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header, parse_npy
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.slabs import pieces, read_piece, stream_body
-from bigarrays_server.split import split_box
 from bigarrays_server.state import ServerState, StateDep
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 import bigarrays_core as bc
+from bigarrays_core.geometry import split_box
 
 __all__ = ["router"]
 

@@ -2,12 +2,12 @@
 
 Owns: :func:`pieces` (pure) and :func:`stream_body` (the async body iterator).
 
-The body is the Fortran-order bytes of ``(x, y, z, c)``, so for one channel a run of
-whole z-planes is contiguous, and so is a band of whole x-rows inside one z-plane. Pieces
-are one chunk-row thick in z (aligned to the grid, so a chunk is decoded once per piece),
-thinner when that exceeds ``max_bytes``: a few z-planes, or y-bands of one plane. With
-several channels the channel is the outermost loop. Memory is about two pieces (the one
-being sent and the next being read), whatever the cutout's size.
+The body is the Fortran-order bytes of ``(x, y, z, c)``: the core's splitter
+(:func:`bigarrays_core.geometry.split_box` with ``aligned=False``) cuts each channel's box
+into contiguous pieces of at most ``max_bytes``, on the chunk grid's lines where it can (so
+a chunk is rarely read for two pieces). With several channels the channel is the
+outermost loop. Memory is about two pieces (the one being sent and the next being read),
+whatever the cutout's size.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bigarrays_server.bbox import RequestBox
 from bigarrays_server.reader import ChunkReader, body_view
 
 import bigarrays_core as bc
+from bigarrays_core.geometry import split_box
 
 __all__ = ["pieces", "stream_body"]
 
@@ -28,27 +29,15 @@ Piece = tuple[bc.Box, tuple[int, int]]
 
 
 def pieces(req: RequestBox, grid: bc.ChunkGrid, max_bytes: int) -> Iterator[Piece]:
-    """The contiguous pieces of the body of ``req``, in output order."""
-    (x0, y0, z0), (x1, y1, z1) = req.box.start, req.box.stop
+    """The contiguous pieces of the body of ``req``, in output order (one channel at a time
+    when there are several: the channel is the slowest axis of the body)."""
     c0, c1 = req.channels
     channel_runs = [(c0, c1)] if c1 - c0 == 1 else [(c, c + 1) for c in range(c0, c1)]
-    plane = (x1 - x0) * (y1 - y0) * req.dtype.itemsize
-    row = (x1 - x0) * req.dtype.itemsize
-    oz, cz = grid.voxel_offset[2], grid.chunk_size[2]
     for chans in channel_runs:
-        z = z0
-        while z < z1:
-            row_end = min(z1, oz + ((z - oz) // cz + 1) * cz)
-            planes = max(1, max_bytes // plane) if plane else row_end - z
-            if planes >= 1 and plane <= max_bytes:
-                for a in range(z, row_end, planes):
-                    yield bc.Box((x0, y0, a), (x1, y1, min(row_end, a + planes))), chans
-            else:
-                rows = max(1, max_bytes // row)
-                for zz in range(z, row_end):
-                    for b in range(y0, y1, rows):
-                        yield bc.Box((x0, b, zz), (x1, min(y1, b + rows), zz + 1)), chans
-            z = row_end
+        parts = split_box(req.box, grid, req.dtype.itemsize, max_bytes, aligned=False)
+        assert parts is not None  # no piece limit
+        for part in parts:
+            yield part, chans
 
 
 def read_piece(reader: ChunkReader, ba: bc.BigArray, piece: Piece) -> memoryview:

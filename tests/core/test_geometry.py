@@ -225,3 +225,32 @@ def test_chunks_in_tiles_the_box_inside_the_bounds(
     if not target.is_empty:
         expected[tuple(slice(a - o, b - o) for a, b, o in zip(target.start, target.stop, lo, strict=True))] = 1
     np.testing.assert_array_equal(hits, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(offset=st.tuples(st.integers(-40, 40), st.integers(-40, 40), st.integers(-40, 40)),
+       chunk_size=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9)),
+       start=st.tuples(st.integers(-40, 40), st.integers(-40, 40), st.integers(-40, 40)),
+       shape=st.tuples(st.integers(1, 30), st.integers(1, 30), st.integers(1, 30)),
+       bpv=st.sampled_from([1, 2, 8]), budget=st.integers(1, 4000))
+def test_unaligned_split_is_the_box_bytes_in_order_within_budget(offset, chunk_size, start, shape, bpv,  # type: ignore[no-untyped-def]
+                                                                 budget) -> None:
+    from bigarrays_core.geometry import split_box
+
+    grid = ChunkGrid(offset, (100, 100, 100), chunk_size)
+    box = Box.from_shape(start, shape)
+    parts = split_box(box, grid, bpv, budget, aligned=False)
+    assert parts is not None
+    full = np.arange(box.size, dtype=np.int64).reshape(box.shape, order="F")
+    body = np.concatenate([full[p.slices_in(box)].ravel(order="F") for p in parts])
+    np.testing.assert_array_equal(body, full.ravel(order="F"))
+    assert all(p.size * bpv <= max(budget, bpv) for p in parts)
+
+
+def test_grid_slabs_cut_at_every_grid_line() -> None:
+    from bigarrays_core.geometry import grid_slabs
+
+    grid = ChunkGrid((0, 0, -5), (10, 10, 40), (4, 4, 8))
+    slabs = list(grid_slabs(Box((1, 2, -4), (3, 4, 20)), grid))
+    assert [(s.start[2], s.stop[2]) for s in slabs] == [(-4, 3), (3, 11), (11, 19), (19, 20)]
+    assert all(s.start[:2] == (1, 2) and s.stop[:2] == (3, 4) for s in slabs)

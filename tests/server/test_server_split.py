@@ -1,15 +1,16 @@
-"""The 413 split and the streaming pieces: chunk-aligned, exact tilings, within their budget."""
+"""The one splitter: chunk-aligned exact tilings within their budget (a 413's split), and contiguous
+streaming pieces."""
 
 from __future__ import annotations
 
 import numpy as np
 from bigarrays_server.bbox import RequestBox
 from bigarrays_server.slabs import pieces
-from bigarrays_server.split import split_box
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bigarrays_core as bc
+from bigarrays_core.geometry import split_box
 
 vec = st.tuples(st.integers(-40, 40), st.integers(-40, 40), st.integers(-40, 40))
 chunk = st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9))
