@@ -21,12 +21,16 @@ __all__ = ["Redactor"]
 
 def _spellings(root: str) -> list[str]:
     """The ways a message may write a store's root: its URL and, for ``scheme://rest``,
-    ``rest`` (a local directory's path, an object store's ``bucket/prefix``, as the
-    SDKs' own errors write them)."""
+    ``rest`` when it is a path (a local directory's ``/srv/data/em``, an object store's
+    ``bucket/prefix``, as the SDKs' own errors write them). A bare name (``memory://em``'s
+    ``em``) is no spelling: it would match ordinary words."""
     out = [root.rstrip("/")]
     _, sep, rest = root.partition("://")
-    if sep and len(rest.strip("/")) > 1:
-        out.append(rest.rstrip("/"))
+    rest = rest.rstrip("/")
+    if sep and "/" in rest.lstrip("/"):
+        out.append(rest)
+    elif sep and rest.startswith("/") and len(rest) > 1:
+        out.append(rest)
     return out
 
 

@@ -191,3 +191,22 @@ def test_a_client_dropping_mid_put_is_no_server_error(live: tuple[ScriptServer, 
     # A whole PUT on the same server still works.
     r = httpx.put(f"{server.url}{path}", content=bytes(64 * 64 * 32 * 2), headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200, r.text
+
+
+def test_the_redactor_rewrites_whole_roots_only() -> None:
+    from bigarrays_server.redaction import Redactor
+
+    r = Redactor({"em": ["file:///srv/d/em", "data/em"], "em2": ["file:///srv/d/em2"], "g": ["gs://bucket/x"],
+                  "m": ["memory://m"]})
+    cases = {
+        "cannot decode file:///srv/d/em/8_8_40/0-64_0-64_0-64: junk": "cannot decode em/8_8_40/0-64_0-64_0-64: junk",
+        "cannot write [0:1,0:1,0:1] to file:///srv/d/em mip 0": "cannot write [0:1,0:1,0:1] to dataset 'em' mip 0",
+        "open('/srv/d/em2/info') failed": "open('em2/info') failed",
+        "gcsfs: bucket/x/8/y is gone; gs://bucket/x": "gcsfs: g/8/y is gone; dataset 'g'",
+        "file:///srv/d/emx/a and xbucket/x/a": "file:///srv/d/emx/a and xbucket/x/a",  # other paths stay
+        "data/em and m and memory://m/k": "data/em and m and m/k",  # relative paths and bare names stay
+    }
+    for text, want in cases.items():
+        assert r.apply(text) == want
+    assert r.apply_all({"a": ["file:///srv/d/em/k", 3], "b": None}) == {"a": ["em/k", 3], "b": None}
+    assert Redactor({}).apply("file:///srv/d/em") == "file:///srv/d/em"
