@@ -9,9 +9,10 @@ a body is read from the socket straight into its place (``readinto`` over pooled
 ``http.client`` connections, no intermediate ``bytes``). Anything but a clean 200 is asked
 again through ``httpx``, where 429/503/504 and dropped connections are retried with
 backoff (honouring ``Retry-After``) and a 413 is followed by fetching the server's
-``detail.split``. HTTP errors become the core's errors (400 -> :class:`SelectionError`,
-404 -> :class:`DatasetNotFoundError` or :class:`ChunkNotFoundError`, 409 ->
-:class:`AlignmentError` with ``nearest``, ...).
+``detail.split``. An error answer becomes the core error whose ``code`` it names, so
+the server's errors arrive as themselves (:class:`ReadOnlyError`, :class:`AlignmentError`
+with ``nearest``, ...); HTTP-level answers map by status (401/403 ->
+:class:`StoragePermissionError`, 413 -> :class:`TooLargeError`, ...).
 
 Needs ``httpx`` (a dependency of bigarrays), imported when a Client is made. Nothing is
 cached on the client: every read asks the server.
@@ -25,25 +26,26 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import numpy as np
 
-from bigarrays_core.array import buffers
+from bigarrays_core.array import buffers, whole
 from bigarrays_core.array.indexing import Selection, parse_selection
+from bigarrays_core.array.scale_io import ChunkRef
+from bigarrays_core.array.values import write_array
 from bigarrays_core.errors import (
     AlignmentError,
     BigArraysError,
-    ChunkNotFoundError,
     DatasetNotFoundError,
-    OutOfBoundsError,
     SelectionError,
     StorageError,
     StoragePermissionError,
     StorageTimeoutError,
-    WriteDataError,
+    TooLargeError,
+    error_class,
 )
 from bigarrays_core.geometry import Box, ChunkGrid
 
@@ -53,6 +55,12 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _DEFAULT_PIECE_BYTES = 64 * 2**20
 #: Reads are split into about ``max_workers`` pieces, but none smaller than this.
 _MIN_PIECE_BYTES = 32 * 2**20
+#: The error of an answer whose code names no class of the error tree (HTTP-level answers
+#: such as ``unauthorized`` or ``unsupported_format``, or a server that is not bigarrays').
+_ERROR_OF_STATUS: dict[int, type[BigArraysError]] = {
+    400: SelectionError, 401: StoragePermissionError, 403: StoragePermissionError, 404: DatasetNotFoundError,
+    406: SelectionError, 413: TooLargeError, 504: StorageTimeoutError,
+}
 
 
 def _parse_box(text: str) -> tuple[Box, tuple[int, int] | None]:
@@ -228,36 +236,33 @@ class Client:
             attempt += 1
 
     def _error(self, method: str, path: str, response: Any) -> BigArraysError:
+        """The core error an error answer stands for: the class whose ``code`` the body names
+        (see :func:`~bigarrays_core.errors.error_class`), else one chosen by the status.
+
+        The error keeps the answer's ``status`` and ``detail``; ``key``/``field`` and an
+        AlignmentError's ``box``/``nearest``/``reason`` are filled in from the detail.
+        """
         try:
             body = response.json()
             code, message, detail = body.get("error", ""), body.get("message", ""), body.get("detail") or {}
-        except ValueError:
+        except (ValueError, AttributeError):
             code, message, detail = "", response.text[:200], {}
-        text = f"{method} {self.url}{path}: {response.status_code} {code}: {message}"
+        if not isinstance(detail, dict):
+            detail = {}
         status = response.status_code
-        exc: BigArraysError
-        if status == 409 and code == "unaligned":
-            nearest = detail.get("nearest")
-            exc = AlignmentError(text, box=_parse_box(detail["bbox"])[0] if detail.get("bbox") else None,
-                                 nearest=_parse_box(nearest)[0] if nearest else None)
-        elif status == 404 and code == "missing_chunk":
-            exc = ChunkNotFoundError(text, key=detail.get("key"))
-        elif status == 404:
-            exc = DatasetNotFoundError(text)
-        elif status == 400 and code == "bad_data":
-            exc = WriteDataError(text)
-        elif status == 400 and code == "out_of_bounds":
-            exc = OutOfBoundsError(text)
-        elif status in (400, 406, 413):
-            exc = SelectionError(text)
-        elif status in (401, 403):
-            exc = StoragePermissionError(text)
-        elif status == 504:
-            exc = StorageTimeoutError(text)
-        else:
-            exc = StorageError(text)
-        exc.status = status  # type: ignore[union-attr]
-        exc.detail = detail  # type: ignore[union-attr]
+        cls = error_class(code) if isinstance(code, str) else None
+        if cls is None:
+            cls = _ERROR_OF_STATUS.get(status, StorageError)
+        exc = cls(f"{method} {self.url}{path}: {status} {code}: {message}")
+        if isinstance(exc, AlignmentError):
+            exc.box = _parse_box(detail["bbox"])[0] if detail.get("bbox") else None
+            exc.nearest = _parse_box(detail["nearest"])[0] if detail.get("nearest") else None
+            exc.reason = detail.get("reason")
+        for attr in ("key", "field"):
+            if detail.get(attr) is not None:
+                setattr(exc, attr, detail[attr])
+        exc.status = status  # type: ignore[attr-defined]
+        exc.detail = detail  # type: ignore[attr-defined]
         return exc
 
     # -- public API ------------------------------------------------------------------
@@ -296,7 +301,14 @@ class Client:
 
 
 class RemoteArray:
-    """One mip of a dataset on a server, indexed like a :class:`~bigarrays_core.BigArray`."""
+    """One mip of a dataset on a server, indexed like a :class:`~bigarrays_core.BigArray`.
+
+    As with a BigArray, ``np.asarray(remote)`` reads the whole volume (up to
+    :attr:`max_array_bytes`) and iterating is a ``TypeError``.
+    """
+
+    #: The largest ``np.asarray(remote)`` read without complaint (bytes).
+    max_array_bytes: int = whole.MAX_ARRAY_BYTES
 
     def __init__(self, client: Client, name: str, mip: int = 0) -> None:
         self.client = client
@@ -338,6 +350,12 @@ class RemoteArray:
         return (int(x), int(y), int(z), self.num_channels)
 
     @property
+    def resolution(self) -> tuple[float, float, float]:
+        """Voxel size in nm, (x, y, z)."""
+        x, y, z = self._scale["resolution"]
+        return (float(x), float(y), float(z))
+
+    @property
     def bounds(self) -> Box:
         return Box.from_shape(self.voxel_offset, self.shape[:3])
 
@@ -351,6 +369,14 @@ class RemoteArray:
     def __repr__(self) -> str:
         return (f"RemoteArray({self.client.url!r}, {self.name!r}, mip={self.mip}, shape={self.shape}, "
                 f"dtype={self.dtype.name})")
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The whole volume, all channels, as ``(x, y, z, c)``; :class:`TooLargeError` above
+        :attr:`max_array_bytes`."""
+        return whole.to_numpy(self, dtype, copy)
+
+    def __iter__(self) -> NoReturn:
+        raise whole.not_iterable(self)
 
     # -- reading ---------------------------------------------------------------------
     def _path(self, box: Box, channels: tuple[int, int]) -> str:
@@ -439,7 +465,7 @@ class RemoteArray:
         response = None
         try:
             response = self.client.request("GET", self._path(piece, channels), params={"format": "raw"})
-        except SelectionError as exc:
+        except TooLargeError as exc:
             split = getattr(exc, "detail", {}).get("split") if getattr(exc, "status", None) == 413 else None
             if not split or split == [f"{piece.to_colon()},{channels[0]}:{channels[1]}"]:
                 raise
@@ -462,35 +488,48 @@ class RemoteArray:
         self._write(Selection(box, (0, self.num_channels), ()), data)
 
     def _write(self, sel: Selection, value: Any) -> None:
-        """Check ``value`` as :meth:`BigArray.__setitem__` does, then PUT the 4-D box."""
-        target = sel.shape4
-        where = f"{sel.box} channels {sel.channels[0]}:{sel.channels[1]}"
-        if np.ndim(value) == 0:
-            if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
-                try:
-                    cast = np.asarray(value, dtype=self.dtype)
-                except (OverflowError, ValueError):
-                    cast = None
-                if cast is None or cast != value:
-                    raise WriteDataError(f"value {value!r} does not fit dtype {self.dtype.name} (writing {where})")
-            elif not np.can_cast(np.asarray(value).dtype, self.dtype, "safe"):
-                raise WriteDataError(f"cannot write {np.asarray(value).dtype.name} into a {self.dtype.name} "
-                                     f"volume without loss (writing {where})")
-            arr = np.broadcast_to(np.asarray(value, dtype=self.dtype), target)
-        else:
-            arr = np.asarray(value)
-            if arr.dtype != self.dtype and not np.can_cast(arr.dtype, self.dtype, "safe"):
-                raise WriteDataError(f"cannot write {arr.dtype.name} data into a {self.dtype.name} volume "
-                                     f"without loss (writing {where}); cast it first")
-            if arr.shape == sel.shape:
-                arr = arr.reshape(target, order="A")
-            elif 3 not in sel.dropped and target[3] == 1 and arr.shape == sel.shape[:-1]:
-                arr = arr[..., np.newaxis]
-            else:
-                raise WriteDataError(f"data of shape {arr.shape} does not fit {where}, which has shape {sel.shape}")
-            arr = arr.astype(self.dtype, copy=False)
+        """Coerce ``value`` as :meth:`BigArray.__setitem__` does, then PUT the 4-D box."""
+        arr = write_array(value, self.dtype, sel)
+        if sel.box.is_empty or sel.channels[1] <= sel.channels[0]:
+            return  # an empty selection writes nothing, as BigArray (and numpy) do
         body = np.asarray(arr, order="F").tobytes(order="F")
         headers = {"Content-Type": "application/octet-stream"}
         if self.client.token:
             headers["Authorization"] = f"Bearer {self.client.token}"
         self.client.request("PUT", self._path(sel.box, sel.channels), content=body, headers=headers)
+
+    # -- chunk utilities, as BigArray ----------------------------------------------------
+    def _plan(self, box: Box | str | None) -> list[tuple[ChunkRef, bool]]:
+        """The server's chunk plan of ``box`` (the whole volume by default), x fastest,
+        following the server's split when the plan is over its limit."""
+        if isinstance(box, str):
+            box = Box.parse(box)
+        box = self.bounds if box is None else box
+        if box.is_empty or box.intersect(self.bounds).is_empty:
+            return []
+        found: dict[tuple[int, int, int], tuple[ChunkRef, bool]] = {}
+        todo = [box.to_colon()]
+        while todo:
+            text = todo.pop()
+            path = f"/v1/{quote(self.name, safe='')}/chunks/{self.mip}"
+            try:
+                plan = self.client.request("GET", path, params={"bbox": text}).json()
+            except TooLargeError as exc:
+                split = getattr(exc, "detail", {}).get("split")
+                if not split or split == [text]:
+                    raise
+                todo.extend(split)
+                continue
+            for c in plan["chunks"]:
+                x, y, z = (int(v) for v in c["grid"])
+                found[(x, y, z)] = (ChunkRef(str(c["key"]), (x, y, z), Box.parse(c["bbox"])), bool(c["exists"]))
+        return [found[g] for g in sorted(found, key=lambda g: (g[2], g[1], g[0]))]
+
+    def chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
+        """The chunks a box touches (the whole volume by default), x fastest, as
+        :meth:`BigArray.chunks <bigarrays_core.BigArray.chunks>` gives them."""
+        return [ref for ref, _ in self._plan(box)]
+
+    def missing_chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
+        """The chunks of :meth:`chunks` that are not stored."""
+        return [ref for ref, exists in self._plan(box) if not exists]

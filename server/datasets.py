@@ -42,9 +42,9 @@ class Dataset:
     def at(self, mip: int) -> bc.BigArray:
         """The BigArray of ``mip``; 404 when the dataset has no such scale."""
         if not 0 <= mip < len(self.mips):
-            raise ApiError(404, "not_found",
-                           f"dataset {self.name!r} has no mip {mip}; it has mips 0..{len(self.mips) - 1}",
-                           {"dataset": self.name, "mip": mip, "num_mips": len(self.mips)})
+            raise ApiError.of(bc.DatasetNotFoundError,
+                              f"dataset {self.name!r} has no mip {mip}; it has mips 0..{len(self.mips) - 1}",
+                              {"dataset": self.name, "mip": mip, "num_mips": len(self.mips)})
         return self.mips[mip]
 
     def by_scale_key(self, key: str) -> bc.BigArray:
@@ -52,8 +52,8 @@ class Dataset:
         for ba in self.mips:
             if ba.key == key:
                 return ba
-        raise ApiError(404, "not_found", f"dataset {self.name!r} has no scale with key {key!r}",
-                       {"dataset": self.name, "scale_key": key, "scale_keys": [b.key for b in self.mips]})
+        raise ApiError.of(bc.DatasetNotFoundError, f"dataset {self.name!r} has no scale with key {key!r}",
+                          {"dataset": self.name, "scale_key": key, "scale_keys": [b.key for b in self.mips]})
 
 
 class DatasetRegistry:
@@ -84,6 +84,6 @@ class DatasetRegistry:
         """The dataset called ``name``; 404 listing the known names otherwise."""
         ds = self._datasets.get(name)
         if ds is None:
-            raise ApiError(404, "not_found", f"no dataset {name!r}; this server has {sorted(self._datasets)}",
-                           {"dataset": name, "datasets": sorted(self._datasets)})
+            raise ApiError.of(bc.DatasetNotFoundError, f"no dataset {name!r}; this server has {sorted(self._datasets)}",
+                              {"dataset": name, "datasets": sorted(self._datasets)})
         return ds

@@ -1,12 +1,17 @@
 """Every error the server sends: one table from exception to HTTP status, one JSON shape.
 
 Owns: :class:`ApiError` (raised by routes for HTTP-level problems), the table
-:data:`STATUS_OF` mapping each :class:`~bigarrays_core.BigArraysError` subclass to a status
-and error code, and the exception handlers that turn both (and FastAPI's validation errors,
-which would otherwise be 422) into ``{"error": code, "message": ..., "detail": {...}}``.
+:data:`STATUS_OF` mapping each :class:`~bigarrays_core.BigArraysError` subclass to an HTTP
+status, and the exception handlers that turn both (and FastAPI's validation errors, which
+would otherwise be 422) into ``{"error": code, "message": ..., "detail": {...}}``. The code
+of a core error is its class's ``code`` (``bigarrays_core.errors``), which the REST client
+maps back to the class. Messages and details pass through the worker's
+:class:`~bigarrays_server.redaction.Redactor` (storage roots written as dataset names);
+the log keeps the full text. A client that disconnects before its request is read counts as
+:data:`CLIENT_CLOSED_REQUEST`, and any other exception is a JSON 500 that reveals nothing.
 
 Storage failures are 502/504, never 403: Neuroglancer draws a 403 as "no data" and the
-failure would be silent (http-api-notes.md §5b). A 500 is always a bug.
+failure would be silent. A 500 is always a bug.
 """
 
 from __future__ import annotations
@@ -14,37 +19,45 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bigarrays_server.redaction import Redactor
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import bigarrays_core as bc
 
-__all__ = ["STATUS_OF", "ApiError", "error_body", "install_error_handlers", "status_of"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "STATUS_OF", "ApiError", "error_body", "install_error_handlers", "status_of"]
 
 log = logging.getLogger("bigarrays_server")
 
-#: BigArraysError subclass -> (HTTP status, error code). The most specific class wins.
-STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
-    bc.SelectionError: (400, "bad_bbox"),
-    bc.OutOfBoundsError: (400, "out_of_bounds"),
-    bc.InvalidKeyError: (400, "bad_param"),
-    bc.WriteDataError: (400, "bad_data"),
-    bc.ChunkEncodeError: (400, "bad_data"),
-    bc.ReadOnlyError: (403, "read_only"),
-    bc.ChunkNotFoundError: (404, "missing_chunk"),
-    bc.DatasetNotFoundError: (404, "not_found"),
-    bc.AlignmentError: (409, "unaligned"),
-    bc.DatasetExistsError: (409, "exists"),
-    bc.InfoError: (502, "bad_dataset"),
-    bc.ChunkDecodeError: (502, "bad_chunk"),
-    bc.UnknownCodecError: (502, "bad_dataset"),
-    bc.UnknownSchemeError: (502, "bad_dataset"),
-    bc.StoragePermissionError: (502, "upstream_denied"),
-    bc.StorageTimeoutError: (504, "upstream_timeout"),
-    bc.StorageError: (502, "upstream_error"),
-    bc.BigArraysError: (500, "internal"),
+#: The status a request counts with when its client disconnected before it was read (nginx's
+#: "client closed request"): it is no server error, so never a 5xx in the metrics.
+CLIENT_CLOSED_REQUEST = 499
+
+#: BigArraysError subclass -> HTTP status. The most specific class of an error's MRO wins;
+#: every class of the core's tree is listed, so each has a deliberate status.
+STATUS_OF: dict[type[bc.BigArraysError], int] = {
+    bc.SelectionError: 400,
+    bc.TooLargeError: 413,
+    bc.OutOfBoundsError: 400,
+    bc.InvalidKeyError: 400,
+    bc.WriteDataError: 400,
+    bc.ChunkEncodeError: 400,
+    bc.ReadOnlyError: 403,
+    bc.ChunkNotFoundError: 404,
+    bc.DatasetNotFoundError: 404,
+    bc.AlignmentError: 409,
+    bc.DatasetExistsError: 409,
+    bc.InfoError: 502,
+    bc.ChunkDecodeError: 502,
+    bc.UnknownCodecError: 502,
+    bc.UnknownSchemeError: 502,
+    bc.StoragePermissionError: 502,
+    bc.StorageTimeoutError: 504,
+    bc.StorageError: 502,
+    bc.BigArraysError: 500,
 }
 
 
@@ -60,13 +73,21 @@ class ApiError(Exception):
         self.detail = detail or {}
         self.headers = headers
 
+    @classmethod
+    def of(cls, error: type[bc.BigArraysError], message: str, detail: dict[str, Any] | None = None,
+           headers: dict[str, str] | None = None) -> ApiError:
+        """An answer meaning ``error`` (its status and code) with this route's own detail,
+        which the REST client raises as ``error``."""
+        return cls(STATUS_OF[error], error.code, message, detail, headers)
 
-def status_of(exc: BaseException) -> tuple[int, str]:
-    """The (status, code) for a bigarrays error, by the first class of its MRO in the table."""
+
+def status_of(exc: bc.BigArraysError) -> tuple[int, str]:
+    """The (status, code) of a bigarrays error: the status of the first class of its MRO in
+    :data:`STATUS_OF`, and the code its class carries."""
     for cls in type(exc).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]
-    return (500, "internal")
+            return STATUS_OF[cls], type(exc).code
+    return 500, bc.BigArraysError.code
 
 
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -80,6 +101,8 @@ def _detail_of(exc: bc.BigArraysError) -> dict[str, Any]:
             detail["nearest"] = exc.nearest.to_colon()
         if isinstance(exc.box, bc.Box):
             detail["bbox"] = exc.box.to_colon()
+        if exc.reason:
+            detail["reason"] = exc.reason
     for attr in ("key", "field"):
         value = getattr(exc, attr, None)
         if value is not None:
@@ -91,17 +114,44 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _redactor(request: Request) -> Redactor:
+    """The worker's :class:`Redactor` (none before the lifespan has opened the datasets,
+    when there is no storage to hide)."""
+    state = getattr(request.app.state, "bigarrays", None)
+    return state.redactor if state is not None else Redactor({})
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _json(exc.status, error_body(exc.code, exc.message, exc.detail), exc.headers)
+    redact = _redactor(request)
+    return _json(exc.status, error_body(exc.code, redact.apply(exc.message), redact.apply_all(exc.detail)),
+                 exc.headers)
 
 
 async def _bigarrays_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, bc.BigArraysError)
     status, code = status_of(exc)
-    if status >= 500:
+    if status >= 500:  # the log is the operator's: it keeps the storage URLs
         log.warning("%s %s -> %d %s: %s", request.method, request.url.path, status, code, exc)
-    return _json(status, error_body(code, str(exc), _detail_of(exc)))
+    redact = _redactor(request)
+    return _json(status, error_body(code, redact.apply(str(exc)), redact.apply_all(_detail_of(exc))))
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away before its request body was read: no server error. The answer
+    (499, "client closed request", as nginx counts it) reaches no one, but is what the
+    metrics record."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("%s %s: the client disconnected before sending its whole body; nothing was written",
+             request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: a JSON 500 that says so without any detail (the traceback goes to the log)."""
+    return _json(500, error_body(bc.BigArraysError.code,
+                                 f"internal error while answering {request.method} {request.url.path}; "
+                                 "the server's log has the details"))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -134,3 +184,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(bc.BigArraysError, _bigarrays_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
+    app.add_exception_handler(Exception, _internal_error)

@@ -143,7 +143,8 @@ def _resolve(state: ServerState, path: str) -> _Target | None:
     """The target of ``/v1/{ds}/chunks/{mip}/{chunk}``, or None for any other (or bad) path."""
     parts = path.split("/")
     mip = parts[4] if len(parts) == 6 and parts[3] == "chunks" else ""
-    if not (mip.isascii() and mip.isdigit()) or str(int(mip)) != mip:  # only the canonical spelling
+    # Only the canonical spelling of a mip (and none too long to be one).
+    if not (mip.isascii() and mip.isdigit()) or len(mip) > 9 or str(int(mip)) != mip:
         return None
     try:
         ba = state.datasets.get(parts[2]).at(int(mip))

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from bigarrays_server.errors import ApiError
 
+import bigarrays_core as bc
+
 __all__ = ["MEDIA_TYPES", "negotiate", "npy_header", "parse_npy"]
 
 MEDIA_TYPES = {"raw": "application/octet-stream", "npy": "application/x-npy"}
@@ -80,27 +82,27 @@ def npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
 def parse_npy(body: bytes) -> np.ndarray:
     """The array in an ``.npy`` body (any version), without copying the data; 400 if malformed."""
     if not body.startswith(_NPY_MAGIC) or len(body) < 10:
-        raise ApiError(400, "bad_data", "body is not an .npy file (no \\x93NUMPY magic)")
+        raise ApiError.of(bc.WriteDataError, "body is not an .npy file (no \\x93NUMPY magic)")
     major = body[6]
     if major == 1:
         (hlen,), start = struct.unpack("<H", body[8:10]), 10
     elif major in (2, 3):
         (hlen,), start = struct.unpack("<I", body[8:12]), 12
     else:
-        raise ApiError(400, "bad_data", f"unsupported .npy version {major}")
+        raise ApiError.of(bc.WriteDataError, f"unsupported .npy version {major}")
     try:
         meta = ast.literal_eval(body[start:start + hlen].decode("latin1"))
         dtype = np.dtype(meta["descr"])
         shape = tuple(int(n) for n in meta["shape"])
         fortran = bool(meta["fortran_order"])
     except (ValueError, SyntaxError, KeyError, TypeError) as exc:
-        raise ApiError(400, "bad_data", f"malformed .npy header: {exc}") from None
+        raise ApiError.of(bc.WriteDataError, f"malformed .npy header: {exc}") from None
     if dtype.hasobject:
-        raise ApiError(400, "bad_data", ".npy bodies with object dtypes are refused")
+        raise ApiError.of(bc.WriteDataError, ".npy bodies with object dtypes are refused")
     data = memoryview(body)[start + hlen:]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
-        raise ApiError(400, "bad_data",
-                       f".npy body holds {len(data)} data bytes, but its header says {shape} of {dtype} "
-                       f"({expected} bytes)", {"bytes": len(data), "expected_bytes": expected})
+        raise ApiError.of(bc.WriteDataError,
+                          f".npy body holds {len(data)} data bytes, but its header says {shape} of {dtype} "
+                          f"({expected} bytes)", {"bytes": len(data), "expected_bytes": expected})
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from bigarrays_server.bbox import RequestBox, parse_bbox
+from bigarrays_server.bbox import RequestBox, check_numbers, parse_bbox
 from bigarrays_server.cache import MISSING
 from bigarrays_server.errors import ApiError
 from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
@@ -25,6 +25,24 @@ __all__ = ["router"]
 router = APIRouter()
 
 
+def plan_split(box: bc.Box, grid: bc.ChunkGrid, limit: int) -> list[bc.Box] | None:
+    """Pieces of ``box`` cut on the chunk grid that each touch at most ``limit`` chunks (None
+    when more than 10000 pieces would be needed).
+
+    The box's grid cells are split as a box of cells, one "voxel" per chunk, so a thin box
+    that crosses many chunks is cut by the chunks it touches, not by its voxel count.
+    """
+    ranges = grid.grid_range(box)
+    cells = bc.Box(tuple(r.start for r in ranges), tuple(r.stop for r in ranges))  # type: ignore[arg-type]
+    unit = bc.ChunkGrid((0, 0, 0), cells.stop, (1, 1, 1))
+    pieces = split_box(cells, unit, 1, limit)
+    if pieces is None:
+        return None
+    o, c = grid.voxel_offset, grid.chunk_size
+    return [bc.Box(tuple(o[i] + p.start[i] * c[i] for i in range(3)),
+                   tuple(o[i] + p.stop[i] * c[i] for i in range(3))).intersect(box) for p in pieces]
+
+
 @get_and_head(router, "/v1/{ds}/chunks/{mip}", summary="The chunks covering a box")
 async def plan(state: StateDep, ds: DsParam, mip: MipParam,
                bbox: Annotated[str | None, Query(description=BBOX_DOC)] = None) -> dict[str, Any]:
@@ -34,11 +52,10 @@ async def plan(state: StateDep, ds: DsParam, mip: MipParam,
     n = chunk_count(ba, box)
     limit = state.settings.max_plan_chunks
     if n > limit:
-        per = ba.chunk_size[0] * ba.chunk_size[1] * ba.chunk_size[2]
-        split = split_box(box, ba.grid, 1, per * limit)
-        raise ApiError(413, "too_large", f"bbox {box.to_colon()} covers {n} chunks, over the limit of {limit}",
-                       {"bbox": box.to_colon(), "chunks": n, "max_chunks": limit,
-                        "split": None if split is None else [b.to_colon() for b in split]})
+        split = plan_split(box, ba.grid, limit)
+        raise ApiError.of(bc.TooLargeError, f"bbox {box.to_colon()} covers {n} chunks, over the limit of {limit}",
+                          {"bbox": box.to_colon(), "chunks": n, "max_chunks": limit,
+                           "split": None if split is None else [b.to_colon() for b in split]})
     refs = ba.chunks(box)
     exists = await anyio.to_thread.run_sync(ba.store.exists_many, [r.key for r in refs]) if refs else []
     return {
@@ -51,14 +68,15 @@ async def plan(state: StateDep, ds: DsParam, mip: MipParam,
 
 def chunk_ref(ba: bc.BigArray, name: str) -> bc.ChunkRef:
     """The chunk called ``name``: 400 when malformed, 404 when not on this scale's grid."""
+    check_numbers(name, "chunk", bc.InvalidKeyError)
     try:
         box = parse_chunk_name(name)
     except bc.InvalidKeyError as exc:
-        raise ApiError(400, "bad_param", str(exc), {"chunk": name}) from None
+        raise ApiError.of(bc.InvalidKeyError, str(exc), {"chunk": name}) from None
     try:
         g = ba.grid.grid_of_name(name)
     except bc.InvalidKeyError as exc:
-        raise ApiError(404, "not_found", str(exc), {"chunk": name}) from None
+        raise ApiError.of(bc.DatasetNotFoundError, str(exc), {"chunk": name}) from None
     return bc.ChunkRef(f"{ba.key}/{name}", g, box)
 
 
@@ -74,15 +92,15 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
     if fmt == "encoded":
         data = await anyio.to_thread.run_sync(ba.store.get, ref.key)
         if not data:
-            raise ApiError(404, "missing_chunk", f"chunk {ba.store.describe(ref.key)} is not stored",
-                           {"key": ref.key})
+            raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.store.describe(ref.key)} is not stored",
+                              {"key": ref.key})
         headers = {"X-Encoding": ba.encoding, "X-Compression": str((ba.compression or {}).get("id", "none")),
                    "X-Bbox": ref.box.to_colon(), "Content-Length": str(len(data))}
         body = b"" if request.method == "HEAD" else data
         return Response(body, headers=headers, media_type="application/octet-stream")
     (arr,) = await anyio.to_thread.run_sync(state.reader.chunks, ba, [ref])
     if arr is MISSING:
-        raise ApiError(404, "missing_chunk", f"chunk {ba.store.describe(ref.key)} is not stored", {"key": ref.key})
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.store.describe(ref.key)} is not stored", {"key": ref.key})
     req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
     prefix = npy_header(ba.dtype, req.shape) if fmt == "npy" else b""
     headers = describe_headers(req, ba, fmt, len(prefix) + req.nbytes)

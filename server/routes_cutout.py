@@ -55,10 +55,10 @@ def too_large(req: RequestBox, ba: bc.BigArray, limit: int) -> ApiError:
     split = split_box(req.box, ba.grid, bpv, limit)
     c0, c1 = req.channels
     pieces_text = None if split is None else [f"{b.to_colon()},{c0}:{c1}" for b in split]
-    return ApiError(413, "too_large",
-                    f"cutout {req.to_text()} is {req.nbytes} bytes, over this server's limit of {limit} bytes"
-                    + ("" if split else "; it needs more than 10000 pieces, ask for a smaller box"),
-                    {"bbox": req.to_text(), "bytes": req.nbytes, "max_bytes": limit, "split": pieces_text})
+    return ApiError.of(bc.TooLargeError,
+                       f"cutout {req.to_text()} is {req.nbytes} bytes, over this server's limit of {limit} bytes"
+                       + ("" if split else "; it needs more than 10000 pieces, ask for a smaller box"),
+                       {"bbox": req.to_text(), "bytes": req.nbytes, "max_bytes": limit, "split": pieces_text})
 
 
 def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int) -> dict[str, str]:
@@ -99,6 +99,21 @@ async def get_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
                              headers=headers, media_type=MEDIA_TYPES[fmt])
 
 
+def unaligned(exc: bc.AlignmentError, ds: str, ba: bc.BigArray) -> ApiError:
+    """The 409 of a PUT that does not cover whole chunks, saying what a REST caller can do
+    (the core's advice, ``non_aligned_writes=True``, is an option of the library only)."""
+    box = exc.box.to_colon() if isinstance(exc.box, bc.Box) else None
+    nearest = exc.nearest.to_colon() if isinstance(exc.nearest, bc.Box) else None
+    advice = ("" if nearest is None else
+              f" GET the chunk-aligned box {nearest},0:{ba.num_channels} (detail.nearest, all channels), change the "
+              f"voxels you meant to write in it, and PUT that whole box back.")
+    detail = {k: v for k, v in (("bbox", box), ("nearest", nearest), ("reason", exc.reason)) if v is not None}
+    return ApiError.of(bc.AlignmentError,
+                       f"cannot write {box or 'this box'} to dataset {ds!r} mip {ba.mip}: "
+                       f"{exc.reason or 'it is not chunk-aligned'}. A PUT must cover whole chunks (a box ending at "
+                       f"the volume's end counts).{advice}", detail)
+
+
 def check_token(state: ServerState, authorization: str | None) -> None:
     """401 without credentials, 403 with wrong ones or when the server takes no writes."""
     token = state.settings.write_token
@@ -116,13 +131,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (400) one longer than ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(400, "bad_data", f"body of {declared} bytes is longer than the region ({limit} bytes)")
+        raise ApiError.of(bc.WriteDataError, f"body of {declared} bytes is longer than the region ({limit} bytes)")
     parts: list[bytes] = []
     n = 0
     async for part in request.stream():
         n += len(part)
         if n > limit:
-            raise ApiError(400, "bad_data", f"body is longer than the region ({limit} bytes)")
+            raise ApiError.of(bc.WriteDataError, f"body is longer than the region ({limit} bytes)")
         parts.append(part)
     return b"".join(parts)
 
@@ -132,18 +147,18 @@ def decode_body(body: bytes, content_type: str, req: RequestBox) -> np.ndarray:
     if body.startswith(b"\x93NUMPY") or content_type.split(";")[0].strip() in ("application/x-npy", "application/npy"):
         arr = parse_npy(body)
         if arr.dtype.newbyteorder("<") != req.dtype.newbyteorder("<") or arr.dtype.kind != req.dtype.kind:
-            raise ApiError(400, "bad_data", f"body dtype {arr.dtype.name} is not the dataset's {req.dtype.name}",
-                           {"dtype": arr.dtype.name, "expected_dtype": req.dtype.name})
+            raise ApiError.of(bc.WriteDataError, f"body dtype {arr.dtype.name} is not the dataset's {req.dtype.name}",
+                              {"dtype": arr.dtype.name, "expected_dtype": req.dtype.name})
         if arr.shape == req.shape[:3] and req.shape[3] == 1:
             arr = arr[..., np.newaxis]
         if arr.shape != req.shape:
-            raise ApiError(400, "bad_data", f"body shape {arr.shape} does not fit bbox {req.to_text()} of shape "
-                           f"{req.shape}", {"shape": list(arr.shape), "expected_shape": list(req.shape)})
+            raise ApiError.of(bc.WriteDataError, f"body shape {arr.shape} does not fit bbox {req.to_text()} of shape "
+                              f"{req.shape}", {"shape": list(arr.shape), "expected_shape": list(req.shape)})
         return arr.astype(req.dtype, copy=False)
     if len(body) != req.nbytes:
-        raise ApiError(400, "bad_data",
-                       f"raw body is {len(body)} bytes; bbox {req.to_text()} of {req.dtype.name} needs {req.nbytes}",
-                       {"bytes": len(body), "expected_bytes": req.nbytes})
+        raise ApiError.of(bc.WriteDataError,
+                          f"raw body is {len(body)} bytes; bbox {req.to_text()} of {req.dtype.name} needs {req.nbytes}",
+                          {"bytes": len(body), "expected_bytes": req.nbytes})
     return np.frombuffer(body, dtype=req.dtype).reshape(req.shape, order="F")
 
 
@@ -178,5 +193,8 @@ async def put_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
             state.reader.invalidate(ba, req.box)
             state.wrote()
 
-    await anyio.to_thread.run_sync(write)
+    try:
+        await anyio.to_thread.run_sync(write)
+    except bc.AlignmentError as exc:
+        raise unaligned(exc, ds, ba) from None
     return JSONResponse({"written": req.to_text(), "mip": ba.mip, "chunks": chunk_count(ba, req.box)})

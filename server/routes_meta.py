@@ -35,11 +35,13 @@ def _scale(ba: bc.BigArray) -> dict[str, Any]:
 
 @get_and_head(router, "/v1/datasets", summary="List the datasets")
 def datasets(request: Request, state: StateDep) -> list[dict[str, Any]]:
-    """Each dataset's name, storage URL, shape, dtype and its Neuroglancer source URL."""
+    """Each dataset's name, shape, dtype and its Neuroglancer source URL; its storage URL
+    (``url``) only when the server exposes storage URLs."""
     base = str(request.base_url).rstrip("/")
+    expose = state.settings.expose_storage_urls
     return [{
         "name": ds.name,
-        "url": ds.url,
+        **({"url": ds.url} if expose else {}),
         "shape": list(ds.base.shape),
         "dtype": ds.base.dtype.name,
         "num_mips": len(ds.mips),

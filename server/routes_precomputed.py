@@ -77,10 +77,10 @@ async def precomputed_chunk(request: Request, state: StateDep, ds: Annotated[str
     try:
         ref = chunk_ref(ba, chunk)
     except ApiError as exc:  # a file tree: any name that is no chunk of this scale is simply not there
-        raise ApiError(404, "not_found", exc.message, exc.detail) from None
+        raise ApiError.of(bc.DatasetNotFoundError, exc.message, exc.detail) from None
     result = await anyio.to_thread.run_sync(_chunk_bytes, state, ba, ref, _accepts_gzip(request))
     if result is None:
-        raise ApiError(404, "missing_chunk", f"chunk {ba.store.describe(ref.key)} is not stored", {"key": ref.key})
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.store.describe(ref.key)} is not stored", {"key": ref.key})
     data, is_gzip = result
     headers: dict[str, Any] = {"Vary": "Accept-Encoding", "Content-Length": str(len(data))}
     if is_gzip:

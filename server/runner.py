@@ -7,6 +7,7 @@ worker processes (uvicorn#687).
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,16 @@ __all__ = ["run"]
 
 FACTORY = "bigarrays_server.app:create_app"
 _UVICORN_OPTIONS = ("log_level", "timeout_keep_alive", "access_log")
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, with the server's own logger (storage failures,
+    client disconnects) printed like uvicorn's at ``level``."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["bigarrays_server"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -34,7 +45,7 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
         token need not appear in a process list), and without either the server is read-only.
     more:
         Other :class:`~bigarrays_server.settings.Settings` fields (``max_cutout_mb``,
-        ``cors_origins``, ``slab_mb``, ``max_plan_chunks``) and the uvicorn options
+        ``cors_origins``, ``slab_mb``, ``max_plan_chunks``, ``expose_storage_urls``) and the uvicorn options
         ``log_level``, ``timeout_keep_alive``, ``access_log``.
 
     Raises
@@ -70,8 +81,9 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     os.environ.update(settings.to_env())
     try:
         # "auto" picks uvloop and httptools (installed with uvicorn[standard]) over asyncio and h11.
+        level = uv.get("log_level", "info")
         uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, loop="auto", http="auto",
-                    log_level=uv.get("log_level", "info"), access_log=uv.get("access_log", False),
+                    log_level=level, log_config=_log_config(level), access_log=uv.get("access_log", False),
                     timeout_keep_alive=uv.get("timeout_keep_alive", 5))
     finally:
         if generation_file is not None:

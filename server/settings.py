@@ -2,17 +2,18 @@
 
 Owns: the names, types, defaults and parsing of every setting. Nothing here opens a dataset.
 
-==========================  ============================================================  =========
-variable                    meaning                                                       default
-==========================  ============================================================  =========
-``BIGARRAYS_DATASETS``      ``name=url,name=url`` or a JSON object ``{"name": "url"}``    (none)
-``BIGARRAYS_CACHE_MB``      decoded-chunk cache budget per worker process, MiB            512
-``BIGARRAYS_WRITE_TOKEN``   bearer token that allows ``PUT`` (unset: read-only server)    unset
-``BIGARRAYS_MAX_CUTOUT_MB`` largest cutout (decoded bytes) one request may ask for, MiB   1024
-``BIGARRAYS_MAX_PLAN_CHUNKS`` most chunks one ``/chunks?bbox=`` plan may list             100000
-``BIGARRAYS_SLAB_MB``       largest piece of a streamed cutout held in memory, MiB        32
-``BIGARRAYS_CORS_ORIGINS``  ``*`` or a comma-separated / JSON list of allowed origins     ``*``
-==========================  ============================================================  =========
+=================================  ===========================================================  =======
+variable                           meaning                                                      default
+=================================  ===========================================================  =======
+``BIGARRAYS_DATASETS``             ``name=url,name=url`` or a JSON object ``{"name": "url"}``   (none)
+``BIGARRAYS_CACHE_MB``             decoded-chunk cache budget per worker process, MiB           512
+``BIGARRAYS_WRITE_TOKEN``          bearer token that allows ``PUT`` (unset: read-only server)   unset
+``BIGARRAYS_MAX_CUTOUT_MB``        largest cutout (decoded bytes) one request may ask for, MiB  1024
+``BIGARRAYS_MAX_PLAN_CHUNKS``      most chunks one ``/chunks?bbox=`` plan may list              100000
+``BIGARRAYS_SLAB_MB``              largest piece of a streamed cutout held in memory, MiB       32
+``BIGARRAYS_CORS_ORIGINS``         ``*`` or a comma-separated / JSON list of allowed origins    ``*``
+``BIGARRAYS_EXPOSE_STORAGE_URLS``  show clients storage URLs (else messages name the dataset)   false
+=================================  ===========================================================  =======
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     max_plan_chunks: int = Field(100_000, gt=0)
     slab_mb: float = Field(32, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    expose_storage_urls: bool = False
     #: The workers' shared write counter (made by the runner when several workers may write).
     generation_file: str | None = None
 
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
             "BIGARRAYS_SLAB_MB": repr(self.slab_mb),
             "BIGARRAYS_CORS_ORIGINS": json.dumps(self.cors_origins),
             "BIGARRAYS_WRITE_TOKEN": self.write_token or "",
+            "BIGARRAYS_EXPOSE_STORAGE_URLS": "true" if self.expose_storage_urls else "false",
         }
         if self.generation_file:
             env["BIGARRAYS_GENERATION_FILE"] = self.generation_file

@@ -14,6 +14,7 @@ from bigarrays_server.datasets import DatasetRegistry
 from bigarrays_server.generation import WriteGeneration
 from bigarrays_server.metrics import Metrics
 from bigarrays_server.reader import ChunkReader
+from bigarrays_server.redaction import Redactor
 from bigarrays_server.settings import Settings
 from fastapi import Depends, Request
 
@@ -29,6 +30,9 @@ class ServerState:
     metrics: Metrics
     #: The counter of writes shared with the other workers, when there are several.
     writes: WriteGeneration | None = None
+    #: What clients may see of error messages (storage roots written as dataset names,
+    #: unless the settings expose storage URLs).
+    redactor: Redactor = Redactor({})
 
     @classmethod
     def start(cls, settings: Settings, metrics: Metrics) -> ServerState:
@@ -36,7 +40,8 @@ class ServerState:
         cache = ChunkCache(settings.cache_bytes)
         datasets = DatasetRegistry.open(settings.datasets, writable=settings.write_token is not None)
         writes = WriteGeneration(settings.generation_file) if settings.generation_file else None
-        return cls(settings, datasets, cache, ChunkReader(cache), metrics, writes)
+        roots = {} if settings.expose_storage_urls else {d.name: [d.url, d.base.url] for d in datasets}
+        return cls(settings, datasets, cache, ChunkReader(cache), metrics, writes, Redactor(roots))
 
     def observe_writes(self) -> None:
         """Empty the cache if another worker has written since; call before serving a request."""

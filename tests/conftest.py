@@ -1,5 +1,10 @@
 """Fixtures shared by every test folder: the storage stand-ins, started on first use.
 
+Before anything runs, :func:`pytest_configure` checks that what ``pip install -e ".[test]"``
+installs is installed (the requirements of the ``test`` extra, as the installed
+distribution declares them): a missing one stops the run with one message naming it and
+the command, instead of a crash such as pytest's ``Unknown config option: timeout``.
+
 Session-scoped, bound to 127.0.0.1 on free ports, stopped by pid at the end:
 
 * ``s3_server``: moto's S3 server; the session's environment gets dummy ``AWS_*`` credentials
@@ -31,6 +36,42 @@ from tests.services import (  # noqa: E402
     start_moto,
     start_static_http,
 )
+
+INSTALL = 'python -m pip install -e ".[test]"'
+
+
+def missing_test_requirements() -> list[str]:
+    """The requirements of bigarrays' ``test`` extra (and its own) that are not installed
+    at a version they allow, as ``"name>=x (installed: y)"`` / ``"name>=x"``."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        declared = metadata.requires("bigarrays") or []
+    except metadata.PackageNotFoundError:
+        return ["bigarrays itself (this checkout is not installed)"]
+    missing = []
+    for text in declared:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": "test"}):
+            continue  # another extra's
+        try:
+            version = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            missing.append(str(req).partition(";")[0].strip())
+            continue
+        if not req.specifier.contains(version, prereleases=True):
+            missing.append(f"{str(req).partition(';')[0].strip()} (installed: {version})")
+    return missing
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = missing_test_requirements()
+    if missing:
+        raise pytest.UsageError(
+            f"the test suite needs packages that are not installed: {', '.join(missing)}. Install them with: {INSTALL}"
+        )
 
 
 @pytest.fixture(scope="session")

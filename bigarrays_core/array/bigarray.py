@@ -8,14 +8,16 @@ be chunk-aligned unless ``non_aligned_writes=True``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
+from bigarrays_core.array import whole
 from bigarrays_core.array.indexing import Selection, parse_selection
 from bigarrays_core.array.read import read_box, read_chunk
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.array.source import ChunkSource, load_chunks
+from bigarrays_core.array.values import write_array
 from bigarrays_core.array.write import write_box
 from bigarrays_core.errors import (
     AlignmentError,
@@ -23,7 +25,6 @@ from bigarrays_core.errors import (
     OutOfBoundsError,
     ReadOnlyError,
     SelectionError,
-    WriteDataError,
 )
 from bigarrays_core.format import Info, Scale
 from bigarrays_core.geometry import Box, ChunkGrid
@@ -50,7 +51,13 @@ class BigArray:
     non_aligned_writes:
         Allow writes that do not cover whole chunks, as a read-modify-write under
         per-chunk locks. By default they raise :class:`AlignmentError`.
+
+    ``np.asarray(ba)`` reads the whole volume (see :mod:`bigarrays_core.array.whole`), up
+    to :attr:`max_array_bytes`; iterating over a BigArray is a ``TypeError``.
     """
+
+    #: The largest ``np.asarray(ba)`` read without complaint (bytes; set it per object or class).
+    max_array_bytes: int = whole.MAX_ARRAY_BYTES
 
     def __init__(self, store: KVStore, info: Info, mip: int = 0, *, fill_missing: bool = True,
                  bounded: bool = False, non_aligned_writes: bool = False) -> None:
@@ -154,6 +161,14 @@ class BigArray:
         return (f"BigArray({self.url!r}, mip={self.mip}, shape={self.shape}, dtype={self.dtype.name}, "
                 f"voxel_offset={self.voxel_offset}, chunk_size={self.chunk_size}, encoding={self.encoding!r})")
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The whole volume, all channels, as ``(x, y, z, c)``; :class:`TooLargeError` above
+        :attr:`max_array_bytes`."""
+        return whole.to_numpy(self, dtype, copy)
+
+    def __iter__(self) -> NoReturn:
+        raise whole.not_iterable(self)
+
     # -- reading -----------------------------------------------------------------------
     def _selection(self, key: Any) -> Selection:
         return parse_selection(key, self.bounds, self.num_channels)
@@ -205,53 +220,20 @@ class BigArray:
         self._write(box, sel.channels, self._write_data(data, sel))
 
     def _write_data(self, value: Any, sel: Selection) -> np.ndarray:
-        dtype = self.dtype
-        target = sel.shape4
-        where = f"{sel.box} channels {sel.channels[0]}:{sel.channels[1]}"
-        if np.ndim(value) == 0:
-            if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
-                try:
-                    with np.errstate(over="ignore", invalid="ignore"):  # judged below, not warned about
-                        cast = np.asarray(value, dtype=dtype)
-                except (OverflowError, ValueError):
-                    cast = None
-                nan = isinstance(value, float) and value != value and dtype.kind == "f"
-                if cast is None or not (nan or cast.item() == value):
-                    raise WriteDataError(f"value {value!r} does not fit dtype {dtype.name} (writing {where})")
-            elif not np.can_cast(np.asarray(value).dtype, dtype, "safe"):
-                raise WriteDataError(f"cannot write {np.asarray(value).dtype.name} into a {dtype.name} volume "
-                                     f"without loss (writing {where})")
-            return np.broadcast_to(np.asarray(value, dtype=dtype), target)
-        arr = np.asarray(value)
-        if arr.dtype != dtype and not isinstance(value, np.ndarray) and arr.dtype.kind in "biuf":
-            # Nested lists come in as int64/float64: accept them when every value fits.
-            with np.errstate(over="ignore", invalid="ignore"):
-                cast_arr = arr.astype(dtype)
-            if np.array_equal(cast_arr, arr, equal_nan=arr.dtype.kind == "f" and dtype.kind == "f"):
-                arr = cast_arr
-        if arr.dtype != dtype and not np.can_cast(arr.dtype, dtype, "safe"):
-            raise WriteDataError(
-                f"cannot write {arr.dtype.name} data into a {dtype.name} volume without loss (writing {where}); "
-                f"cast it first, e.g. data.astype({dtype.name!r})"
-            )
-        expected = sel.shape
-        # Only unit axes are inserted (dropped ones, or a single implicit channel), which
-        # never moves data, so the reshape is a view in either memory order.
-        if arr.shape == expected or (3 not in sel.dropped and target[3] == 1 and arr.shape == expected[:-1]):
-            arr = arr.reshape(target, order="A")
-        else:
-            raise WriteDataError(
-                f"data of shape {arr.shape} does not fit {where}, which has shape {expected}"
-            )
-        return arr
+        return write_array(value, self.dtype, sel)
 
     def _write(self, box: Box, channels: tuple[int, int], data: np.ndarray) -> None:
         if self._store.read_only:
             raise ReadOnlyError(f"cannot write {box} to {self.url}: the store is read-only")
         self._check_bounded(box, "write")
+        if box.is_empty or channels[1] <= channels[0]:
+            return  # an empty selection writes nothing, as in numpy
         inner = box.intersect(self.bounds)
-        if inner.is_empty or channels[1] <= channels[0]:
-            return
+        if inner.is_empty:
+            raise OutOfBoundsError(
+                f"cannot write {box} to {self.url} mip {self.mip}: it lies wholly outside the volume "
+                f"{self.bounds}, so nothing would be written (a write partly outside is clipped to the volume)"
+            )
         data = data[inner.slices_in(box) + (slice(None),)]
         partial_channels = channels != (0, self.num_channels)
         if not self.non_aligned_writes and (partial_channels or not self.grid.is_aligned(inner)):
@@ -264,6 +246,7 @@ class BigArray:
                 f"{nearest}; write that, or open with non_aligned_writes=True for a locked read-modify-write",
                 box=inner,
                 nearest=nearest,
+                reason=why,
             )
         write_box(self._io, inner, channels, data)
 

@@ -7,7 +7,14 @@ and keyword options and returning a :class:`KVStore`).
 Registered here: ``file`` (local directory), ``memory``, and ``gs``, ``gcs``, ``s3``,
 ``http``, ``https`` (:class:`~bigarrays_core.kvstore.fsspec_store.FsspecStore`). Any other
 scheme fsspec knows falls back to ``FsspecStore`` too. Backends are imported lazily, when a
-URL of theirs is first opened.
+URL of theirs is first opened; a backend whose package is not installed is an
+:class:`UnknownSchemeError` naming the package and how to install it (for GCS and S3, the
+``cloud`` extra).
+
+A URL may carry Neuroglancer's and CloudVolume's format prefix, ``precomputed://``
+(``precomputed://gs://bucket/em``, ``precomputed://file:///data/em``,
+``precomputed://http://host/path``): the store is the URL after it. This is the one place
+URLs are read, so ``open``, ``create``, the command line and the server all take them.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ StoreFactory = Callable[..., KVStore]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _FACTORIES: dict[str, StoreFactory] = {}
+#: Neuroglancer's and CloudVolume's prefix naming the format of the data at the URL after it.
+FORMAT_PREFIX = "precomputed://"
+#: The package each cloud scheme needs, all of them in the ``cloud`` extra.
+_CLOUD_PACKAGES = {"gs": "gcsfs", "gcs": "gcsfs", "s3": "s3fs", "s3a": "s3fs"}
 
 
 def register_store(scheme: str, factory: StoreFactory, *, replace: bool = False) -> None:
@@ -47,6 +58,8 @@ def open_store(url: str | KVStore, **options: Any) -> KVStore:
     if isinstance(url, KVStore):
         return url
     url = str(url)
+    if url[:len(FORMAT_PREFIX)].lower() == FORMAT_PREFIX:
+        return open_store(url[len(FORMAT_PREFIX):], **options)
     m = _SCHEME.match(url)
     scheme = m.group(1).lower() if m else ("file" if not url.startswith("file:") else "file")
     factory = _FACTORIES.get(scheme)
@@ -86,7 +99,17 @@ def _memory(url: str, **options: Any) -> KVStore:
 def _fsspec(url: str, **options: Any) -> KVStore:
     from bigarrays_core.kvstore.fsspec_store import FsspecStore
 
-    return FsspecStore(url, **options)
+    scheme = url.partition("://")[0].lower()
+    try:
+        return FsspecStore(url, **options)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "?").partition(".")[0]
+        cloud = _CLOUD_PACKAGES.get(scheme)
+        how = 'pip install "bigarrays[cloud]"' if cloud is not None else f"pip install {missing}"
+        what = f"the {missing} package" if cloud in (None, missing) else f"{cloud} and its dependency {missing}"
+        raise UnknownSchemeError(
+            f"cannot open {url!r}: {scheme}:// URLs need {what}, which is not installed; install it with: {how}"
+        ) from exc
 
 
 register_store("file", _local)

@@ -248,12 +248,14 @@ def test_non_aligned_writes_match_a_numpy_model(dataset_url: str, rng: np.random
         stop = [min(s + int(rng.integers(1, 20)), hi + 5) for s, hi in zip(start, ba.bounds.stop, strict=True)]
         box = Box(tuple(start), tuple(stop))  # type: ignore[arg-type]
         data = random_data(rng, box, np.uint16, 2)
-        if rng.random() < 0.3:  # one channel only
+        if box.intersect(ba.bounds).is_empty:  # a write wholly outside is refused
+            with pytest.raises(bc.OutOfBoundsError, match="wholly outside"):
+                ba.write(box, data)
+        elif rng.random() < 0.3:  # one channel only
             c = int(rng.integers(0, 2))
             ba[box.start[0]:box.stop[0], box.start[1]:box.stop[1], box.start[2]:box.stop[2], c] = data[..., 0]
             inner = box.intersect(ba.bounds)
-            if not inner.is_empty:
-                model.data[inner.slices_in(model.window) + (c,)] = data[inner.slices_in(box) + (0,)]
+            model.data[inner.slices_in(model.window) + (c,)] = data[inner.slices_in(box) + (0,)]
         else:
             ba.write(box, data)
             model.write(box, data)
@@ -294,15 +296,22 @@ def test_concurrent_read_modify_writes_to_one_chunk_lose_nothing(dataset_url: st
 
 @pytest.mark.parametrize("box", [Box((210, 0, 0), (310, 100, 5)), Box((-400, -400, -15), (-300, -300, -10)),
                                  Box((0, 0, 2012), (100, 100, 2017)), Box((1000, 1000, 1000), (1001, 1001, 1001))])
-def test_writes_wholly_outside_do_nothing(jl: bc.BigArray, box: Box, rng: np.random.Generator) -> None:
+def test_writes_wholly_outside_are_refused(jl: bc.BigArray, box: Box, rng: np.random.Generator) -> None:
+    """A write that would store nothing is a typo: an OutOfBoundsError naming the box and
+    the bounds, bounded or not (a write partly outside stays clipped)."""
     before = snapshot(jl.store)
-    jl.write(box, random_data(rng, box))
+    (x0, y0, z0), (x1, y1, z1) = box.start, box.stop
+    for ba in (jl, bc.open(jl.url, bounded=True)):
+        for how in ("write", "setitem"):
+            with pytest.raises(bc.OutOfBoundsError) as info:
+                if how == "write":
+                    ba.write(box, random_data(rng, box))
+                else:
+                    ba[x0:x1, y0:y1, z0:z1] = 7
+            assert str(box) in str(info.value) and str(jl.bounds) in str(info.value)
+            assert isinstance(info.value, IndexError)
     assert snapshot(jl.store) == before
-    bounded = bc.open(jl.url, bounded=True)
-    with pytest.raises(bc.OutOfBoundsError) as info:
-        bounded.write(box, random_data(rng, box))
-    assert str(box) in str(info.value) and str(jl.bounds) in str(info.value)
-    assert isinstance(info.value, IndexError)
+    jl[5:5, 0:10, 0:10] = 1  # an empty selection is no typo: it writes nothing, as in numpy
     assert snapshot(jl.store) == before
 
 

@@ -129,10 +129,13 @@ def check(encoding: str, case: Case, store: KVStore | None = None) -> None:
     model = np.zeros(window.shape + (case.channels,), dtype=DTYPES[case.dtype])
     for box, seed in case.writes:
         data = data_for(encoding, case.dtype, box.shape + (case.channels,), seed)
-        ba.write(box, data)
         inner = box.intersect(bounds)
-        if not inner.is_empty:
-            model[inner.slices_in(window)] = data[inner.slices_in(box)]
+        if inner.is_empty:  # wholly outside: refused, nothing written
+            with pytest.raises(bc.OutOfBoundsError):
+                ba.write(box, data)
+            continue
+        ba.write(box, data)
+        model[inner.slices_in(window)] = data[inner.slices_in(box)]
     reader = bc.open(ba.store)
     for box in case.reads + [bounds]:
         assert window.contains(box)

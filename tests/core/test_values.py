@@ -164,3 +164,58 @@ def test_nested_lists_are_accepted_when_every_value_fits(dataset_url: str) -> No
     with pytest.raises(bc.WriteDataError, match="float64"):
         ba[:, :, 0] = [[1.5, 2], [3, 4]]
     assert snapshot(ba.store) == before
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nested_lists_with_nan_and_inf_into_float_volumes(dataset_url: str, dtype: str) -> None:
+    ba = make(dataset_url, dtype=dtype, size=(2, 2, 1), chunk_size=(2, 2, 1))
+    ba[:, :, 0] = [[float("nan"), 1], [float("-inf"), 2.5]]
+    out = ba[:, :, 0, 0]
+    assert np.isnan(out[0, 0]) and out[1, 0] == -np.inf and out[0, 1] == 1 and out[1, 1] == 2.5
+    ba[:, :, 0] = [[1, 2], [3, 4]]  # ints that a float volume holds exactly
+    np.testing.assert_array_equal(ba[:, :, 0, 0], [[1, 2], [3, 4]])
+
+
+def test_lists_are_judged_by_a_round_trip_not_a_promoting_comparison(dataset_url: str) -> None:
+    """2**60 + 1 compares equal to float32(2**60) once both are promoted to float64: it must
+    still be refused, since float32 cannot hold it."""
+    ba = make(dataset_url, dtype="float32", size=(2, 1, 1), chunk_size=(2, 1, 1))
+    before = snapshot(ba.store)
+    with pytest.raises(bc.WriteDataError, match="int64 data into a float32"):
+        ba[:, 0, 0] = [2**60 + 1, 0]
+    assert snapshot(ba.store) == before
+    ba[:, 0, 0] = [2**60, 0]  # exactly representable
+    assert ba[0, 0, 0] == np.float32(2**60)
+
+
+def test_ragged_lists_and_objects_are_refused(dataset_url: str) -> None:
+    ba = make(dataset_url, dtype="uint8", size=(2, 2, 1), chunk_size=(2, 2, 1))
+    with pytest.raises(bc.WriteDataError, match=r"\[0:2,0:2,0:1\]"):
+        ba[:, :, 0] = [[1, 2], [3]]
+    with pytest.raises(bc.WriteDataError, match="uint8"):
+        ba[:, :, 0] = [[1, None], [3, 4]]
+    with pytest.raises(bc.WriteDataError):
+        ba[:, :, 0] = None
+
+
+def test_big_endian_and_safely_cast_arrays_are_stored_as_the_volume_dtype(dataset_url: str) -> None:
+    ba = make(dataset_url, dtype="uint16", size=(4, 4, 1), chunk_size=(4, 4, 1))
+    data = np.arange(16, dtype=">u2").reshape(4, 4)
+    ba[:, :, 0] = data
+    np.testing.assert_array_equal(ba[:, :, 0, 0], data)
+    ba[:, :, 0] = np.full((4, 4), 200, dtype=np.uint8)
+    assert (ba[:, :, 0] == 200).all()
+
+
+def test_write_array_is_the_one_coercion() -> None:
+    """What BigArray and the REST client's RemoteArray both call (tests/server checks the client)."""
+    from bigarrays_core.array.indexing import parse_selection
+    from bigarrays_core.array.values import write_array
+
+    sel = parse_selection((slice(0, 2), slice(0, 3), 0), Box((0, 0, 0), (8, 8, 8)), 1)
+    out = write_array([[1, 2, 3], [4, 5, 6]], np.dtype("uint8"), sel)
+    assert out.shape == (2, 3, 1, 1) and out.dtype == np.uint8
+    scalar = write_array(float("nan"), np.dtype("float32"), sel)
+    assert scalar.shape == (2, 3, 1, 1) and np.isnan(scalar).all()
+    with pytest.raises(bc.WriteDataError, match=r"\[0:2,0:3,0:1\] channels 0:1"):
+        write_array(np.zeros((2, 3)), np.dtype("uint8"), sel)

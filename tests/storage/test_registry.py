@@ -126,3 +126,77 @@ def test_unusable_credentials_file_names_the_url(tmp_path: os.PathLike[str]) -> 
     with pytest.raises(StorageError) as info:
         open_store("gs://bucket/ds", storage_options={"token": token})
     assert "gs://bucket/ds" in str(info.value)
+
+
+# -- precomputed:// URLs -------------------------------------------------------------------------
+
+
+def test_precomputed_prefix_names_the_store_after_it(tmp_path: os.PathLike[str]) -> None:
+    """Neuroglancer's and CloudVolume's ``precomputed://`` prefix is the format, not a store."""
+    local = open_store(f"precomputed://file://{tmp_path}")
+    assert isinstance(local, LocalStore) and local.url == f"file://{tmp_path}"
+    assert isinstance(open_store(f"PRECOMPUTED://{tmp_path}"), LocalStore)
+    assert isinstance(open_store("precomputed://memory://registry-pc"), MemoryStore)
+    for url in ("precomputed://gs://bucket/ds", "precomputed://s3://bucket/ds", "precomputed://http://127.0.0.1:9/ds"):
+        store = open_store(url, storage_options={"anon": True} if "http" not in url else {})
+        assert isinstance(store, FsspecStore) and store.url == url[len("precomputed://"):]
+
+
+def test_precomputed_urls_open_datasets_everywhere(tmp_path: os.PathLike[str]) -> None:
+    """``bc.open``, ``bc.create`` and the command line take them (the server: tests/server)."""
+    import subprocess
+    import sys
+
+    import bigarrays_core as bc
+
+    root = os.path.join(str(tmp_path), "em")
+    ba = bc.create(f"precomputed://file://{root}", dtype="uint8", size=(8, 8, 8), chunk_size=(8, 8, 8))
+    ba[:, :, :] = 5
+    assert bc.open(f"precomputed://file://{root}")[1, 2, 3] == 5
+    assert bc.open(f"precomputed://{root}")[1, 2, 3] == 5
+    bigarrays = os.path.join(os.path.dirname(sys.executable), "bigarrays")
+    out = subprocess.run([bigarrays, "info", f"precomputed://file://{root}"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "bounds [0:8,0:8,0:8]" in out.stdout, out.stderr
+
+
+# -- cloud schemes without the cloud extra ---------------------------------------------------
+
+
+_BLOCKER = """
+import sys
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+@pytest.mark.parametrize(("url", "package"), [("gs://bucket/em", "gcsfs"), ("gcs://bucket/em", "gcsfs"),
+                                              ("s3://bucket/em", "s3fs"),
+                                              ("precomputed://gs://bucket/em", "gcsfs")])
+def test_a_missing_cloud_package_says_how_to_install_it(url: str, package: str, tmp_path: os.PathLike[str]) -> None:
+    """In a process where the package cannot be imported (as in an install without the extra),
+    ``bc.open`` and the command line name it and the extra, in one line."""
+    import subprocess
+    import sys
+
+    blocker = os.path.join(str(tmp_path), "sitecustomize.py")
+    with open(blocker, "w") as f:
+        f.write(_BLOCKER.format(blocked={package}))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    code = ("import bigarrays_core as bc\n"
+            f"try:\n    bc.open({url!r})\n"
+            "except bc.UnknownSchemeError as exc:\n    print(type(exc).__mro__[1].__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    inner = url.removeprefix("precomputed://")
+    assert out.stdout.strip() == (f"BigArraysError cannot open {inner!r}: {inner.partition(':')[0]}:// URLs need the "
+                                  f'{package} package, which is not installed; install it with: '
+                                  f'pip install "bigarrays[cloud]"')
+    bigarrays = os.path.join(os.path.dirname(sys.executable), "bigarrays")
+    cli = subprocess.run([bigarrays, "info", url], capture_output=True, text=True, env=env, timeout=120)
+    assert cli.returncode != 0 and "Traceback" not in cli.stderr
+    assert f'{package} package, which is not installed; install it with: pip install "bigarrays[cloud]"' in cli.stderr
