@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 import bigarrays_core as bc
-from bigarrays_core.cli import COMMANDS
+from bigarrays_cli import COMMANDS
 from tests.cli.conftest import run_bigarrays
 
 SUBCOMMANDS = [m.rpartition(".")[2] for m in COMMANDS]
@@ -173,7 +173,7 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     """`bigarrays missing URL | head` must not print a broken-pipe error."""
     url = str(tmp_path / "many")
     bc.create(url, dtype="uint8", size=(1024, 1024, 64), chunk_size=(16, 16, 16))
-    shell = f"{sys.executable} -m bigarrays_core.cli missing {url} | head -1"
+    shell = f"{sys.executable} -m bigarrays_cli missing {url} | head -1"
     done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, timeout=120)
     assert done.stdout.count("\n") == 1
     assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr

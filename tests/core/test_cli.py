@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
-from bigarrays_core.cli import main
+from bigarrays_cli import main
 from bigarrays_core.geometry import Box
 
 from .datasets import make

@@ -19,13 +19,13 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
-    "bigarrays_core.cli.serve",
-    "bigarrays_core.cli.demo",
-    "bigarrays_core.cli.create",
-    "bigarrays_core.cli.info",
-    "bigarrays_core.cli.cutout",
-    "bigarrays_core.cli.ingest",
-    "bigarrays_core.cli.missing",
+    "bigarrays_cli.serve",
+    "bigarrays_cli.demo",
+    "bigarrays_cli.create",
+    "bigarrays_cli.info",
+    "bigarrays_cli.cutout",
+    "bigarrays_cli.ingest",
+    "bigarrays_cli.missing",
 ]
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from bigarrays_cli.args import ints3
 
 import bigarrays_core as bc
-from bigarrays_core.cli.args import ints3
 from bigarrays_core.geometry import Box
 
 __all__ = ["ArraySource", "IngestReport", "Source", "add", "downsample_mips", "ingest", "open_source"]

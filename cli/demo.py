@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bigarrays_cli.ingest import ArraySource, downsample_mips, ingest
+
 import bigarrays_core as bc
-from bigarrays_core.cli.ingest import ArraySource, downsample_mips, ingest
 
 __all__ = ["DEMO_SPEC", "DemoSpec", "add", "build_demo", "default_demo_dir", "demo_lines"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bigarrays_cli.args import ints3
+from bigarrays_cli.describe import describe
+
 import bigarrays_core as bc
-from bigarrays_core.cli.args import ints3
-from bigarrays_core.cli.describe import describe
 
 
 def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
