@@ -26,6 +26,7 @@ COMMANDS = [
     "bigarrays_cli.cutout",
     "bigarrays_cli.ingest",
     "bigarrays_cli.missing",
+    "bigarrays_cli.verify",
 ]
 
 

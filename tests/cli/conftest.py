@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from bigarrays_cli import main
 
 BIGARRAYS = str(Path(sys.executable).with_name("bigarrays"))
