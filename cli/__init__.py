@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (bc.BigArraysError, OSError, ValueError) as exc:
         print(f"bigarrays {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except MemoryError as exc:  # numpy's says how much it could not allocate
+        print(f"bigarrays {args.command}: error: out of memory: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"bigarrays {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ from bigarrays_cli.args import ints3
 import bigarrays_core as bc
 from bigarrays_core.geometry import Box
 from bigarrays_core.ingest import ingest, ingest_job
-from bigarrays_core.pyramid import build_mips, mip_plan
+from bigarrays_core.pyramid import build_mips, mip_plan, resolve_method
 from bigarrays_core.resume import ProgressRecord, chunk_count
 from bigarrays_core.sources import Source, open_source
 
@@ -105,14 +105,15 @@ def run_ingest(args: argparse.Namespace) -> int:
     offset = tuple(args.voxel_offset) if args.voxel_offset else ba.voxel_offset
     region = Box.from_shape(offset, source.shape[:3])
     plan = mip_plan(ba, region, args.mips - 1)
-    job = ingest_job(source, ba, offset, write_empty=args.write_empty, mips=args.mips - 1, method=args.method)
+    method = resolve_method(args.method, ba)
+    job = ingest_job(source, ba, offset, write_empty=args.write_empty, mips=args.mips - 1, method=method)
     record = ProgressRecord(ba.store, job) if job is not None else None
     total = chunk_count(ba, region) + sum(chunk_count(coarse, box) for coarse, box in plan)
     with tqdm(total=total, unit="chunk", desc=f"ingest {os.path.basename(args.source.rstrip('/'))}",
               disable=args.quiet) as bar:
         report = ingest(source, ba, offset=offset, write_empty=args.write_empty, overwrite=args.overwrite,
                         record=record, progress=bar.update)
-        build_mips(ba, region, mips=args.mips - 1, method=args.method, write_empty=args.write_empty,
+        build_mips(ba, region, mips=args.mips - 1, method=method, write_empty=args.write_empty,
                    record=record, progress=bar.update, report=report)
     print(f"ingested {source.name} -> {ba.url}: {report}")
     return 0

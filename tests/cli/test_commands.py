@@ -200,6 +200,11 @@ def test_cutout_too_big_for_memory_says_how_big(cli, tmp_path: Path) -> None:
     assert r.code == 1 and "512.00 KiB" in r.err and "--max-bytes 8KiB" in r.err, r.err
     assert cli("cutout", url, "0:64,0:64,0:64", "-o", str(out), "--max-bytes", "1M").code == 0
     assert np.load(out).shape == (64, 64, 64, 1)
+    out.unlink()
+    # A limit raised past what the machine has: the allocation fails, in one line, no file.
+    r = cli("cutout", url, "0:1048576,0:1048576,0:1024", "-o", str(out), "--max-bytes", "4PiB")
+    assert r.code == 1 and "out of memory" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not out.exists()
 
 
 def test_create_over_an_existing_dataset_names_the_cli_flag(cli, tmp_path: Path) -> None:
