@@ -25,6 +25,7 @@ coarse chunk whose finer chunks are all missing stays missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,48 +59,137 @@ def resolve_method(method: str, ba: BigArray) -> str:
     return method
 
 
-def _blocks(start: int, n: int, f: int) -> np.ndarray:
-    """Where each factor-``f`` block begins in an axis of ``n`` voxels whose first is absolute ``start``."""
-    first = start // f
-    last = -(-(start + n) // f)
-    begins = np.arange(first, last, dtype=np.int64) * f - start
-    begins[0] = 0
-    return begins
+@dataclass(frozen=True)
+class _Axis:
+    """One axis of a block: ``n`` voxels whose first is ``lo`` voxels into its factor-``f`` block."""
+
+    lo: int
+    n: int
+    f: int
+
+    @classmethod
+    def of(cls, start: int, n: int, f: int) -> _Axis:
+        return cls(start % f, n, f)
+
+    @property
+    def blocks(self) -> int:
+        return -(-(self.lo + self.n) // self.f)
+
+    @property
+    def uniform(self) -> bool:
+        """Every block holds ``f`` voxels."""
+        return self.lo == 0 and self.n % self.f == 0
+
+    def counts(self) -> np.ndarray:
+        """Voxels in each block."""
+        ends = np.minimum(np.arange(1, self.blocks + 1) * self.f, self.lo + self.n)
+        starts = np.maximum(np.arange(self.blocks) * self.f, self.lo)
+        return (ends - starts).astype(np.int64)
+
+    def firsts(self) -> slice | np.ndarray:
+        """The index of each block's first voxel (in the data)."""
+        if self.lo == 0:
+            return slice(0, None, self.f)
+        return np.concatenate([[0], np.arange(self.f - self.lo, self.n, self.f)])
 
 
-def _round_half_even(q: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``q + round(r / n)`` with halves to even, for quotients ``q`` and remainders ``0 <= r < n``."""
-    up = (2 * r > n) | ((2 * r == n) & (q % 2 == 1))
-    out: np.ndarray = q + up.astype(q.dtype)
+def _sum_axis(a: np.ndarray, axis: int, ax: _Axis, dtype: Any) -> np.ndarray:
+    """Sums of ``a`` over the blocks of ``axis``, in ``dtype``: ``f`` strided adds, no padding copy."""
+    shape = list(a.shape)
+    shape[axis] = ax.blocks
+    out = np.zeros(shape, dtype, order="F")
+    lead = (slice(None),) * axis
+    for j in range(ax.f):
+        p0 = (j - ax.lo) % ax.f  # the first voxel at offset j of its block
+        if p0 >= ax.n:
+            continue
+        src = a[lead + (slice(p0, None, ax.f),)]
+        b0 = (p0 + ax.lo) // ax.f
+        dst = out[lead + (slice(b0, b0 + src.shape[axis]),)]
+        np.add(dst, src, out=dst)
     return out
 
 
-def _sum_blocks(data: np.ndarray, begins: Sequence[np.ndarray], dtype: Any) -> np.ndarray:
+def _sum_blocks(data: np.ndarray, axes: Sequence[_Axis], dtype: Any) -> np.ndarray:
     out = data
-    for axis, b in enumerate(begins):
-        out = np.add.reduceat(out, b, axis=axis, dtype=dtype)
-    return np.asarray(out)
+    for axis, ax in enumerate(axes):
+        out = _sum_axis(out, axis, ax, dtype)
+    return out
 
 
-def _average(data: np.ndarray, begins: Sequence[np.ndarray]) -> np.ndarray:
-    counts = [np.diff(np.append(b, n)) for b, n in zip(begins, data.shape)]
-    n = (counts[0][:, None, None, None] * counts[1][None, :, None, None] * counts[2][None, None, :, None])
+def _partial_planes(axes: Sequence[_Axis]) -> list[tuple[slice, ...]]:
+    """Selections of the output planes whose blocks are not whole (at the edges of the data)."""
+    planes = []
+    for axis, ax in enumerate(axes):
+        lead = (slice(None),) * axis
+        if ax.lo:
+            planes.append(lead + (slice(0, 1),))
+        if (ax.lo + ax.n) % ax.f and (ax.blocks > 1 or not ax.lo):
+            planes.append(lead + (slice(ax.blocks - 1, ax.blocks),))
+    return planes
+
+
+def _plane_counts(axes: Sequence[_Axis], plane: tuple[slice, ...], dtype: Any) -> np.ndarray:
+    """Voxels per block in ``plane`` of the output, shaped like it."""
+    sel = plane + (slice(None),) * (3 - len(plane))
+    cx, cy, cz = (ax.counts()[s].astype(dtype) for ax, s in zip(axes, sel))
+    n: np.ndarray = cx[:, None, None, None] * cy[None, :, None, None] * cz[None, None, :, None]
+    return n
+
+
+def _round_half_even(q: np.ndarray, r: np.ndarray, n: np.ndarray | Any) -> np.ndarray:
+    """``q + round(r / n)`` with halves to even, for quotients ``q`` and remainders ``0 <= r < n``
+    (``q`` is updated in place)."""
+    r *= 2
+    up = r > n
+    tie = r == n
+    tie &= (q & 1).astype(bool)
+    up |= tie
+    q += up
+    return q
+
+
+def _int_mean(sums: np.ndarray, n: np.ndarray | Any) -> np.ndarray:
+    q, r = np.divmod(sums, n)
+    return _round_half_even(q, r, n)
+
+
+def _average(data: np.ndarray, axes: Sequence[_Axis]) -> np.ndarray:
+    """Block means; every block is divided by ``prod(f)`` first, then the planes of partial
+    blocks at the edges are done again with their own counts (cheaper than a divisor per voxel)."""
     dtype = data.dtype
+    whole = int(np.prod([ax.f for ax in axes]))
+    planes = _partial_planes(axes)
     if dtype.kind == "f":
-        floats: np.ndarray = (_sum_blocks(data, begins, np.float64) / n).astype(dtype)
-        return floats
+        sums = _sum_blocks(data, axes, np.float64)
+        mean = sums / whole
+        for plane in planes:
+            mean[plane] = sums[plane] / _plane_counts(axes, plane, np.float64)
+        return mean.astype(dtype)
     if dtype == np.bool_:
         data = data.view(np.uint8)
-    if data.dtype.itemsize <= 4:  # sums of fewer than 2**31 voxels fit int64 exactly
-        q, r = np.divmod(_sum_blocks(data, begins, np.int64), n)
-        return _round_half_even(q, r, n).astype(dtype)
+    if data.dtype.itemsize <= 4:
+        info = np.iinfo(data.dtype)
+        bound = max(-int(info.min), int(info.max)) * whole
+        acc = np.int32 if bound < 2**31 else np.int64  # exact: no block sum can overflow
+        sums = _sum_blocks(data, axes, acc)
+        mean = _int_mean(sums, acc(whole))
+        for plane in planes:
+            mean[plane] = _int_mean(sums[plane], _plane_counts(axes, plane, acc))
+        return mean.astype(dtype)
     # 64-bit integers: offset binary (order-preserving, unsigned), summed in 32-bit halves.
     u = data.astype(np.uint64) if data.dtype == np.uint64 else data.view(np.uint64) ^ np.uint64(1 << 63)
-    nu = n.astype(np.uint64)
-    q_hi, r_hi = np.divmod(_sum_blocks(u >> np.uint64(32), begins, np.uint64), nu)
-    rest = (r_hi << np.uint64(32)) + _sum_blocks(u & np.uint64(0xFFFFFFFF), begins, np.uint64)
-    q_lo, r = np.divmod(rest, nu)
-    mean = _round_half_even((q_hi << np.uint64(32)) + q_lo, r, nu)
+    hi = _sum_blocks(u >> np.uint64(32), axes, np.uint64)
+    lo = _sum_blocks(u & np.uint64(0xFFFFFFFF), axes, np.uint64)
+
+    def mean64(hi: np.ndarray, lo: np.ndarray, n: np.ndarray | Any) -> np.ndarray:
+        q_hi, r_hi = np.divmod(hi, n)
+        q_lo, r = np.divmod((r_hi << np.uint64(32)) + lo, n)
+        return _round_half_even((q_hi << np.uint64(32)) + q_lo, r, n)
+
+    mean = mean64(hi, lo, np.uint64(whole))
+    for plane in planes:
+        mean[plane] = mean64(hi[plane], lo[plane], _plane_counts(axes, plane, np.uint64))
     return mean if dtype == np.uint64 else (mean ^ np.uint64(1 << 63)).view(np.int64).astype(dtype)
 
 
@@ -114,11 +204,14 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
         raise ValueError(f"method {method!r} is not 'average' or 'stride'")
     if data.shape[:3] != box.shape or box.is_empty:
         raise ValueError(f"data of shape {data.shape} does not hold the voxels of box {box}")
-    begins = [_blocks(a, n, f) for a, n, f in zip(box.start, box.shape, factor)]
+    axes = [_Axis.of(a, n, f) for a, n, f in zip(box.start, box.shape, factor)]
     if method == "stride":
-        out = data[np.ix_(begins[0], begins[1], begins[2], np.arange(data.shape[3]))]
+        out = data
+        for axis, ax in enumerate(axes):
+            firsts = ax.firsts()
+            out = out[(slice(None),) * axis + (firsts,)] if isinstance(firsts, slice) else out.take(firsts, axis)
     else:
-        out = _average(data, begins)
+        out = _average(data, axes)
     return np.asfortranarray(out), coarsen_box(box, factor)
 
 
