@@ -51,13 +51,17 @@ def cast_values(data: np.ndarray, dtype: np.dtype[Any], where: str) -> np.ndarra
     """
     if data.dtype == dtype or np.can_cast(data.dtype, dtype, "safe"):
         return data.astype(dtype, copy=False)
-    if np.issubdtype(dtype, np.integer) and data.size:
-        lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
-        if data.min() < lo or data.max() > hi or (np.issubdtype(data.dtype, np.floating)
-                                                  and not np.all(np.mod(data, 1) == 0)):
+    if data.size and dtype.kind in "iub":
+        lo, hi = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+        if data.min() < lo or data.max() > hi or (data.dtype.kind == "f" and not np.all(np.mod(data, 1) == 0)):
             raise WriteDataError(f"{where}: {data.dtype.name} values do not fit {dtype.name} "
                                  f"(range {data.min()}..{data.max()})")
-    return data.astype(dtype)
+    with np.errstate(over="ignore"):
+        out = data.astype(dtype)
+    if dtype.kind == "f" and data.size and np.isinf(out).sum() != np.isinf(data).sum():
+        raise WriteDataError(f"{where}: {data.dtype.name} values overflow {dtype.name} "
+                             f"(range {data.min()}..{data.max()})")
+    return out
 
 
 def ingest_job(source: Source, ba: BigArray, offset: Sequence[int], *, write_empty: bool = False,

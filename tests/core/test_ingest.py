@@ -152,7 +152,14 @@ def test_bad_placements_and_values_are_refused_before_writing(tmp_path: Path) ->
         ingest(ArraySource(np.ones((32, 32, 8), np.uint8)), ba, offset=(20, 0, 0))
     with pytest.raises(bc.WriteDataError, match="300"):
         ingest(ArraySource(np.full((16, 16, 8), 300, np.uint16)), ba)
-    assert list(ba.store.list(ba.key + "/")) == []
+    flags = make(str(tmp_path / "flags"), dtype="bool", size=(16, 16, 8), chunk_size=(16, 16, 8))
+    with pytest.raises(bc.WriteDataError, match="bool.*0..2"):
+        ingest(ArraySource(np.arange(16 * 16 * 8, dtype=np.uint8).reshape(16, 16, 8) % 3), flags)
+    floats = make(str(tmp_path / "floats"), dtype="float32", size=(16, 16, 8), chunk_size=(16, 16, 8))
+    with pytest.raises(bc.WriteDataError, match="overflow float32"):
+        ingest(ArraySource(np.full((16, 16, 8), 1e300)), floats)
+    assert ingest(ArraySource(np.full((16, 16, 8), 0.1)), floats).written == 1  # rounding is not an error
+    assert list(ba.store.list(ba.key + "/")) == [] and list(flags.store.list(flags.key + "/")) == []
 
 
 def test_a_progress_record_is_one_json_object_in_the_destination(tmp_path: Path) -> None:
