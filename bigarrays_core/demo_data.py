@@ -7,7 +7,7 @@ the image is dark there and bright, slightly textured cytoplasm elsewhere, and t
 segmentation labels each cell with a large uint64 id (0 on the membranes). Only numpy is
 used, the output depends only on the seed, and 256x256x128 takes about a second or two.
 
-This module does no I/O; :mod:`bigarrays_core.cli.demo` writes what it returns.
+This module does no I/O; :mod:`bigarrays_cli.demo` writes what it returns.
 """
 
 from __future__ import annotations

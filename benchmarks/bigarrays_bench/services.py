@@ -58,7 +58,7 @@ def bigarrays_server(datasets: dict[str, Path], *, workers: int = 1, cache_mb: f
     """Run ``bigarrays serve NAME=DIR ...``; yields its base URL."""
     port = free_port()
     exe = shutil.which("bigarrays") or ""
-    cmd = ([exe] if exe else [sys.executable, "-m", "bigarrays_core.cli"]) + [
+    cmd = ([exe] if exe else [sys.executable, "-m", "bigarrays_cli"]) + [
         "serve", *(f"{n}={p}" for n, p in datasets.items()), "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--cache-mb", str(cache_mb), "--log-level", "warning"]
     with log.open("ab") as out:

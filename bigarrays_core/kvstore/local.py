@@ -298,3 +298,88 @@ class LocalStore(KVStore):
             base = self._path(k)
             for suffix in _VARIANTS:
                 self._unlink(base + suffix, k)
+
+    # -- leftovers of killed writers ---------------------------------------------------
+    #: Seconds without a write after which a temporary file is known to be abandoned. A writer
+    #: keeps its temporary only while it writes one value and renames it over the key
+    #: (milliseconds; seconds for a huge value on a slow disk), and each of its writes moves
+    #: the file's mtime forward, so one untouched for an hour belongs to a writer that died
+    #: (SIGKILL, power loss). Even a writer stalled that long loses nothing silently: removing
+    #: its file makes its rename fail, and its write raises StorageError.
+    STALE_TEMPORARY_AGE: float = 3600.0
+    #: Directories swept by :meth:`sweep_stale_temporaries_once` in this process.
+    _swept_directories: set[str] = set()
+    _sweep_lock = threading.Lock()
+
+    def _temporary_dir(self, prefix: str) -> str:
+        prefix = prefix.strip("/")
+        return os.path.join(self.root, check_key(prefix)) if prefix else self.root
+
+    def temporaries(self, prefix: str = "", *, recursive: bool = True) -> Sequence[tuple[str, float]]:
+        """The temporary files interrupted writes left under the directory ``prefix``.
+
+        ``prefix`` is a key prefix naming a directory (a scale's key, or ``""`` for the
+        root); ``recursive=False`` looks in that directory only. Returns ``(path relative to
+        the root, seconds since it was last written)`` pairs, sorted. These files are never
+        keys (:meth:`list` and reads ignore them); see :attr:`STALE_TEMPORARY_AGE`.
+        """
+        import time
+
+        top = self._temporary_dir(prefix)
+        now = time.time()
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            if not recursive:
+                dirnames.clear()
+            for name in filenames:
+                if not name.startswith(_TMP_PREFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    age = now - os.stat(path).st_mtime
+                except FileNotFoundError:  # its writer finished (renamed it) meanwhile
+                    continue
+                found.append((os.path.relpath(path, self.root).replace(os.sep, "/"), max(0.0, age)))
+        return sorted(found)
+
+    def remove_stale_temporaries(self, prefix: str = "", *, older_than: float | None = None,
+                                 recursive: bool = True) -> Sequence[str]:
+        """Delete the :meth:`temporaries` under ``prefix`` not written for ``older_than`` seconds
+        (default :attr:`STALE_TEMPORARY_AGE`); returns their paths relative to the root.
+
+        Never touches a key. Raises :class:`ReadOnlyError` on a read-only store.
+        """
+        import time
+
+        self._check_writable("remove temporary files from")
+        limit = self.STALE_TEMPORARY_AGE if older_than is None else older_than
+        removed = []
+        for rel, _ in self.temporaries(prefix, recursive=recursive):
+            path = os.path.join(self.root, rel)
+            try:  # look again just before: a live writer may have written since
+                if time.time() - os.stat(path).st_mtime < limit:
+                    continue
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self._fail("remove", rel, exc) from exc
+            removed.append(rel)
+        return removed
+
+    def sweep_stale_temporaries_once(self, prefix: str = "") -> Sequence[str]:
+        """:meth:`remove_stale_temporaries` in the directory ``prefix`` (not below it), unless this
+        process already swept that directory; returns what it removed.
+
+        Meant for writers about to fill a scale: each scale directory is scanned at most once
+        per process, so the cost (one directory listing) is paid once. Does nothing on a
+        read-only store.
+        """
+        if self.read_only:
+            return []
+        directory = self._temporary_dir(prefix)
+        with self._sweep_lock:
+            if directory in self._swept_directories:
+                return []
+            self._swept_directories.add(directory)
+        return self.remove_stale_temporaries(prefix, recursive=False)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from bigarrays_core.cli import main
+from bigarrays_cli import main
 
 BIGARRAYS = str(Path(sys.executable).with_name("bigarrays"))
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from bigarrays_cli import COMMANDS
 
 import bigarrays_core as bc
-from bigarrays_core.cli import COMMANDS
 from tests.cli.conftest import run_bigarrays
 
 SUBCOMMANDS = [m.rpartition(".")[2] for m in COMMANDS]
@@ -173,8 +173,42 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     """`bigarrays missing URL | head` must not print a broken-pipe error."""
     url = str(tmp_path / "many")
     bc.create(url, dtype="uint8", size=(1024, 1024, 64), chunk_size=(16, 16, 16))
-    shell = f"{sys.executable} -m bigarrays_core.cli missing {url} | head -1"
+    shell = f"{sys.executable} -m bigarrays_cli missing {url} | head -1"
     done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, timeout=120)
     assert done.stdout.count("\n") == 1
     assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("bbox", ["0:0,0:8,0:8", "0:8,8:4,0:8", "0-8_0-8_3-3"])
+def test_cutout_of_an_empty_range_is_an_error_and_writes_nothing(cli, tmp_path: Path, bbox: str) -> None:
+    url, _ = _made(tmp_path)
+    out = tmp_path / "empty.npy"
+    r = cli("cutout", url, bbox, "-o", str(out))
+    assert r.code == 1 and bbox in r.err and "empty" in r.err, r.err
+    assert not out.exists()
+
+
+def test_cutout_too_big_for_memory_says_how_big(cli, tmp_path: Path) -> None:
+    url = str(tmp_path / "huge")
+    bc.create(url, dtype="uint16", size=(2**20, 2**20, 2**20), chunk_size=(64, 64, 64))
+    out = tmp_path / "huge.npy"
+    r = cli("cutout", url, "0:1048576,0:1048576,0:1024", "-o", str(out))
+    assert r.code == 1 and "2.00 PiB" in r.err and "memory" in r.err and "--max-bytes" in r.err, r.err
+    assert not out.exists()
+    r = cli("cutout", url, "0:64,0:64,0:64", "-o", str(out), "--max-bytes", "8KiB")
+    assert r.code == 1 and "512.00 KiB" in r.err and "--max-bytes 8KiB" in r.err, r.err
+    assert cli("cutout", url, "0:64,0:64,0:64", "-o", str(out), "--max-bytes", "1M").code == 0
+    assert np.load(out).shape == (64, 64, 64, 1)
+    out.unlink()
+    # A limit raised past what the machine has: the allocation fails, in one line, no file.
+    r = cli("cutout", url, "0:1048576,0:1048576,0:1024", "-o", str(out), "--max-bytes", "4PiB")
+    assert r.code == 1 and "out of memory" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not out.exists()
+
+
+def test_create_over_an_existing_dataset_names_the_cli_flag(cli, tmp_path: Path) -> None:
+    url = str(tmp_path / "new")
+    assert cli("create", url, "--dtype", "uint8", "--size", "8", "8", "8").code == 0
+    r = cli("create", url, "--dtype", "uint8", "--size", "8", "8", "8")
+    assert r.code == 1 and "--overwrite" in r.err and "overwrite=True" not in r.err

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bigarrays_cli.demo import MARKER, DemoSpec, build_demo, default_demo_dir
 
 import bigarrays_core as bc
-from bigarrays_core.cli.demo import MARKER, DemoSpec, build_demo, default_demo_dir
 from bigarrays_core.demo_data import make_demo_volume
 from tests.cli.conftest import BIGARRAYS, run_bigarrays
 from tests.services import free_port, stop_process, wait_for_http

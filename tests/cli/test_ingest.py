@@ -9,6 +9,7 @@ import numpy as np
 import tifffile
 
 import bigarrays_core as bc
+from bigarrays_core.geometry import Box
 from tests.cli.conftest import run_bigarrays
 
 
@@ -119,35 +120,41 @@ def test_ingest_into_part_of_a_bigger_dataset(cli, tmp_path: Path) -> None:
     # Not chunk-aligned: a read-modify-write of the one (missing) chunk it touches.
     r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "40", "3", "2", "--quiet")
     assert r.code == 0, r.err
-    assert "1 chunk(s) written" in r.out
+    assert "1 chunk(s) written (1 partly covered, merged)" in r.out
     expected = np.zeros((64, 64, 16), np.uint8)
     expected[0:32, 0:32, 0:8] = 9
     expected[40:60, 3:13, 2:7] = vol
     np.testing.assert_array_equal(bc.open(dest)[:, :, :, 0], expected)
-    # Existing chunks are kept, never overwritten (that is what makes a re-run resume).
+    # Placed elsewhere, its voxels go in and the chunk's other voxels stay (issue 11: never dropped).
     r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "0", "0", "0", "--quiet")
-    assert r.code == 0 and "0 chunk(s) written, 1 already present" in r.out
+    assert r.code == 0 and "1 chunk(s) written (1 partly covered, merged)" in r.out
+    expected[0:20, 0:10, 0:5] = vol
+    np.testing.assert_array_equal(bc.open(dest)[:, :, :, 0], expected)
+    # The same ingest again has nothing left to do.
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "0", "0", "0", "--quiet")
+    assert r.code == 0 and "0 chunk(s) written" in r.out and "1 done by an earlier run" in r.out
     np.testing.assert_array_equal(bc.open(dest)[:, :, :, 0], expected)
 
 
 def test_interrupted_ingest_resumes_without_rewriting(tmp_path: Path) -> None:
     vol = _volume((48, 40, 24), seed=11)
     src = _tiff_dir(tmp_path, vol)
-    good = (src / "slice_0013.tif").read_bytes()
-    (src / "slice_0013.tif").write_bytes(b"not a tiff")  # the run dies in the second z-slab
     dest = tmp_path / "out"
+    key = "1_1_1"
+    # A directory where a chunk of the second z-slab goes makes the first run fail there.
+    obstacle = dest / key / "16-32_16-32_8-16"
+    obstacle.mkdir(parents=True)
     args = ["ingest", str(src), str(dest), "--chunk-size", "16", "16", "8", "--mips", "2", "--quiet"]
     r = run_bigarrays(args)
-    assert r.code == 1 and "slice_0013.tif" in r.err and "Traceback" not in r.err
-    key = "1_1_1"
-    done = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (dest / key).iterdir()}
-    # Only the first z-slab (z 0-8) finished: its 3x3 chunks, y clipped at 40.
-    assert sorted(done) == sorted(f"{x}-{x + 16}_{y}-{min(y + 16, 40)}_0-8" for x in (0, 16, 32) for y in (0, 16, 32))
+    assert r.code == 1 and "16-32_16-32_8-16" in r.err and "Traceback" not in r.err
+    first_slab = sorted(f"{x}-{x + 16}_{y}-{min(y + 16, 40)}_0-8" for x in (0, 16, 32) for y in (0, 16, 32))
+    done = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (dest / key).iterdir() if p.name in first_slab}
+    assert sorted(done) == first_slab
     assert not (dest / "2_2_1").exists()
-    (src / "slice_0013.tif").write_bytes(good)
+    obstacle.rmdir()
     r = run_bigarrays(args)
     assert r.code == 0, r.err
-    assert "9 already present" in r.out and "written" in r.out
+    assert "9 done by an earlier run" in r.out and "written" in r.out
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (dest / key).iterdir()}
     assert {k: after[k] for k in done} == done  # finished chunks untouched (same file, same mtime)
     assert len(after) == 27
@@ -156,7 +163,22 @@ def test_interrupted_ingest_resumes_without_rewriting(tmp_path: Path) -> None:
     assert bc.open(str(dest), mip=1).missing_chunks() == []
     # A third run has nothing to do.
     r = run_bigarrays(args)
-    assert r.code == 0 and "0 chunk(s) written" in r.out
+    assert r.code == 0 and "0 chunk(s) written" in r.out and "39 done by an earlier run" in r.out
+
+
+def test_a_damaged_tiff_is_named_and_a_repaired_source_is_ingested_again(tmp_path: Path) -> None:
+    vol = _volume((32, 16, 16), seed=12)
+    src = _tiff_dir(tmp_path, vol)
+    good = (src / "slice_0013.tif").read_bytes()
+    (src / "slice_0013.tif").write_bytes(b"not a tiff")  # the run dies in the second z-slab
+    args = ["ingest", str(src), str(tmp_path / "out"), "--chunk-size", "16", "16", "8", "--quiet"]
+    r = run_bigarrays(args)
+    assert r.code == 1 and "slice_0013.tif" in r.err and "Traceback" not in r.err
+    (src / "slice_0013.tif").write_bytes(good)
+    # A source file that changed is a new source: nothing recorded for the old one is trusted.
+    r = run_bigarrays(args)
+    assert r.code == 0 and "4 chunk(s) written" in r.out and "0 done by an earlier run" in r.out, r.out
+    np.testing.assert_array_equal(bc.open(str(tmp_path / "out"))[:, :, :, 0], vol)
 
 
 def test_ingest_shows_progress(tmp_path: Path) -> None:
@@ -178,3 +200,100 @@ def test_empty_tiff_directory_is_named(cli, tmp_path: Path) -> None:
     r = cli("ingest", str(tmp_path / "empty"), str(tmp_path / "out"))
     assert r.code == 1 and "empty" in r.err and ".tif" in r.err
     assert not os.path.exists(tmp_path / "out")
+
+
+# -- voxels are never dropped, sparse stays sparse (issue 11) --------------------------------------------
+
+
+def _chunk_keys(url: str, mip: int = 0) -> set[str]:
+    ba = bc.open(url, mip=mip)
+    return {k for k in ba.store.list(ba.key + "/")}
+
+
+def test_two_tiles_meeting_inside_a_chunk_keep_every_voxel(cli, tmp_path: Path) -> None:
+    """Tile B starts at x=40, inside the chunk [32:64] that tile A already wrote."""
+    dest = str(tmp_path / "mosaic")
+    bc.create(dest, dtype="uint16", size=(96, 40, 12), chunk_size=(32, 16, 8), num_mips=2)
+    a = _volume((40, 40, 12), "uint16", seed=1) + 1
+    b = _volume((56, 40, 12), "uint16", seed=2) + 1
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    assert cli("ingest", str(tmp_path / "a.npy"), dest, "--mips", "2", "--quiet").code == 0
+    r = cli("ingest", str(tmp_path / "b.npy"), dest, "--voxel-offset", "40", "0", "0", "--mips", "2", "--quiet")
+    assert r.code == 0, r.err
+    got = bc.open(dest)[:, :, :, 0]
+    np.testing.assert_array_equal(got[0:40], a)
+    np.testing.assert_array_equal(got[40:96], b)
+    # The mip-1 chunk across the seam was made again from both tiles, not kept from the first.
+    mean = got.reshape(48, 2, 20, 2, 12).astype(np.float64).mean(axis=(1, 3))
+    np.testing.assert_array_equal(bc.open(dest, mip=1)[:, :, :, 0], np.rint(mean).astype(np.uint16))
+
+
+def test_mips_over_two_aligned_tiles_are_made_from_both(cli, tmp_path: Path) -> None:
+    """The tiles meet on a mip-0 chunk boundary (x=32) that lies inside a mip-1 chunk."""
+    dest = str(tmp_path / "mosaic")
+    bc.create(dest, dtype="uint8", size=(128, 32, 8), chunk_size=(32, 32, 8), num_mips=2)
+    a, b = _volume((32, 32, 8), seed=3) + 1, _volume((96, 32, 8), seed=4) + 1
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    assert cli("ingest", str(tmp_path / "a.npy"), dest, "--mips", "2", "--quiet").code == 0
+    assert cli("ingest", str(tmp_path / "b.npy"), dest, "--voxel-offset", "32", "0", "0", "--mips", "2",
+               "--quiet").code == 0
+    mip0 = np.concatenate([a, b]).astype(np.float64)
+    expected = np.rint(mip0.reshape(64, 2, 16, 2, 8).mean(axis=(1, 3))).astype(np.uint8)
+    np.testing.assert_array_equal(bc.open(dest, mip=1)[:, :, :, 0], expected)
+
+
+def test_partial_blocks_at_the_edges_average_the_voxels_they_have(cli, tmp_path: Path) -> None:
+    """Factor 3 on x from offset 1: blocks [0:3) and [6:9) hold 2 and 2 of the 7 voxels 1..7."""
+    vol = np.arange(1, 8, dtype=np.uint8).reshape(7, 1, 1) * np.array([10], np.uint8)
+    np.save(tmp_path / "v.npy", vol)
+    dest = str(tmp_path / "out")
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "1", "0", "0", "--downsample", "3", "1", "1",
+            "--mips", "2", "--quiet")
+    assert r.code == 0, r.err
+    m1 = bc.open(dest, mip=1)
+    assert m1.bounds == Box((0, 0, 0), (3, 1, 1))
+    # x 1,2 -> (10+20)/2 = 15; x 3,4,5 -> 40; x 6,7 -> (60+70)/2 = 65
+    assert m1[:, 0, 0, 0].tolist() == [15, 40, 65]
+
+
+def test_copy_of_a_sparse_dataset_stores_only_its_chunks(cli, tmp_path: Path) -> None:
+    src = str(tmp_path / "src")
+    ba = bc.create(src, dtype="uint8", size=(128, 128, 32), chunk_size=(32, 32, 32), compression="gzip")
+    ba[0:32, 0:32, 0:32] = 5
+    ba[64:96, 96:128, 0:32] = _volume((32, 32, 32), seed=4)
+    ba[96:128, 0:32, 0:32] = 0  # stored, but all zeros: not copied unless asked
+    dest = str(tmp_path / "copy")
+    r = cli("ingest", src, dest, "--quiet")
+    assert r.code == 0, r.err
+    want = {f"{ba.key}/0-32_0-32_0-32", f"{ba.key}/64-96_96-128_0-32"}
+    assert _chunk_keys(dest) == want
+    np.testing.assert_array_equal(bc.open(dest)[:, :, :], ba[:, :, :])
+    again = str(tmp_path / "copy2")
+    assert cli("ingest", src, again, "--write-empty", "--quiet").code == 0
+    assert _chunk_keys(again) == want | {f"{ba.key}/96-128_0-32_0-32"}  # missing stays missing even so
+
+
+def test_mips_of_a_sparse_volume_store_only_chunks_with_data(cli, tmp_path: Path) -> None:
+    vol = np.zeros((128, 64, 16), np.uint8)
+    vol[5:20, 3:9, 2:7] = 200  # data in the first chunk of mip 0 and of mip 1 only
+    np.save(tmp_path / "v.npy", vol)
+    dest = str(tmp_path / "out")
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--chunk-size", "16", "16", "16", "--mips", "3", "--quiet")
+    assert r.code == 0, r.err
+    ba = bc.open(dest)
+    assert _chunk_keys(dest, 0) == {f"{ba.key}/0-16_0-16_0-16", f"{ba.key}/16-32_0-16_0-16"}
+    assert _chunk_keys(dest, 1) == {f"{ba.at_mip(1).key}/0-16_0-16_0-16"}
+    assert _chunk_keys(dest, 2) == {f"{ba.at_mip(2).key}/0-16_0-16_0-16"}
+    np.testing.assert_array_equal(ba[:, :, :, 0], vol)
+
+
+def test_tiff_directory_sorts_numbers_naturally(cli, tmp_path: Path) -> None:
+    vol = _volume((16, 8, 12), seed=9)
+    d = tmp_path / "stack"
+    d.mkdir()
+    for z in range(vol.shape[2]):  # img_2 must come before img_10
+        tifffile.imwrite(d / f"img_{z}.tif", np.ascontiguousarray(vol[:, :, z].T))
+    assert cli("ingest", str(d), str(tmp_path / "out"), "--quiet").code == 0
+    np.testing.assert_array_equal(bc.open(str(tmp_path / "out"))[:, :, :, 0], vol)

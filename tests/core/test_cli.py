@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bigarrays_cli import main
 
 import bigarrays_core as bc
-from bigarrays_core.cli import main
 from bigarrays_core.geometry import Box
 
 from .datasets import make

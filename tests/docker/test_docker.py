@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bigarrays_cli import build_parser
 
 import bigarrays_core as bc
-from bigarrays_core.cli import build_parser
 from tests.services import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -115,7 +115,7 @@ class InProcess:
 
 
 class LiveServer:
-    """``bigarrays serve ...`` (through ``bigarrays_core.cli.main``) on a free port of 127.0.0.1.
+    """``bigarrays serve ...`` (through ``bigarrays_cli.main``) on a free port of 127.0.0.1.
 
     The server runs in its own session so that :meth:`stop` ends it and its worker
     processes by that session's id, and nothing else.
@@ -125,7 +125,7 @@ class LiveServer:
                  env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-c", "import sys; from bigarrays_core.cli import main; sys.exit(main())", "serve",
+        cmd = [sys.executable, "-c", "import sys; from bigarrays_cli import main; sys.exit(main())", "serve",
                *(f"{k}={v}" for k, v in datasets.items()),
                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
                "--log-level", "warning", *args]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bigarrays_cli.args import ints3
+from bigarrays_cli.describe import describe
+
 import bigarrays_core as bc
-from bigarrays_core.cli.args import ints3
-from bigarrays_core.cli.describe import describe
 
 
 def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -37,9 +38,13 @@ def run_create(args: argparse.Namespace) -> int:
     compression: Any = args.compression
     if compression and compression != "none" and args.compression_level is not None:
         compression = {"id": compression, "level": args.compression_level}
-    ba = bc.create(args.url, dtype=args.dtype, size=args.size, chunk_size=args.chunk_size,
-                   resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,
-                   encoding=args.encoding, compression=compression, layer_type=args.layer_type,
-                   num_mips=args.mips, downsample_factor=args.downsample, overwrite=args.overwrite)
+    try:
+        ba = bc.create(args.url, dtype=args.dtype, size=args.size, chunk_size=args.chunk_size,
+                       resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,
+                       encoding=args.encoding, compression=compression, layer_type=args.layer_type,
+                       num_mips=args.mips, downsample_factor=args.downsample, overwrite=args.overwrite)
+    except bc.DatasetExistsError:
+        raise bc.DatasetExistsError(f"a dataset already exists at {args.url}; pass --overwrite to replace its info "
+                                    f"(its chunks stay)") from None
     print(f"created {ba.url}: {describe(ba)}")
     return 0

@@ -20,9 +20,12 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bigarrays_core as bc
-from bigarrays_core.cli.ingest import ArraySource, downsample_mips, ingest
+from bigarrays_core.ingest import ingest
+from bigarrays_core.pyramid import build_mips
+from bigarrays_core.sources import ArraySource
 
 __all__ = ["DEMO_SPEC", "DemoSpec", "add", "build_demo", "default_demo_dir", "demo_lines"]
 
@@ -84,14 +87,14 @@ def build_demo(root: Path, spec: DemoSpec = DEMO_SPEC, *, rebuild: bool = False,
         shutil.rmtree(root / name, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     vol = make_demo_volume(spec.size, seed=spec.seed)
-    common = {"size": spec.size, "chunk_size": spec.chunk_size, "resolution": spec.resolution,
+    common: dict[str, Any] = {"size": spec.size, "chunk_size": spec.chunk_size, "resolution": spec.resolution,
               "num_mips": spec.num_mips, "downsample_factor": spec.downsample}
     em = bc.create(urls["em"], dtype="uint8", encoding="raw", compression="gzip", layer_type="image", **common)
     seg = bc.create(urls["seg"], dtype="uint64", encoding="compressed_segmentation", layer_type="segmentation",
                     **common)
-    for ba, data, method in ((em, vol.image, "mean"), (seg, vol.segmentation, "stride")):
+    for ba, data in ((em, vol.image), (seg, vol.segmentation)):
         ingest(ArraySource(data, name=ba.url), ba)
-        downsample_mips(ba, ba.bounds, mips=spec.num_mips, method=method)
+        build_mips(ba, mips=spec.num_mips - 1)  # average for the image, stride for the segmentation
     tmp = root / (MARKER + ".tmp")
     tmp.write_text(json.dumps(spec.to_json()))
     os.replace(tmp, root / MARKER)

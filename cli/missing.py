@@ -10,8 +10,9 @@ import argparse
 import json
 import sys
 
+from bigarrays_cli.cutout import allow_negative_bbox
+
 import bigarrays_core as bc
-from bigarrays_core.cli.cutout import allow_negative_bbox
 from bigarrays_core.geometry import Box
 
 __all__ = ["add"]

@@ -19,13 +19,14 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
-    "bigarrays_core.cli.serve",
-    "bigarrays_core.cli.demo",
-    "bigarrays_core.cli.create",
-    "bigarrays_core.cli.info",
-    "bigarrays_core.cli.cutout",
-    "bigarrays_core.cli.ingest",
-    "bigarrays_core.cli.missing",
+    "bigarrays_cli.serve",
+    "bigarrays_cli.demo",
+    "bigarrays_cli.create",
+    "bigarrays_cli.info",
+    "bigarrays_cli.cutout",
+    "bigarrays_cli.ingest",
+    "bigarrays_cli.missing",
+    "bigarrays_cli.verify",
 ]
 
 
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (bc.BigArraysError, OSError, ValueError) as exc:
         print(f"bigarrays {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:  # numpy's says how much it could not allocate
+        print(f"bigarrays {args.command}: error: out of memory: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"bigarrays {args.command}: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import re
 
 import numpy as np
+from bigarrays_cli.sizes import ByteSize, available_memory, format_bytes, parse_bytes
 
 import bigarrays_core as bc
 from bigarrays_core.geometry import Box
@@ -34,6 +35,8 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--mip", type=int, default=0)
     p.add_argument("--no-fill-missing", action="store_true", help="fail if a chunk is missing instead of zeros")
     p.add_argument("--bounded", action="store_true", help="fail if the box leaves the volume instead of zeros")
+    p.add_argument("--max-bytes", type=parse_bytes, default=None, metavar="SIZE",
+                   help="refuse a cutout bigger than SIZE (e.g. 500M, 8GiB; default: the memory available)")
     allow_negative_bbox(p)
     p.set_defaults(run=run_cutout)
 
@@ -51,13 +54,46 @@ def save_tiff(path: str, data: np.ndarray) -> None:
                          metadata={"axes": "ZYXS"})
 
 
+def check_box(box: Box, text: str) -> None:
+    """A box empty on some axis is an error naming the axis (as the server's 400 is)."""
+    for axis, a, b in zip("xyz", box.start, box.stop):
+        if b <= a:
+            raise bc.SelectionError(f"bad bbox {text!r}: axis {axis} range {a}:{b} is empty (need start < stop)")
+
+
+def check_size(box: Box, ba: bc.BigArray, output: str, max_bytes: ByteSize | None) -> None:
+    """Refuse a cutout that cannot fit in memory (or above ``--max-bytes``), saying how big it is."""
+    nbytes = box.size * ba.num_channels * ba.dtype.itemsize
+    need = nbytes * (1 if output.lower().endswith(".npy") else 2)  # a TIFF is written from a reordered copy
+    what = (f"cutout {box} of {ba.url} mip {ba.mip} is {format_bytes(nbytes)} "
+            f"({'x'.join(map(str, box.shape))}x{ba.num_channels} {ba.dtype.name})"
+            + ("" if need == nbytes else f", and a .tif needs {format_bytes(need)} while it is written"))
+    if max_bytes is not None:
+        if need > max_bytes:
+            raise bc.BigArraysError(f"{what}: more than --max-bytes {max_bytes.text} "
+                                    f"({format_bytes(max_bytes)}); cut a smaller box or raise --max-bytes")
+        return
+    available = available_memory()
+    if available is not None and need > available:
+        raise bc.BigArraysError(f"{what}: more than the {format_bytes(available)} of memory available; cut a "
+                                f"smaller box, or pass --max-bytes SIZE to set the limit yourself")
+
+
 def run_cutout(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith((".npy", ".tif", ".tiff")):
         raise bc.BigArraysError(f"output {args.output!r} must end in .npy, .tif or .tiff")
     box = Box.parse(args.bbox)
-    ba = bc.open(args.url, mip=args.mip, read_only=True, fill_missing=not args.no_fill_missing,
-                 bounded=args.bounded)
-    out = ba.read(box)
+    check_box(box, args.bbox)
+    ba = bc.open(args.url, mip=args.mip, read_only=True, fill_missing=not args.no_fill_missing)
+    if args.bounded and not ba.bounds.contains(box):
+        raise bc.OutOfBoundsError(f"cannot read {box} of {ba.url} mip {ba.mip}: it reaches outside the volume "
+                                  f"{ba.bounds} (--bounded)")
+    check_size(box, ba, args.output, args.max_bytes)
+    try:
+        out = ba.read(box)
+    except bc.ChunkNotFoundError as exc:
+        raise bc.ChunkNotFoundError(f"chunk {ba.store.describe(exc.key or '?')} is missing; drop --no-fill-missing "
+                                    f"to read zeros there", key=exc.key) from None
     if args.output.lower().endswith(".npy"):
         np.save(args.output, out)
     else:

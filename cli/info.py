@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from bigarrays_cli.describe import describe
+
 import bigarrays_core as bc
-from bigarrays_core.cli.describe import describe
 
 
 def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,0 +1,105 @@
+"""Storing the chunks a long job decided on, for one scale, and counting what happened.
+
+A job (an ingest, a pyramid build) looks at a group of chunks and decides for each one:
+store it (all of it, or only the part its source covers, merged into what is stored), make
+sure it is absent, or leave it alone. :class:`ScaleWriter` carries those decisions out:
+neighbouring chunks of a row are stored with one :meth:`BigArray.write` (whose chunks are
+encoded in parallel), rows in parallel with each other, and it counts the outcome in a
+:class:`WriteReport`. On local disk it first removes the temporary files that writers
+killed long ago left in the scale's directory (once per directory and process:
+:meth:`LocalStore.sweep_stale_temporaries_once`).
+
+Every chunk is compared with the fill value (zero) through :func:`is_all_zero`, bit for bit:
+``-0.0`` is not zero, so a float chunk of negative zeros is stored like any other data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bigarrays_core.array import BigArray, ChunkRef
+from bigarrays_core.array.executor import run_batches
+from bigarrays_core.geometry import Box
+from bigarrays_core.kvstore import LocalStore
+
+__all__ = ["ScaleWriter", "WriteReport", "is_all_zero"]
+
+
+@dataclass
+class WriteReport:
+    """What a job did to chunks, over every scale it wrote.
+
+    ``written`` chunks were stored, ``merged`` of them covered only in part, by a
+    read-modify-write of that part (the rest of the chunk is kept); ``empty`` were not
+    stored because their data was all zeros or the source holds nothing there; ``removed``
+    existed and were deleted because they would be all zeros now; ``done_before`` were
+    finished by an earlier run of the same job.
+    """
+
+    written: int = 0
+    merged: int = 0
+    empty: int = 0
+    removed: int = 0
+    done_before: int = 0
+
+    def __str__(self) -> str:
+        text = (f"{self.written} chunk(s) written ({self.merged} partly covered, merged), "
+                f"{self.empty} empty or missing (not stored), {self.done_before} done by an earlier run")
+        return text + (f", {self.removed} removed (now all zeros)" if self.removed else "")
+
+
+def is_all_zero(data: np.ndarray) -> bool:
+    """True when every voxel is bit for bit zero (the fill value a missing chunk reads as)."""
+    if data.dtype.kind == "f":
+        return not data.view(f"u{data.dtype.itemsize}").any()
+    return not data.any()
+
+
+class ScaleWriter:
+    """Stores decided chunks into the scale of ``ba``; counts into ``report``.
+
+    With ``merge`` a chunk stored from a box that covers only part of it is read, patched
+    and rewritten (the voxels outside the box are kept); without it every box given must
+    cover whole chunks.
+    """
+
+    def __init__(self, ba: BigArray, report: WriteReport, *, merge: bool) -> None:
+        self.ba = BigArray(ba.store, ba.parsed_info, ba.mip, non_aligned_writes=merge)
+        self.report = report
+        if isinstance(ba.store, LocalStore) and not ba.store.read_only:
+            ba.store.sweep_stale_temporaries_once(ba.key)
+
+    def exists(self, refs: Sequence[ChunkRef]) -> list[bool]:
+        return self.ba.store.exists_many([r.key for r in refs]) if refs else []
+
+    def commit(self, writes: Sequence[tuple[ChunkRef, Box]], data: np.ndarray, data_box: Box,
+               remove: Sequence[ChunkRef] = ()) -> None:
+        """Store each ``(chunk, box)`` of ``writes`` from ``data`` (the voxels of ``data_box``),
+        and delete the chunks of ``remove``.
+
+        ``writes`` come in job order; ``box`` is the part of the chunk to store (the whole
+        chunk, or with ``merge`` a part of it).
+        """
+        runs: list[Box] = []
+        last: ChunkRef | None = None
+        for ref, box in writes:
+            g = ref.grid
+            if last is not None and runs and (g[1], g[2]) == (last.grid[1], last.grid[2]) and g[0] == last.grid[0] + 1:
+                runs[-1] = Box(runs[-1].start, box.stop)  # the next chunk of the row: one write
+            else:
+                runs.append(box)
+            last = ref
+            self.report.written += 1
+            self.report.merged += box != ref.box
+
+        def work(batch: Sequence[Box]) -> None:
+            for run in batch:
+                self.ba.write(run, data[run.slices_in(data_box)])
+
+        run_batches(work, runs, per_thread=1)
+        if remove:
+            self.ba.store.delete_many([r.key for r in remove])
+            self.report.removed += len(remove)

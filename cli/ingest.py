@@ -1,0 +1,119 @@
+"""``bigarrays ingest``: copy a TIFF stack, a ``.npy`` or another precomputed dataset into a dataset.
+
+The work is the library's (:mod:`bigarrays_core.sources`, :mod:`bigarrays_core.ingest`,
+:mod:`bigarrays_core.pyramid`); this module parses the options, creates or checks the
+destination, and shows progress. One progress record covers the ingest and the mips it
+builds, so an interrupted run is resumed by running the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import numpy as np
+from bigarrays_cli.args import ints3
+
+import bigarrays_core as bc
+from bigarrays_core.geometry import Box
+from bigarrays_core.ingest import ingest, ingest_job
+from bigarrays_core.pyramid import build_mips, mip_plan, resolve_method
+from bigarrays_core.resume import ProgressRecord, chunk_count
+from bigarrays_core.sources import Source, open_source
+
+__all__ = ["add"]
+
+
+def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "ingest", help="copy a TIFF stack, a .npy or a precomputed dataset into a dataset (resumable)",
+        description="Copy SOURCE into the precomputed dataset DEST, creating it if needed, then build --mips scales. "
+                    "SOURCE is a multi-page .tif, a directory of single-page .tif files (in natural name order: "
+                    "img_2 before img_10; pages are y, x), a .npy of shape (x, y, z[, c]) or a precomputed "
+                    "URL/directory. A chunk SOURCE covers in part is merged with what DEST holds there; chunks "
+                    "that would be all zeros, and chunks where a precomputed SOURCE has none, are not stored "
+                    "(--write-empty stores the zeros). Progress is recorded in DEST: run the same command again "
+                    "to resume an interrupted ingest (a finished one then writes nothing).")
+    p.add_argument("source")
+    p.add_argument("dest", help="a path, file://, memory://, gs://, s3://")
+    p.add_argument("--dtype", default=None, help="destination dtype (default: the source's)")
+    p.add_argument("--chunk-size", default=None, **ints3(3, "chunk"), help="default 64 64 64 (or the source's)")
+    p.add_argument("--resolution", nargs=3, type=float, default=None, metavar=("X", "Y", "Z"),
+                   help="voxel size in nm (default 1 1 1 or the source's)")
+    p.add_argument("--voxel-offset", default=None, **ints3(3, "offset"),
+                   help="where the source's first voxel goes (default: the dataset's voxel offset)")
+    p.add_argument("--encoding", default=None, choices=["raw", "jpeg", "png", "compressed_segmentation"])
+    p.add_argument("--compression", default=None, choices=["none", "gzip", "zstd", "blosc"])
+    p.add_argument("--compression-level", type=int, default=None)
+    p.add_argument("--layer-type", default=None, choices=["image", "segmentation"])
+    p.add_argument("--mips", type=int, default=1,
+                   help="scales to fill, mip 0 included (declared when creating; default 1)")
+    p.add_argument("--downsample", default=[2, 2, 1], **ints3(3, "factor"), help="factor between scales (2 2 1)")
+    p.add_argument("--method", default="auto", choices=["auto", "average", "mean", "stride"],
+                   help="downsampling: average (or mean) for images, stride for segmentations; auto (default) "
+                        "picks by layer type")
+    p.add_argument("--write-empty", action="store_true",
+                   help="also store chunks whose voxels are all zeros (missing source chunks stay missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write every chunk again, even those an earlier run of this ingest finished")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_ingest)
+
+
+def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
+    d = source.defaults
+    try:
+        ba = bc.open(args.dest)
+    except bc.DatasetNotFoundError:
+        compression: Any = d.get("compression") if args.compression is None else args.compression
+        if compression == "none":
+            compression = None
+        if compression and args.compression_level is not None:
+            compression = {"id": compression if isinstance(compression, str) else compression["id"],
+                           "level": args.compression_level}
+        return bc.create(
+            args.dest, dtype=args.dtype or source.dtype.name,
+            size=source.shape[:3], num_channels=source.shape[3],
+            chunk_size=args.chunk_size or d.get("chunk_size", (64, 64, 64)),
+            resolution=args.resolution or d.get("resolution", (1, 1, 1)),
+            voxel_offset=args.voxel_offset or d.get("voxel_offset", (0, 0, 0)),
+            encoding=args.encoding or d.get("encoding", "raw"), compression=compression,
+            layer_type=args.layer_type or d.get("layer_type"), num_mips=args.mips,
+            downsample_factor=args.downsample)
+    checks = [("dtype", args.dtype and np.dtype(args.dtype), ba.dtype),
+              ("chunk_size", args.chunk_size and tuple(args.chunk_size), ba.chunk_size),
+              ("resolution", args.resolution and tuple(args.resolution), tuple(float(r) for r in ba.resolution)),
+              ("encoding", args.encoding, ba.encoding)]
+    for field, wanted, have in checks:
+        if wanted and wanted != have:
+            raise bc.InfoError(f"{args.dest} exists with {field} {have}, but --{field.replace('_', '-')} "
+                               f"asks for {wanted}; ingest into a new DEST or drop the option", field=field)
+    if args.mips > ba.num_mips:
+        raise bc.InfoError(f"{args.dest} declares {ba.num_mips} scale(s); cannot fill --mips {args.mips}",
+                           field="scales")
+    return ba
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if args.mips < 1:
+        raise bc.BigArraysError(f"--mips {args.mips}: expected 1 or more (the number of scales, mip 0 included)")
+    source = open_source(args.source)
+    ba = _open_or_create(args, source)
+    offset = tuple(args.voxel_offset) if args.voxel_offset else ba.voxel_offset
+    region = Box.from_shape(offset, source.shape[:3])
+    plan = mip_plan(ba, region, args.mips - 1)
+    method = resolve_method(args.method, ba)
+    job = ingest_job(source, ba, offset, write_empty=args.write_empty, mips=args.mips - 1, method=method)
+    record = ProgressRecord(ba.store, job) if job is not None else None
+    total = chunk_count(ba, region) + sum(chunk_count(coarse, box) for coarse, box in plan)
+    with tqdm(total=total, unit="chunk", desc=f"ingest {os.path.basename(args.source.rstrip('/'))}",
+              disable=args.quiet) as bar:
+        report = ingest(source, ba, offset=offset, write_empty=args.write_empty, overwrite=args.overwrite,
+                        record=record, progress=bar.update)
+        build_mips(ba, region, mips=args.mips - 1, method=method, write_empty=args.write_empty,
+                   record=record, progress=bar.update, report=report)
+    print(f"ingested {source.name} -> {ba.url}: {report}")
+    return 0
