@@ -24,7 +24,6 @@ import http.client
 import random
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -47,7 +46,7 @@ from bigarrays_core.errors import (
     TooLargeError,
     error_class,
 )
-from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.geometry import Box, ChunkGrid, split_box
 
 __all__ = ["Client", "RemoteArray"]
 
@@ -396,7 +395,7 @@ class RemoteArray:
         out = buffers.empty((x, y, z, max(0, channels[1] - channels[0])), self.dtype)
         if out.size == 0:
             return out
-        pieces = list(self._pieces(box, channels))
+        pieces = self._pieces(box, channels)
         if len(pieces) == 1:
             self._fetch_into(out, box, pieces[0], channels)
             return out
@@ -407,47 +406,18 @@ class RemoteArray:
                 raise exc
         return out
 
-    def _pieces(self, box: Box, channels: tuple[int, int]) -> Iterator[Box]:
+    def _pieces(self, box: Box, channels: tuple[int, int]) -> list[Box]:
         """Pieces of ``box`` cut on the chunk grid, each of at most ``piece_bytes`` (or one chunk).
 
         A large read becomes about ``max_workers`` pieces (none under 32 MiB), fetched at once.
         When whole chunk-rows of the box fit in a piece, pieces are cut across z only, so each
-        is one contiguous run of the Fortran-ordered output.
+        is one contiguous run of the Fortran-ordered output (:func:`split_box`).
         """
-        grid = self.grid
         bpv = self.dtype.itemsize * (channels[1] - channels[0])
         limit = min(self.client.piece_bytes, max(-(-box.size * bpv // self.client.max_workers), _MIN_PIECE_BYTES))
-        row = box.shape[0] * box.shape[1] * bpv * grid.chunk_size[2]
-        if row <= limit:
-            a, b, o = box.start[2], box.stop[2], grid.voxel_offset[2]
-            s = limit // row * grid.chunk_size[2]
-            first = o + ((a - o) // s + 1) * s
-            cuts = [a, *range(first, b, s), b]
-            for z0, z1 in zip(cuts, cuts[1:], strict=False):
-                yield Box((box.start[0], box.start[1], z0), (box.stop[0], box.stop[1], z1))
-            return
-        # Grow the tile one axis at a time (x first: its bytes are contiguous), in whole chunks.
-        tile = [1, 1, 1]
-        for axis in range(3):
-            cells = -(-box.shape[axis] // grid.chunk_size[axis]) + 1
-            while tile[axis] < cells:
-                trial = list(tile)
-                trial[axis] += 1
-                voxels = int(np.prod([t * c for t, c in zip(trial, grid.chunk_size, strict=True)]))
-                if bpv * voxels > self.client.piece_bytes:
-                    break
-                tile = trial
-        step = [t * c for t, c in zip(tile, grid.chunk_size, strict=False)]
-        # Cut lines: the grid lines every `step` voxels, anchored at voxel_offset.
-        cuts = []
-        for axis in range(3):
-            a, b, o, s = box.start[axis], box.stop[axis], grid.voxel_offset[axis], step[axis]
-            first = o + ((a - o) // s + 1) * s
-            cuts.append([a, *range(first, b, s), b])
-        for z0, z1 in zip(cuts[2], cuts[2][1:], strict=False):
-            for y0, y1 in zip(cuts[1], cuts[1][1:], strict=False):
-                for x0, x1 in zip(cuts[0], cuts[0][1:], strict=False):
-                    yield Box((x0, y0, z0), (x1, y1, z1))
+        pieces = split_box(box, self.grid, bpv, limit)
+        assert pieces is not None  # no piece limit
+        return pieces
 
     def _fetch_into(self, out: np.ndarray, outer: Box, piece: Box, channels: tuple[int, int]) -> None:
         """Fetch ``piece`` of the read of ``outer`` into its place in ``out``."""
