@@ -34,7 +34,7 @@ from bigarrays_core.errors import (
     WriteDataError,
 )
 from bigarrays_core.format import Info, create_info
-from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.geometry import Box, ChunkGrid, Region
 from bigarrays_core.kvstore import KVStore, WriteOptions, open_store, register_store
 
 __version__ = "0.1.0"
@@ -58,6 +58,7 @@ __all__ = [
     "KVStore",
     "OutOfBoundsError",
     "ReadOnlyError",
+    "Region",
     "SelectionError",
     "StorageError",
     "StoragePermissionError",

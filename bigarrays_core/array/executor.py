@@ -23,6 +23,7 @@ _size = int(os.environ.get("BIGARRAYS_NUM_THREADS", "0")) or (os.cpu_count() or 
 
 
 def num_threads() -> int:
+    """How many threads chunk work runs on: the caller plus ``num_threads() - 1`` pool threads."""
     return _size
 
 
