@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bigarrays_core.kvstore import KVStore, LocalStore, open_store
+from bigarrays_core.kvstore.base import Value
 from bigarrays_core.kvstore.fsspec_store import FsspecStore
 from tests.services import StaticHTTPServer
 
@@ -65,9 +66,10 @@ class StoreCase:
     when it is writable, else a writable store over the same data (for ``http``, a
     :class:`LocalStore` over the served directory). ``reopen(**options)`` opens the URL again.
     ``encoding_convention`` says how a content encoding is recorded: ``"metadata"``
-    (``Content-Encoding``, plain key), ``"suffix"`` (``.gz`` / ``.zstd`` names) or ``"none"``.
+    (``Content-Encoding``, plain key), ``"suffix"`` (``.gz`` / ``.zstd`` names) or ``"memory"``
+    (beside the value, plain key).
     ``raw()`` lists the stored object names under the root with their recorded
-    ``Content-Encoding`` (``None`` where there is no metadata); ``put_raw(name, data, **meta)``
+    content encoding (``None`` where nothing records one); ``put_raw(name, data, **meta)``
     writes an object with the SDK, bypassing bigarrays, as CloudVolume would.
     """
 
@@ -85,16 +87,16 @@ def make_case(kind: str, url: str, http: StaticHTTPServer | None) -> StoreCase:
     """The :class:`StoreCase` for a fresh store of ``kind`` at ``url``."""
     store = FsspecStore(url) if kind == "fsspec-memory" else open_store(url)
     writer: KVStore = store
-    convention = {"memory": "none", "s3": "metadata", "gcs": "metadata"}.get(kind, "suffix")
+    convention = {"memory": "memory", "s3": "metadata", "gcs": "metadata"}.get(kind, "suffix")
 
     if kind == "memory":
-        data = store._data  # type: ignore[attr-defined]
+        values = store._values  # type: ignore[attr-defined]
 
         def raw() -> dict[str, str | None]:
-            return {k: None for k in data}
+            return {k: v.encoding for k, v in values.items()}
 
         def put_raw(name: str, value: bytes, **meta: str) -> None:
-            data[name] = value
+            values[name] = Value(value, meta.get("content_encoding"))
 
     elif kind in ("local", "http"):
         if kind == "http":

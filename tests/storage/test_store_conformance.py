@@ -27,6 +27,7 @@ pytestmark = pytest.mark.filterwarnings(IGNORE_LARGE_BODY_WARNING)
 WRITABLE = kinds(*(k for k in ALL_KINDS if k != "http"))
 WITH_SUFFIX_FALLBACK = kinds(*(k for k in ALL_KINDS if k != "memory"))
 OBJECT_STORES = kinds("s3", "gcs")
+REPORTING_ENCODINGS = kinds("memory", "local", "fsspec-memory", "http")
 
 NEGATIVE_KEYS = ["8_8_40/-64-0_-128--64_0-64", "8_8_40/-64-0_-64-0_-40--20", "1_1_1/0-64_0-64_0-64"]
 BAD_KEYS = ["../escape", "/abs/key", "a/../b", "a//b", "a/./b", "", "a\\b"]
@@ -188,17 +189,33 @@ def test_content_encoding_round_trip(case: StoreCase, encoding: str) -> None:
 
     raw = case.raw()
     suffix = {"gzip": ".gz", "zstd": ".zstd"}[encoding]
-    if case.encoding_convention == "metadata":
-        assert raw == {key: encoding}  # plain key, Content-Encoding recorded, no aws-chunked
-    elif case.encoding_convention == "suffix":
-        assert raw == {key + suffix: None}
+    if case.encoding_convention in ("metadata", "memory"):
+        assert raw == {key: encoding}  # plain key, the encoding recorded beside it, no aws-chunked
     else:
-        assert raw == {key: None}
+        assert raw == {key + suffix: None}
 
     # Rewriting without an encoding leaves exactly the plain value visible.
     case.writer.set(key, payload)
     assert case.store.get(key) == payload
     assert list(case.store.list("8_8_40/")) == [key]
+
+
+@pytest.mark.parametrize("case", REPORTING_ENCODINGS, indirect=True)
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_iter_values_reports_the_recorded_encoding(case: StoreCase, encoding: str) -> None:
+    """Whatever the store's convention (a suffix, a header, a note beside the value), the
+    readers say which encoding it recorded, so nothing depends on guessing from the bytes."""
+    stored = gzip.compress(b"payload " * 300) if encoding == "gzip" else b"\x28\xb5\x2f\xfd" + _rng_bytes(300, 3)
+    case.writer.set("enc/a", stored, WriteOptions(content_encoding=encoding))
+    case.writer.set("enc/plain", b"plain bytes")
+    keys = ["enc/a", "enc/plain", "enc/missing"]
+    # A value may be a view of a buffer the store reuses: copy each before the next.
+    got = [None if v is None else (bytes(v.data), v.encoding, v.partial) for v in case.store.iter_values(keys)]
+    assert got == [(stored, encoding, False), (b"plain bytes", None, False), None]
+    # Rewritten without an encoding, the value reports none.
+    case.writer.set("enc/a", b"now plain")
+    (value,) = case.store.iter_values(["enc/a"])
+    assert value is not None and (bytes(value.data), value.encoding) == (b"now plain", None)
 
 
 @pytest.mark.parametrize("case", WITH_SUFFIX_FALLBACK, indirect=True)
