@@ -19,7 +19,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # FsspecStore imports fsspec (and sets up gcsfs's environment): only on first use.
+    # FsspecStore imports fsspec: only on first use.
     if name == "FsspecStore":
         from bigarrays_core.kvstore.fsspec_store import FsspecStore
 
