@@ -22,7 +22,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
-from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, ByteSpan, KVStore, Value, WriteOptions, check_key
+from bigarrays_core.kvstore.base import (
+    CONTENT_ENCODING_SUFFIX,
+    ByteRange,
+    ByteSpan,
+    KVStore,
+    Value,
+    WriteOptions,
+    check_key,
+    check_range,
+)
 from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, FOREIGN_SUFFIXES
 
 __all__ = ["LocalStore", "path_from_url"]
@@ -32,6 +41,19 @@ _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
 _ENCODED_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
 #: Every suffix a listing strips (CloudVolume's five).
 _LISTED_SUFFIXES = tuple(ENCODING_OF_SUFFIX)
+
+
+def _pread(fd: int, offset: int, n: int) -> bytes:
+    """``n`` bytes of ``fd`` from ``offset`` (fewer if the file ends first; none for ``n <= 0``)."""
+    parts = []
+    while n > 0:
+        got = os.pread(fd, n, offset)
+        if not got:
+            break
+        parts.append(got)
+        offset += len(got)
+        n -= len(got)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def path_from_url(url: str) -> str:
@@ -192,6 +214,47 @@ class LocalStore(KVStore):
         else:
             for key, span in zip(keys, spans):
                 yield self._read_path(key, self._buffers, span)
+
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+        """Each range read with ``pread`` from the file that holds its key (whichever variant
+        :meth:`_locate` finds), each file opened once per call; nothing else is read.
+
+        ``None`` where a key is missing; fewer bytes (or none) where the file ends first.
+        """
+        ranges = [check_range(r) for r in ranges]
+        by_key: dict[str, list[int]] = {}
+        for i, r in enumerate(ranges):
+            by_key.setdefault(r.key, []).append(i)
+        out: list[bytes | memoryview | None] = [None] * len(ranges)
+        for key, indexes in by_key.items():
+            parts = self._read_ranges(key, [ranges[i] for i in indexes])
+            if parts is not None:
+                for i, part in zip(indexes, parts):
+                    out[i] = part
+        return out
+
+    def _read_ranges(self, key: str, ranges: Sequence[ByteRange]) -> list[bytes] | None:
+        for _attempt in range(3):  # a concurrent writer may remove the variant we found
+            found = self._locate(key)
+            if found is None:
+                return None
+            try:
+                fd = os.open(found[0], os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since _locate looked
+                    continue
+                return [_pread(fd, r.start, (st.st_size if r.stop is None else min(r.stop, st.st_size)) - r.start)
+                        for r in ranges]
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            finally:
+                os.close(fd)
+        return None
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []
