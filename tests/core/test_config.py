@@ -102,7 +102,7 @@ def test_importing_bigarrays_changes_no_other_librarys_state() -> None:
         "import bigarrays_core as bc\n"
         "import bigarrays_core.kvstore.fsspec_store, bigarrays_core.kvstore.obstore_reads\n"
         "import bigarrays_core.codecs.blosc, bigarrays_core.codecs.gzip, bigarrays_core.codecs.zstd\n"
-        "import bigarrays_core.codecs.content_encodings, bigarrays_core.codecs.paste\n"
+        "import bigarrays_core.codecs.content_encodings, bigarrays_core.kernels.paste\n"
         "ba = bc.create('memory://state', dtype='uint16', size=(64, 64, 64), chunk_size=(32, 32, 32),\n"
         "               compression='blosc')\n"
         "ba[:, :, :] = 5\n"
