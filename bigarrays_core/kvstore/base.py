@@ -20,6 +20,7 @@ This module imports nothing from the rest of bigarrays but the errors.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
@@ -179,7 +180,7 @@ class KVStore(ABC):
             else:
                 yield Value(data)
 
-    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> builtins.list[bytes | memoryview | None]:
         """The bytes of each range, in order; ``None`` where its key is missing.
 
         A range that reaches past the end of its value gives the bytes that exist (possibly
@@ -195,7 +196,7 @@ class KVStore(ABC):
             check_range(r)
         keys = list(dict.fromkeys(r.key for r in ranges))
         whole = dict(zip(keys, self.get_many(keys)))
-        out: list[bytes | memoryview | None] = []
+        out: builtins.list[bytes | memoryview | None] = []
         for r in ranges:
             data = whole[r.key]
             out.append(None if data is None else memoryview(data)[r.start:r.stop])

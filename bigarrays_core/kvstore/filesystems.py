@@ -59,12 +59,12 @@ def gcs_class() -> type:
         os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     import gcsfs
 
-    base = gcsfs.GCSFileSystem
-    single = getattr(base._request, "__wrapped__", None)
+    base: type = gcsfs.GCSFileSystem
+    single = getattr(getattr(base, "_request", None), "__wrapped__", None)
     if single is None:
         return base
 
-    class GCSFileSystemSingleTry(base):  # type: ignore[misc, valid-type]
+    class GCSFileSystemSingleTry(base):  # type: ignore[misc]
         """gcsfs, one HTTP attempt per request (bigarrays retries)."""
 
         _request = single

@@ -291,6 +291,7 @@ class FsspecStore(KVStore):
 
         # The error travels back as a value: fsspec's sync() would replace any TimeoutError
         # (StorageTimeoutError is one) with its own FSTimeoutError.
+        results: list[T] | None
         results, error = fsspec.asyn.sync(self._loop, gather)
         if error is not None:
             raise error
@@ -433,7 +434,7 @@ class FsspecStore(KVStore):
         find = self._op("find", top, **kwargs)
         job = functools.partial(self._request, "list", where, find, timeout=self.list_timeout)
         (found,) = self._run([job])
-        if found is _ABSENT:
+        if isinstance(found, _Absent):
             return iter(())
         root = self._root + "/"
         keys: dict[str, None] = {}
