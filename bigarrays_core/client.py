@@ -200,7 +200,7 @@ class Client:
         self.max_workers = max(1, int(max_workers))
         self.retries = retries
         self.backoff = backoff
-        self._retry = RetryPolicy(retries=retries, backoff=backoff, max_backoff=10.0, max_retry_after=30.0)
+        self._retry = RetryPolicy(retries=int(retries), backoff=float(backoff), max_backoff=10.0, max_retry_after=30.0)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
                                   limits=httpx.Limits(max_connections=max_workers + 2))
         # Bodies go straight into the output over plain sockets; a custom transport (tests)
