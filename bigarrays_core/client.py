@@ -21,9 +21,7 @@ cached on the client: every read asks the server.
 from __future__ import annotations
 
 import http.client
-import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -47,10 +45,20 @@ from bigarrays_core.errors import (
     error_class,
 )
 from bigarrays_core.geometry import Box, ChunkGrid, split_box
+from bigarrays_core.kvstore.failures import FATAL, TRANSIENT, Failure
+from bigarrays_core.kvstore.retry import RetryPolicy
 
 __all__ = ["Client", "RemoteArray"]
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class _RetryableStatus(Exception):
+    """An answer with one of :data:`RETRY_STATUSES`: a transient failure for the retry policy."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 _DEFAULT_PIECE_BYTES = 64 * 2**20
 #: Reads are split into about ``max_workers`` pieces, but none smaller than this.
 _MIN_PIECE_BYTES = 32 * 2**20
@@ -199,6 +207,7 @@ class Client:
         self.max_workers = max(1, int(max_workers))
         self.retries = retries
         self.backoff = backoff
+        self._retry = RetryPolicy(retries=int(retries), backoff=float(backoff), max_backoff=10.0, max_retry_after=30.0)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
                                   limits=httpx.Limits(max_connections=max_workers + 2))
         # Bodies go straight into the output over plain sockets; a custom transport (tests)
@@ -210,29 +219,38 @@ class Client:
 
     # -- plumbing --------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request, retrying transient failures; raise the core's error for an error status."""
+        """Send a request, retrying transient failures (429/502/503/504, honouring a
+        ``Retry-After`` in seconds, and broken connections) with the stores' retry policy
+        (:mod:`bigarrays_core.kvstore.retry`); raise the core's error for an error status."""
         import httpx
 
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt >= self.retries:
-                    kind = StorageTimeoutError if isinstance(exc, httpx.TimeoutException) else StorageError
-                    raise kind(f"{method} {self.url}{path} failed after {attempt + 1} attempts: {exc!r}") from exc
-            else:
-                if response.status_code < 400:
-                    return response
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
-                    raise self._error(method, path, response)
-                wait = response.headers.get("retry-after")
-                if wait is not None and wait.isdigit():
-                    time.sleep(min(float(wait), 30.0))
-                    attempt += 1
-                    continue
-            time.sleep(random.uniform(0, min(10.0, self.backoff * 2**attempt)))
-            attempt += 1
+        def attempt() -> Any:
+            response = self._http.request(method, path, **kwargs)
+            if response.status_code in RETRY_STATUSES:
+                raise _RetryableStatus(response)
+            return response
+
+        def classify(exc: Exception) -> Failure:
+            if isinstance(exc, _RetryableStatus):
+                wait = exc.response.headers.get("retry-after")
+                after = float(wait) if wait is not None and wait.isdigit() else None
+                return Failure(TRANSIENT, f"HTTP {exc.response.status_code}", retry_after=after)
+            if isinstance(exc, httpx.TransportError):
+                return Failure(TRANSIENT, repr(exc), timed_out=isinstance(exc, httpx.TimeoutException))
+            return Failure(FATAL, repr(exc))
+
+        def give_up(exc: Exception, failure: Failure, attempts: int) -> Any:
+            if isinstance(exc, _RetryableStatus):
+                raise self._error(method, path, exc.response) from None
+            if isinstance(exc, httpx.TransportError):
+                kind = StorageTimeoutError if failure.timed_out else StorageError
+                raise kind(f"{method} {self.url}{path} failed after {attempts} attempts: {exc!r}") from exc
+            raise exc
+
+        response = self._retry.call(attempt, classify, give_up)
+        if response.status_code >= 400:
+            raise self._error(method, path, response)
+        return response
 
     def _error(self, method: str, path: str, response: Any) -> BigArraysError:
         """The core error an error answer stands for: the class whose ``code`` the body names

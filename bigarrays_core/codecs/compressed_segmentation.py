@@ -4,7 +4,7 @@ Encoding uses the ``compressed-segmentation`` package (seung-lab) per channel; t
 writes and reads the multi-channel wrapper around the channel streams
 (precomputed-format.md §3.5: ``num_channels`` uint32 word offsets, then the streams).
 
-Decoding uses this project's kernel (:mod:`bigarrays_core.codecs.cseg_kernel`, numba,
+Decoding uses this project's kernel (:mod:`bigarrays_core.kernels.cseg`, numba,
 imported on the first decode): it validates every block header against its stream,
 decodes only the blocks a region touches straight into the caller's array and releases
 the GIL. Truncated or corrupt chunks raise ``ValueError`` instead of returning garbage or
@@ -33,9 +33,9 @@ def _kernel() -> ModuleType:
     """The decoding kernel module (imports numba, so only when first needed)."""
     global _kernel_module
     if _kernel_module is None:
-        from bigarrays_core.codecs import cseg_kernel
+        from bigarrays_core.kernels import cseg
 
-        _kernel_module = cseg_kernel
+        _kernel_module = cseg
     return _kernel_module
 
 

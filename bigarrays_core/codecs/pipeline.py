@@ -141,7 +141,11 @@ class ChunkPipeline:
         return data
 
     def _content_decoder(self, encoding: str) -> ByteCodec:
-        """The codec that undoes a content encoding a store recorded."""
+        """The codec that undoes a content encoding a store recorded: gzip and zstd (kept per
+        pipeline), br, xz and bz2 (CloudVolume's others: :mod:`.content_encodings`).
+
+        Raises ``ValueError`` naming any other encoding.
+        """
         if encoding == "gzip":
             if self._gzip is None:
                 from bigarrays_core.codecs.gzip import GzipCodec
@@ -154,7 +158,9 @@ class ChunkPipeline:
 
                 self._zstd = ZstdCodec()
             return self._zstd
-        raise ValueError(f"the store records content encoding {encoding!r}, which bigarrays cannot decode")
+        from bigarrays_core.codecs.content_encodings import content_decoder
+
+        return content_decoder(encoding)
 
     def _decode_error(self, exc: Exception, data: bytes | memoryview, shape: Shape4, where: str,
                       key: str | None) -> ChunkDecodeError:

@@ -1,0 +1,13 @@
+"""The speed kernels: tight loops compiled with numba that release the GIL.
+
+* :mod:`.paste`: the strided copy of a decoded chunk's region into a cutout (numpy until a
+  process has copied enough to pay for loading numba).
+* :mod:`.cseg`: compressed_segmentation decoding of a chunk's region, straight into a cutout.
+* :mod:`.jit`: how they are compiled (GIL released, cached on disk where possible).
+
+The package imports nothing from bigarrays (its modules import only each other, numpy and
+numba), so it sits below every layer and any layer may use it. Importing the package imports
+nothing: numba is loaded only when a kernel is first needed.
+"""
+
+__all__: list[str] = []
