@@ -31,7 +31,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bigarrays_core.errors import BigArraysError
+from bigarrays_core.errors import ConfigError
 
 __all__ = ["Config", "ConfigError", "config", "read_config"]
 
@@ -39,10 +39,6 @@ __all__ = ["Config", "ConfigError", "config", "read_config"]
 MAX_THREADS = 1024
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-
-
-class ConfigError(BigArraysError, ValueError):
-    """An environment variable of bigarrays' has a value it cannot use; the message names both."""
 
 
 @dataclass(frozen=True)

@@ -136,15 +136,28 @@ def _s3_options(options: dict[str, Any], env: CloudEnv, timeout: float, concurre
     return options
 
 
-def _sdk(make_class: Callable[[], type], url: str, package: str) -> type:
-    """``make_class()``, or :class:`UnknownSchemeError` with an install hint when the SDK is missing."""
+#: The SDK each cloud scheme needs (installed by the ``cloud`` extra).
+CLOUD_PACKAGES = {"gs": "gcsfs", "gcs": "gcsfs", "s3": "s3fs", "s3a": "s3fs"}
+
+
+def missing_package_error(url: str, exc: ImportError) -> UnknownSchemeError:
+    """The error for opening ``url`` when a package it needs is not installed (with the
+    ``pip install`` that fixes it). The one place this message is made."""
+    scheme = url.partition("://")[0].lower()
+    missing = (getattr(exc, "name", None) or "?").partition(".")[0]
+    cloud = CLOUD_PACKAGES.get(scheme)
+    how = 'pip install "bigarrays[cloud]"' if cloud is not None else f"pip install {missing}"
+    what = f"the {missing} package" if cloud in (None, missing) else f"{cloud} and its dependency {missing}"
+    return UnknownSchemeError(
+        f"cannot open {url!r}: {scheme}:// URLs need {what}, which is not installed; install it with: {how}")
+
+
+def _sdk(make_class: Callable[[], type], url: str) -> type:
+    """``make_class()``, or :func:`missing_package_error` when the SDK is missing."""
     try:
         return make_class()
     except ImportError as exc:
-        raise UnknownSchemeError(
-            f"cannot open {url!r}: {url.split('://')[0]}:// needs {package}, which is not installed "
-            f"(pip install \"bigarrays[cloud]\"): {exc}"
-        ) from exc
+        raise missing_package_error(url, exc) from exc
 
 
 def make_filesystem(url: str, protocol: str, storage_options: Mapping[str, Any], env: CloudEnv,
@@ -163,9 +176,9 @@ def make_filesystem(url: str, protocol: str, storage_options: Mapping[str, Any],
     # A key-value store must see other writers' objects: no stale directory listings.
     options.setdefault("use_listings_cache", False)
     if protocol in GCS:
-        cls, options = _sdk(gcs_class, url, "gcsfs"), _gcs_options(options, env)
+        cls, options = _sdk(gcs_class, url), _gcs_options(options, env)
     elif protocol in S3:
-        cls, options = _sdk(s3_class, url, "s3fs"), _s3_options(options, env, timeout, concurrency)
+        cls, options = _sdk(s3_class, url), _s3_options(options, env, timeout, concurrency)
     else:
         try:
             cls = fsspec.get_filesystem_class(protocol)

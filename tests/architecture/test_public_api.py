@@ -23,7 +23,7 @@ PUBLIC = {
         # process-wide settings
         "num_threads", "set_num_threads", "set_recycle_limit", "__version__",
         # the error tree
-        "BigArraysError", "AlignmentError", "ChunkDecodeError", "ChunkEncodeError", "ChunkNotFoundError",
+        "BigArraysError", "AlignmentError", "ConfigError", "ChunkDecodeError", "ChunkEncodeError", "ChunkNotFoundError",
         "DatasetExistsError", "DatasetNotFoundError", "InfoError", "InvalidKeyError", "OutOfBoundsError",
         "ReadOnlyError", "SelectionError", "StorageError", "StoragePermissionError", "StorageTimeoutError",
         "TooLargeError", "UnknownCodecError", "UnknownSchemeError", "WriteDataError",
