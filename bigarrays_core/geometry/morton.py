@@ -76,6 +76,7 @@ class MortonCode:
         self.grid_shape: Vec3 = tuple(int(g) for g in grid_shape)  # type: ignore[assignment]
         self.bits: Vec3 = axis_bits(self.grid_shape)
         self.total_bits = sum(self.bits)
+        self._scalar_tables: list[list[int]] | None = None
         if self.total_bits > 64:
             raise ValueError(
                 f"a chunk grid of {list(self.grid_shape)} cells needs {self.total_bits} bits of compressed "
@@ -95,6 +96,21 @@ class MortonCode:
             col = c[:, d]
             for k in range(-(-self.bits[d] // 8)):
                 out |= spread[t][(col >> (8 * k)) & 0xFF]
+                t += 1
+        return out
+
+    def encode_one(self, cell: Sequence[int]) -> int:
+        """The code of one grid cell, in plain Python (no array overhead for a single cell)."""
+        tables = self._scalar_tables
+        if tables is None:
+            spread, _ = _tables(self.bits)
+            tables = self._scalar_tables = [t.tolist() for t in spread]
+        out = 0
+        t = 0
+        for d in range(3):
+            c = int(cell[d])
+            for k in range(-(-self.bits[d] // 8)):
+                out |= tables[t][(c >> (8 * k)) & 0xFF]
                 t += 1
         return out
 

@@ -74,6 +74,7 @@ def test_morton_codes_match_the_spec_loop_and_invert(grid: tuple[int, int, int],
     codes = m.encode(cells)
     assert [int(c) for c in codes] == [reference_code(tuple(int(v) for v in c), m.bits) for c in cells]
     np.testing.assert_array_equal(m.decode(codes), cells)
+    assert [m.encode_one(tuple(c)) for c in cells[:50]] == codes[:50].tolist()
 
 
 def test_a_grid_needing_more_than_64_bits_is_refused() -> None:
@@ -113,6 +114,15 @@ def test_full_width_bits_do_not_overflow() -> None:
     assert shard.tolist() == [0, 0, 0] and minishard.tolist() == ids.tolist()
     shard, minishard = ShardingSpec(0, "identity", 0, 64).locate(ids)
     assert shard.tolist() == ids.tolist() and minishard.tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("spec", [ShardingSpec(3, "murmurhash3_x86_128", 5, 7), ShardingSpec(64, "identity", 0, 3),
+                                  ShardingSpec(2, "identity", 64, 0), ShardingSpec(0, "identity", 0, 64),
+                                  ShardingSpec(9, "identity", 6, 15)])
+def test_locating_one_id_agrees_with_the_batch(spec: ShardingSpec, rng: np.random.Generator) -> None:
+    ids = np.concatenate([rng.integers(0, 2**63, 200, dtype=np.uint64), np.array([0, 2**64 - 1], dtype=np.uint64)])
+    shards, minishards = spec.locate(ids)
+    assert [spec.locate_one(int(i)) for i in ids] == list(zip(shards.tolist(), minishards.tolist()))
 
 
 # -- the shard file ---------------------------------------------------------------------------

@@ -154,6 +154,15 @@ class ShardingSpec:
         shard = _shift_right(h, self.minishard_bits) & _low_mask(self.shard_bits)
         return shard, minishard
 
+    def locate_one(self, chunk_id: int) -> tuple[int, int]:
+        """``(shard, minishard)`` of one chunk id, in plain Python (as :meth:`locate`)."""
+        h = chunk_id >> self.preshift_bits if self.preshift_bits < 64 else 0
+        if self.hash != "identity":
+            h = mmh3.mmh3_x86_128_utupledigest(h.to_bytes(8, "little"), 0)[0]
+        minishard = h & ((1 << self.minishard_bits) - 1)
+        shard = (h >> self.minishard_bits) & ((1 << self.shard_bits) - 1)
+        return shard, minishard
+
     def shard_name(self, shard: int) -> str:
         """The file name of shard ``shard``: ``"0a3f.shard"`` for 15 shard bits, ``"0.shard"`` for 0.
 

@@ -10,7 +10,8 @@ Reading a batch of chunks takes at most three rounds of ranged reads, each one
 :meth:`KVStore.get_ranges` call with the ranges of every shard involved (fetched
 concurrently by stores that can): the shard indexes (the whole index when it is at most
 :data:`WHOLE_INDEX_MAX` bytes, else the 16-byte entries needed), the minishard indexes,
-then the chunk data, one range per run of chunks whose gaps are small (coalesced). Shard
+then the chunk data, one range per run of chunks whose gaps are small (coalesced, up to
+:data:`MAX_RUN` bytes a run). Shard
 and minishard indexes are kept in a byte-bounded LRU per adapter (per open array), so
 later reads of the same minishards cost only the data round. The adapter sees its own
 writes at once; shards rewritten by other processes after it cached their index are seen
@@ -69,9 +70,14 @@ WHOLE_INDEX_MAX = 64 << 10
 #: (where a request costs far more than reading a few hundred kB more).
 LOCAL_GAP = 16 << 10
 REMOTE_GAP = 1 << 20
+#: Coalesced runs stop growing at this size, so big reads stay several requests (fetched
+#: concurrently by stores that can) and their buffers stay small enough to be reused.
+MAX_RUN = 16 << 20
 
 _NAME = re.compile(r"(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)")
 _MISSING_SHARD = "missing shard"
+#: Batches of at most this many keys are located in plain Python, larger ones with arrays.
+_SCALAR_KEYS = 24
 _Got = list[bytes | memoryview | None]
 
 
@@ -157,6 +163,12 @@ class ShardedStore(KVStore):
         return self.code.encode([self.chunk_cell(k) for k in keys])
 
     def _locate(self, keys: Sequence[str]) -> list[_Loc]:
+        if len(keys) <= _SCALAR_KEYS:  # plain Python beats array set-up for a few keys
+            out = []
+            for k in keys:
+                cid = self.code.encode_one(self.chunk_cell(k))
+                out.append(_Loc(k, cid, *self.spec.locate_one(cid)))
+            return out
         ids = self.chunk_ids(keys)
         shards, minishards = self.spec.locate(ids)
         return [_Loc(k, i, s, m) for k, i, s, m in zip(keys, ids.tolist(), shards.tolist(), minishards.tolist())]
@@ -338,7 +350,8 @@ class ShardedStore(KVStore):
         runs: list[tuple[int, int, int, list[tuple[int, int, int, bool]]]] = []  # shard, start, stop, members
         for item in sorted(wanted, key=lambda t: (locs[t[0]].shard, t[1])):
             shard = locs[item[0]].shard
-            if runs and runs[-1][0] == shard and item[1] - runs[-1][2] <= self._gap:
+            if (runs and runs[-1][0] == shard and item[1] - runs[-1][2] <= self._gap
+                    and max(runs[-1][2], item[2]) - runs[-1][1] <= MAX_RUN):
                 s, a, b, members = runs[-1]
                 members.append(item)
                 runs[-1] = (s, a, max(b, item[2]), members)
