@@ -8,6 +8,7 @@ stored shard files directly.
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any
 
 import numpy as np
@@ -354,3 +355,59 @@ def test_a_sharded_scale_opened_through_open_store_shares_nothing_across_arrays(
     a, b = bc.open(url), bc.open(open_store(url))
     assert a.scale_io.store is not b.scale_io.store
     assert (a[:, :, :] == 3).all() and (b[:, :, :] == 3).all()
+
+
+# -- one process, several arrays and threads: never two versions of a shard mixed ---------------
+def test_an_array_sees_shards_another_array_of_the_process_rewrote(rng: np.random.Generator) -> None:
+    """Chunks of variable size (compressed_segmentation, raw chunk data): a rewrite moves the
+    chunks after the one changed, so offsets cached by another array would read wrong bytes."""
+    store = MemoryStore()
+    writer = make(store, spec(0, "identity", 1, 0, "raw", "raw"), dtype="uint64", encoding="compressed_segmentation")
+    data = sample(rng, "compressed_segmentation", BOUNDS.shape)
+    writer[:, :, :] = data
+    reader = bc.open(store, fill_missing=False)
+    np.testing.assert_array_equal(reader[:, :, :], data)  # caches the indexes
+    first = writer.chunks()[0]
+    writer.write(first.box, np.full(first.box.shape, 5, dtype=np.uint64))  # a much shorter chunk
+    data[first.box.slices_in(BOUNDS)] = 5
+    np.testing.assert_array_equal(reader[:, :, :], data)
+
+
+def test_readers_never_see_a_shard_half_rewritten_by_writer_threads() -> None:
+    store = MemoryStore()
+    make(store, spec(0, "identity", 2, 0, "raw", "raw"), dtype="uint64", encoding="compressed_segmentation")
+    labels = [np.uint64(v) for v in (1, 2**40 + 7)]
+    noisy = np.random.default_rng(1).integers(0, 4, size=BOUNDS.shape, dtype=np.uint64)
+    versions = [np.full(BOUNDS.shape, labels[0], dtype=np.uint64), noisy * np.uint64(1000) + labels[1]]
+    bc.open(store)[:, :, :] = versions[0]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        ba = bc.open(store)
+        try:
+            for i in range(40):
+                ba[:, :, :] = versions[(i + 1) % 2]  # whole shard rewritten, chunk sizes change
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def reader() -> None:
+        ba = bc.open(store, fill_missing=False)
+        try:
+            while not stop.is_set():
+                for ref in ba.chunks():
+                    got = ba.read(ref.box)[..., 0]
+                    if not any(np.array_equal(got, v[ref.box.slices_in(BOUNDS)]) for v in versions):
+                        raise AssertionError(f"chunk {ref.key} is neither version")
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -13,9 +13,11 @@ concurrently by stores that can): the shard indexes (the whole index when it is 
 then the chunk data, one range per run of chunks whose gaps are small (coalesced, up to
 :data:`MAX_RUN` bytes a run). Shard
 and minishard indexes are kept in a byte-bounded LRU per adapter (per open array), so
-later reads of the same minishards cost only the data round. The adapter sees its own
-writes at once; shards rewritten by other processes after it cached their index are seen
-after :meth:`ShardedStore.clear_cache` (or reopening).
+later reads of the same minishards cost only the data round. Every adapter of the process
+sees every write of the process at once (:mod:`~bigarrays_core.kvstore.sharding.generations`:
+cached indexes are valid for the shard version they were read at, and a read that saw its
+shard replaced meanwhile reads again); shards rewritten by other processes after an adapter
+cached their index are seen after :meth:`ShardedStore.clear_cache` (or reopening).
 
 Values carry the content encoding the spec records: ``"gzip"`` when ``data_encoding`` is
 gzip, so the codec pipeline decodes them strictly. A missing shard, an empty minishard or a
@@ -35,9 +37,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +49,7 @@ from bigarrays_core.errors import ChunkDecodeError, InvalidKeyError
 from bigarrays_core.geometry.grid import ChunkGrid
 from bigarrays_core.geometry.morton import MortonCode
 from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Value, WriteOptions
+from bigarrays_core.kvstore.sharding.generations import GENERATIONS
 from bigarrays_core.kvstore.sharding.shard_file import (
     EMPTY_MINISHARD,
     MinishardIndex,
@@ -78,6 +81,9 @@ _NAME = re.compile(r"(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)")
 _MISSING_SHARD = "missing shard"
 #: Batches of at most this many keys are located in plain Python, larger ones with arrays.
 _SCALAR_KEYS = 24
+#: Tries of a read whose shards keep changing under it before it is an error.
+_ATTEMPTS = 5
+_T = TypeVar("_T")
 _Got = list[bytes | memoryview | None]
 
 
@@ -127,11 +133,9 @@ class ShardedStore(KVStore):
         self._encoding = "gzip" if spec.data_encoding == "gzip" else None
         self._whole_index = spec.index_nbytes <= WHOLE_INDEX_MAX
         self._gap = LOCAL_GAP if base.threaded_io else REMOTE_GAP
-        self._cache: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=cache_bytes, getsizeof=_sizeof)
+        #: (kind, shard, ...) -> (generation it was read at, value); see :class:`_Attempt`.
+        self._cache: LRUCache[tuple[Any, ...], tuple[int, Any]] = LRUCache(maxsize=cache_bytes, getsizeof=_sizeof)
         self._lock = threading.Lock()
-        #: Per shard, bumped whenever this adapter rewrites it: index reads that started
-        #: before are not cached.
-        self._generation: dict[int, int] = {}
 
     # -- keys ------------------------------------------------------------------------------
     def chunk_cell(self, key: str) -> tuple[int, int, int]:
@@ -198,122 +202,98 @@ class ShardedStore(KVStore):
 
     # -- cache -----------------------------------------------------------------------------
     def clear_cache(self) -> None:
-        """Forget every cached shard and minishard index (to see other writers' shards)."""
+        """Forget every cached shard and minishard index (to see shards other processes rewrote)."""
         with self._lock:
             self._cache.clear()
-            for shard in self._generation:
-                self._generation[shard] += 1
 
-    def _forget(self, shards: Iterable[int]) -> None:
+    def _slot(self, shard: int) -> int:
+        return GENERATIONS.slot(self.url, self.shard_key(shard))
+
+    def _invalidate(self, shards: Iterable[int]) -> None:
+        """Drop what this process has cached about ``shards`` (in every open array)."""
         shards = set(shards)
+        GENERATIONS.bump(self._slot(s) for s in shards)
         with self._lock:
-            for shard in shards:
-                self._generation[shard] = self._generation.get(shard, 0) + 1
             for k in [k for k in self._cache.keys() if k[1] in shards]:
                 self._cache.pop(k, None)
 
-    def _cached(self, key: tuple[Any, ...]) -> Any:
-        with self._lock:
-            return self._cache.get(key)
-
-    def _remember(self, items: Mapping[tuple[Any, ...], Any], generations: Mapping[int, int]) -> None:
-        with self._lock:
-            for k, v in items.items():
-                if self._generation.get(k[1], 0) == generations.get(k[1], 0):
-                    try:
-                        self._cache[k] = v
-                    except ValueError:  # larger than the whole budget
-                        pass
-
     # -- reading -----------------------------------------------------------------------------
-    def _minishards(self, locs: Sequence[_Loc], *, cached: bool) -> dict[tuple[int, int], Any]:
+    def _minishards(self, locs: Sequence[_Loc], attempt: _Attempt) -> dict[tuple[int, int], Any]:
         """The minishard index of every (shard, minishard) ``locs`` need: a
         :class:`MinishardIndex`, or :data:`_MISSING_SHARD`. Two rounds of ranged reads at most."""
         want: dict[tuple[int, int], _Loc] = {}
         for loc in locs:
             want.setdefault((loc.shard, loc.minishard), loc)
         out: dict[tuple[int, int], Any] = {}
-        with self._lock:
-            generations = {s: self._generation.get(s, 0) for s, _ in want}
-            if cached:
-                for pair in want:
-                    hit = self._cache.get(("m", pair[0], pair[1]))
-                    if hit is None:
-                        hit = self._cache.get(("s", pair[0]))
-                        hit = hit if hit is _MISSING_SHARD else None
-                    if hit is not None:
-                        out[pair] = hit
-        todo = {pair: loc for pair, loc in want.items() if pair not in out}
-        if not todo:
-            return out
-        # Round 1: shard index entries (whole indexes when small), unless cached.
+        index_key = (lambda shard, m: ("s", shard)) if self._whole_index else (lambda shard, m: ("e", shard, m))
         entries: dict[tuple[int, int], tuple[int, int]] = {}
-        fetch: dict[tuple[Any, ...], tuple[ByteRange, _Loc]] = {}
-        for (shard, m), loc in todo.items():
-            hit = self._cached(("s", shard) if self._whole_index else ("e", shard, m)) if cached else None
+        fetch: dict[tuple[Any, ...], _Loc] = {}
+        for pair, loc in want.items():
+            shard, m = pair
+            hit = attempt.cached(("m", shard, m), shard)
             if hit is None:
-                k: tuple[Any, ...] = ("s", shard) if self._whole_index else ("e", shard, m)
-                if k not in fetch:
-                    rng = (ByteRange(self.shard_key(shard), 0, self.spec.index_nbytes) if self._whole_index
-                           else ByteRange(self.shard_key(shard), 16 * m, 16 * m + 16))
-                    fetch[k] = (rng, loc)
-            elif hit is _MISSING_SHARD:
-                out[(shard, m)] = _MISSING_SHARD
+                missing = attempt.cached(("s", shard), shard)
+                hit = missing if missing is _MISSING_SHARD else None
+            if hit is not None:
+                out[pair] = hit
+                continue
+            index = attempt.cached(index_key(shard, m), shard)
+            if index is _MISSING_SHARD:
+                out[pair] = _MISSING_SHARD
+            elif index is not None:
+                entries[pair] = _entry(index, m)
             else:
-                entries[(shard, m)] = _entry(hit, m)
+                fetch.setdefault(index_key(shard, m), loc)
+        # Round 1: shard index entries (whole indexes when small) not cached.
         new: dict[tuple[Any, ...], Any] = {}
         if fetch:
-            got: _Got = self.base.get_ranges([r for r, _ in fetch.values()])
-            for (k, (_, loc)), data in zip(fetch.items(), got):
+            ranges = [ByteRange(self.shard_key(k[1]), 0, self.spec.index_nbytes) if self._whole_index
+                      else ByteRange(self.shard_key(k[1]), 16 * k[2], 16 * k[2] + 16) for k in fetch]
+            got: _Got = self.base.get_ranges(ranges)
+            for (k, loc), data in zip(fetch.items(), got):
                 if data is None:
                     new[("s", k[1])] = _MISSING_SHARD
-                    continue
-                if self._whole_index:
-                    new[k] = decode_shard_index(data, self.spec, self._what(loc), loc.key)
+                elif self._whole_index:
+                    new[k] = attempt.checked(decode_shard_index, data, self.spec, self._what(loc), loc.key)
+                elif len(data) != 16:
+                    attempt.corrupt(f"{self._what(loc)}: the shard index entry of minishard {loc.minishard} is "
+                                    f"{len(data)} bytes, expected 16 (truncated shard)", loc.key)
                 else:
-                    if len(data) != 16:
-                        raise ChunkDecodeError(f"{self._what(loc)}: the shard index entry of minishard "
-                                               f"{loc.minishard} is {len(data)} bytes, expected 16 (truncated "
-                                               "shard)", key=loc.key)
                     rel = np.frombuffer(data, dtype="<u8").reshape(1, 2)
-                    new[k] = check_index_entries(rel, self.spec, self._what(loc), loc.key)[0]
-        for (shard, m) in todo:
-            if (shard, m) in out or (shard, m) in entries:
-                continue
-            if new.get(("s", shard)) is _MISSING_SHARD:
-                out[(shard, m)] = _MISSING_SHARD
-            else:
-                entries[(shard, m)] = _entry(new[("s", shard) if self._whole_index else ("e", shard, m)], m)
+                    new[k] = attempt.checked(check_index_entries, rel, self.spec, self._what(loc), loc.key)[0]
+            for pair in want:
+                if pair in out or pair in entries:
+                    continue
+                if new.get(("s", pair[0])) is _MISSING_SHARD:
+                    out[pair] = _MISSING_SHARD
+                else:
+                    entries[pair] = _entry(new[index_key(*pair)], pair[1])
         # Round 2: the non-empty minishard indexes.
-        ranges: list[tuple[tuple[int, int], int, int]] = []
+        ranges2: list[tuple[tuple[int, int], int, int]] = []
         for pair, (start, stop) in entries.items():
             if start == stop:
-                out[pair] = EMPTY_MINISHARD
-                new[("m", pair[0], pair[1])] = EMPTY_MINISHARD
+                out[pair] = new[("m", pair[0], pair[1])] = EMPTY_MINISHARD
             else:
-                ranges.append((pair, start, stop))
-        if ranges:
-            got = self.base.get_ranges([ByteRange(self.shard_key(p[0]), a, b) for p, a, b in ranges])
-            for (pair, start, stop), data in zip(ranges, got):
-                loc = todo[pair]
+                ranges2.append((pair, start, stop))
+        if ranges2:
+            got = self.base.get_ranges([ByteRange(self.shard_key(p[0]), a, b) for p, a, b in ranges2])
+            for (pair, start, stop), data in zip(ranges2, got):
+                loc = want[pair]
                 if data is None:
-                    raise _Retry(f"{self._what(loc)}: the shard disappeared after its index was read")
-                if len(data) != stop - start:
-                    if cached:
-                        raise _Retry()
-                    raise ChunkDecodeError(
-                        f"{self._what(loc)}: the index of minishard {loc.minishard} is listed at bytes "
-                        f"[{start}, {stop}), past the end of the shard (truncated shard)", key=loc.key)
-                ms = decode_minishard_index(data, self.spec, f"{self._what(loc)} (minishard {loc.minishard})",
-                                            loc.key)
-                out[pair] = ms
-                new[("m", pair[0], pair[1])] = ms
-        self._remember(new, generations)
+                    attempt.vanished(f"{self._what(loc)}: the shard disappeared after its index was read", loc.key)
+                elif len(data) != stop - start:
+                    attempt.corrupt(f"{self._what(loc)}: the index of minishard {loc.minishard} is listed at bytes "
+                                    f"[{start}, {stop}), past the end of the shard (truncated shard)", loc.key)
+                else:
+                    ms = attempt.checked(decode_minishard_index, data, self.spec,
+                                         f"{self._what(loc)} (minishard {loc.minishard})", loc.key)
+                    out[pair] = new[("m", pair[0], pair[1])] = ms
+        attempt.remember(new)
         return out
 
-    def _lookup(self, locs: Sequence[_Loc], *, cached: bool) -> list[tuple[int, int] | None]:
+    def _lookup(self, locs: Sequence[_Loc], attempt: _Attempt) -> list[tuple[int, int] | None]:
         """Each chunk's absolute ``[start, stop)`` in its shard, or None when it is missing."""
-        minishards = self._minishards(locs, cached=cached)
+        minishards = self._minishards(locs, attempt)
         out: list[tuple[int, int] | None] = [None] * len(locs)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, loc in enumerate(locs):
@@ -328,10 +308,9 @@ class ShardedStore(KVStore):
                     out[i] = (int(ms.starts[j]), int(ms.stops[j]))
         return out
 
-    def _read(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None, *, cached: bool
+    def _read(self, locs: Sequence[_Loc], spans: Sequence[ByteSpan | None] | None, attempt: _Attempt
               ) -> list[Value | None]:
-        locs = self._locate(keys)
-        where = self._lookup(locs, cached=cached)
+        where = self._lookup(locs, attempt)
         # What to read of each present chunk: all of it, or only a span of a raw one.
         wanted: list[tuple[int, int, int, bool]] = []  # (loc index, start, stop, partial)
         for i, w in enumerate(where):
@@ -363,28 +342,40 @@ class ShardedStore(KVStore):
             for i, start, stop, partial in members:
                 loc = locs[i]
                 if view is None:
-                    raise _Retry(f"{self._what(loc)}: the shard disappeared after its index was read")
-                if stop - a > len(view):
-                    if cached:
-                        raise _Retry()
-                    raise ChunkDecodeError(
-                        f"{self._what(loc)}: the minishard index lists the chunk at bytes [{start}, {stop}), past "
-                        f"the end of the shard (truncated shard)", key=loc.key)
-                out[i] = Value(view[start - a:stop - a], self._encoding, partial)
+                    attempt.vanished(f"{self._what(loc)}: the shard disappeared after its index was read", loc.key)
+                elif stop - a > len(view):
+                    attempt.corrupt(f"{self._what(loc)}: the minishard index lists the chunk at bytes [{start}, "
+                                    f"{stop}), past the end of the shard (truncated shard)", loc.key)
+                else:
+                    out[i] = Value(view[start - a:stop - a], self._encoding, partial)
         return out
 
+    def _consistent(self, keys: Sequence[str], work: Callable[[list[_Loc], _Attempt], _T]) -> _T:
+        """``work(locs, attempt)`` on a consistent view of the shards ``keys`` live in.
+
+        A try that saw a shard change (a writer of this process replaced it meanwhile), or
+        whose cached indexes disagree with a shard (another process rewrote it), is made
+        again without what was cached; a shard that keeps changing is an error.
+        """
+        locs = self._locate(keys)
+        slots = {self._slot(loc.shard) for loc in locs}
+        for _ in range(_ATTEMPTS):
+            attempt = _Attempt(self, GENERATIONS.snapshot(slots))
+            try:
+                result = work(locs, attempt)
+            except _Retry:
+                self._invalidate({loc.shard for loc in locs})
+                continue
+            if GENERATIONS.unchanged(attempt.snapshot):
+                return result
+        raise ChunkDecodeError(
+            f"shard {self.base.describe(self.shard_key(locs[0].shard))} (reading chunk {locs[0].key}) kept changing "
+            f"while it was read ({_ATTEMPTS} tries)", key=locs[0].key)
+
     def _read_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None) -> list[Value | None]:
-        try:
-            return self._read(keys, spans, cached=True)
-        except _Retry:
-            # A cached index no longer matches its shard (another writer rewrote it): drop
-            # what is cached about these shards and read them afresh once.
-            self._forget({loc.shard for loc in self._locate(keys)})
-        try:
-            return self._read(keys, spans, cached=False)
-        except _Retry as exc:
-            raise ChunkDecodeError(str(exc) or "a shard changed while it was read; read again",
-                                   key=keys[0]) from None
+        if not keys:
+            return []
+        return self._consistent(keys, lambda locs, attempt: self._read(locs, spans, attempt))
 
     def iter_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None = None
                     ) -> Iterator[Value | None]:
@@ -403,14 +394,9 @@ class ShardedStore(KVStore):
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         """Whether each chunk is listed in its minishard (reads at most the indexes)."""
         keys = list(keys)
-        try:
-            found = self._lookup(self._locate(keys), cached=True)
-        except _Retry:
-            self._forget({loc.shard for loc in self._locate(keys)})
-            try:
-                found = self._lookup(self._locate(keys), cached=False)
-            except _Retry as exc:
-                raise ChunkDecodeError(str(exc), key=keys[0]) from None
+        if not keys:
+            return []
+        found = self._consistent(keys, self._lookup)
         return [w is not None for w in found]
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -499,13 +485,14 @@ class ShardedStore(KVStore):
                 writes[key] = encode_shard(chunks, self.spec)
             elif data is not None:
                 deletes.append(key)
-        try:
-            if writes:
-                self.base.set_many(writes)  # never content-encoded: readers need byte ranges
-            if deletes:
-                self.base.delete_many(deletes)
-        finally:
-            self._forget(shards)
+        with GENERATIONS.writing(self._slot(s) for s in shards):
+            try:
+                if writes:
+                    self.base.set_many(writes)  # never content-encoded: readers need byte ranges
+                if deletes:
+                    self.base.delete_many(deletes)
+            finally:
+                self._invalidate(shards)
 
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
         """Store the chunks, rewriting each shard they fall in once (see the module docstring).
@@ -546,13 +533,69 @@ class ShardedStore(KVStore):
         return f"ShardedStore({self.base!r}, {self.prefix!r}, {self.spec!r})"
 
 
+class _Attempt:
+    """One try at a consistent read: the generations it started from, the cache entries it
+    may use (those read at these generations) and what it does on inconsistencies."""
+
+    def __init__(self, store: ShardedStore, snapshot: dict[int, int]) -> None:
+        self.store = store
+        self.snapshot = snapshot
+        #: Whether anything came from the cache (then a mismatch means it was stale).
+        self.used_cache = False
+
+    def _gen(self, shard: int) -> int | None:
+        return self.snapshot.get(self.store._slot(shard))
+
+    def cached(self, key: tuple[Any, ...], shard: int) -> Any:
+        with self.store._lock:
+            hit = self.store._cache.get(key)
+        if hit is None or hit[0] != self._gen(shard):
+            return None
+        self.used_cache = True
+        return hit[1]
+
+    def remember(self, items: Mapping[tuple[Any, ...], Any]) -> None:
+        """Cache what this try read, at the generation it started from (dropped later if a
+        writer changed the shard meanwhile: its generation no longer matches)."""
+        with self.store._lock:
+            for k, v in items.items():
+                gen = self._gen(k[1])
+                if gen is not None:
+                    try:
+                        self.store._cache[k] = (gen, v)
+                    except ValueError:  # larger than the whole budget
+                        pass
+
+    def _changed(self) -> bool:
+        return self.used_cache or not GENERATIONS.unchanged(self.snapshot)
+
+    def corrupt(self, message: str, key: str) -> NoReturn:
+        """A shard looks truncated or corrupt: stale cache or a concurrent write? Else an error."""
+        if self._changed():
+            raise _Retry(message)
+        raise ChunkDecodeError(message, key=key)
+
+    def vanished(self, message: str, key: str) -> NoReturn:
+        raise _Retry(message)
+
+    def checked(self, decode: Callable[..., _T], *args: Any) -> _T:
+        """``decode(*args)``, its ChunkDecodeError judged as :meth:`corrupt` judges."""
+        try:
+            return decode(*args)
+        except ChunkDecodeError as exc:
+            if self._changed():
+                raise _Retry(str(exc)) from exc
+            raise
+
+
 def _entry(index: npt.NDArray[np.int64], minishard: int) -> tuple[int, int]:
     """``(start, stop)`` of a minishard's index from a cached whole shard index or one entry."""
     row = index[minishard] if index.ndim == 2 else index
     return int(row[0]), int(row[1])
 
 
-def _sizeof(value: Any) -> int:
+def _sizeof(entry: tuple[int, Any]) -> int:
+    value = entry[1]
     if isinstance(value, MinishardIndex):
         return value.nbytes
     if isinstance(value, np.ndarray):
