@@ -358,9 +358,9 @@ class ShardedStore(KVStore):
         again without what was cached; a shard that keeps changing is an error.
         """
         locs = self._locate(keys)
-        slots = {self._slot(loc.shard) for loc in locs}
+        slots = {shard: self._slot(shard) for shard in {loc.shard for loc in locs}}
         for _ in range(_ATTEMPTS):
-            attempt = _Attempt(self, GENERATIONS.snapshot(slots))
+            attempt = _Attempt(self, slots, GENERATIONS.snapshot(slots.values()))
             try:
                 result = work(locs, attempt)
             except _Retry:
@@ -537,14 +537,16 @@ class _Attempt:
     """One try at a consistent read: the generations it started from, the cache entries it
     may use (those read at these generations) and what it does on inconsistencies."""
 
-    def __init__(self, store: ShardedStore, snapshot: dict[int, int]) -> None:
+    def __init__(self, store: ShardedStore, slots: dict[int, int], snapshot: dict[int, int]) -> None:
         self.store = store
+        self.slots = slots
         self.snapshot = snapshot
         #: Whether anything came from the cache (then a mismatch means it was stale).
         self.used_cache = False
 
     def _gen(self, shard: int) -> int | None:
-        return self.snapshot.get(self.store._slot(shard))
+        slot = self.slots.get(shard)
+        return None if slot is None else self.snapshot[slot]
 
     def cached(self, key: tuple[Any, ...], shard: int) -> Any:
         with self.store._lock:
