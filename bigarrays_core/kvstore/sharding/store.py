@@ -81,6 +81,8 @@ _NAME = re.compile(r"(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)")
 _MISSING_SHARD = "missing shard"
 #: Batches of at most this many keys are located in plain Python, larger ones with arrays.
 _SCALAR_KEYS = 24
+#: Keys remembered for :meth:`ShardedStore.describe` (the memo is emptied beyond this).
+_LOCATED_MAX = 1 << 16
 #: Tries of a read whose shards keep changing under it before it is an error.
 _ATTEMPTS = 5
 _T = TypeVar("_T")
@@ -128,6 +130,12 @@ class ShardedStore(KVStore):
         self.url = base.url
         self.read_only = base.read_only
         self.threaded_io = base.threaded_io
+        self._key_head = self.prefix + "/"
+        #: Per axis: voxel offset, chunk size, end of the volume, cells.
+        self._axes = tuple(zip(grid.voxel_offset, grid.chunk_size,
+                               (o + s for o, s in zip(grid.voxel_offset, grid.size)), grid.grid_shape))
+        #: Recently located keys (so describing a chunk just read costs a dict look-up).
+        self._located: dict[str, _Loc] = {}
         #: Chunks per axis of each shard when shards are boxes of the grid, else None.
         self.shard_shape = spec.shard_shape_in_chunks(self.code)
         self._encoding = "gzip" if spec.data_encoding == "gzip" else None
@@ -140,17 +148,14 @@ class ShardedStore(KVStore):
     # -- keys ------------------------------------------------------------------------------
     def chunk_cell(self, key: str) -> tuple[int, int, int]:
         """The grid cell of chunk key ``key``; :class:`InvalidKeyError` if it is no chunk of this scale."""
-        prefix = self.prefix
-        name = key[len(prefix) + 1:] if key.startswith(prefix) and key[len(prefix):len(prefix) + 1] == "/" else ""
-        m = _NAME.fullmatch(name)
+        head = self._key_head
+        m = _NAME.fullmatch(key, len(head)) if key.startswith(head) else None
         if m is not None:
             x0, x1, y0, y1, z0, z1 = (int(v) for v in m.groups())
-            g = self.grid
             cell = []
-            for a, b, o, c, s, n in zip((x0, y0, z0), (x1, y1, z1), g.voxel_offset, g.chunk_size, g.size,
-                                        g.grid_shape):
+            for a, b, (o, c, end, n) in zip((x0, y0, z0), (x1, y1, z1), self._axes):
                 i, r = divmod(a - o, c)
-                if r or not 0 <= i < n or b != min(a + c, o + s):
+                if r or not 0 <= i < n or b != min(a + c, end):
                     break
                 cell.append(i)
             else:
@@ -172,10 +177,16 @@ class ShardedStore(KVStore):
             for k in keys:
                 cid = self.code.encode_one(self.chunk_cell(k))
                 out.append(_Loc(k, cid, *self.spec.locate_one(cid)))
-            return out
-        ids = self.chunk_ids(keys)
-        shards, minishards = self.spec.locate(ids)
-        return [_Loc(k, i, s, m) for k, i, s, m in zip(keys, ids.tolist(), shards.tolist(), minishards.tolist())]
+        else:
+            ids = self.chunk_ids(keys)
+            shards, minishards = self.spec.locate(ids)
+            out = [_Loc(k, i, s, m) for k, i, s, m in zip(keys, ids.tolist(), shards.tolist(), minishards.tolist())]
+        located = self._located
+        if len(located) > _LOCATED_MAX:
+            located.clear()
+        for loc in out:
+            located[loc.key] = loc
+        return out
 
     def shard_key(self, shard: int) -> str:
         """The base-store key of shard number ``shard``."""
@@ -191,10 +202,12 @@ class ShardedStore(KVStore):
 
     def describe(self, key: str) -> str:
         """``<shard URL> (chunk <key>, id <chunk id>)`` for a chunk key, for messages."""
-        try:
-            loc = self._locate([key])[0]
-        except InvalidKeyError:
-            return self.base.describe(key)
+        loc = self._located.get(key)
+        if loc is None:
+            try:
+                loc = self._locate([key])[0]
+            except InvalidKeyError:
+                return self.base.describe(key)
         return f"{self.base.describe(self.shard_key(loc.shard))} (chunk {key}, id {loc.chunk_id})"
 
     def _what(self, loc: _Loc) -> str:
