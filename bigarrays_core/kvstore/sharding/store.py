@@ -11,9 +11,9 @@ Reading a batch of chunks takes at most three rounds of ranged reads, each one
 concurrently by stores that can): the shard indexes (the whole index when it is at most
 :data:`WHOLE_INDEX_MAX` bytes, else the 16-byte entries needed), the minishard indexes,
 then the chunk data, one range per run of chunks whose gaps are small (coalesced, up to
-:data:`MAX_RUN` bytes a run). Shard
-and minishard indexes are kept in a byte-bounded LRU per adapter (per open array), so
-later reads of the same minishards cost only the data round. Every adapter of the process
+:data:`MAX_RUN` bytes a run). Shard and minishard indexes are kept in a byte-bounded LRU
+per adapter (per open array), so later reads of the same minishards cost only the data
+round. Every adapter of the process
 sees every write of the process at once (:mod:`~bigarrays_core.kvstore.sharding.generations`:
 cached indexes are valid for the shard version they were read at, and a read that saw its
 shard replaced meanwhile reads again); shards rewritten by other processes after an adapter
