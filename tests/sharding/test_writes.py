@@ -141,8 +141,23 @@ def test_chunk_store_writes_follow_the_data_encoding() -> None:
     value = next(chunk_store(gz).iter_values([ref.key]))
     assert value is not None and value.encoding == "gzip" and bytes(value.data[:2]) == b"\x1f\x8b"
     assert (gz.read(ref.box) == 4).all()
-    with pytest.raises(ValueError, match="data_encoding 'raw'"):
-        chunk_store(raw).set(ref.key, b"\x1f\x8b", WriteOptions(content_encoding="gzip"))
+    with pytest.raises(ValueError, match="data_encoding gzip"):
+        chunk_store(gz).set(ref.key, b"\x28\xb5\x2f\xfd", WriteOptions(content_encoding="zstd"))
+    chunk_store(raw).set(ref.key, b"as given", WriteOptions(content_encoding="gzip"))
+    assert chunk_store(raw).get(ref.key) == b"as given"
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "blosc"])
+def test_a_compression_inside_raw_shard_data_reads_and_writes(compression: str, rng: np.random.Generator) -> None:
+    """Another writer's info may combine raw chunk data with a bigarrays ``compression``."""
+    info = make(MemoryStore(), spec(data="raw")).info
+    info["scales"][0]["compression"] = {"id": compression}
+    store = MemoryStore()
+    bc.format.write_info(store, bc.format.Info(info))
+    ba = bc.open(store)
+    data = sample(rng, "raw", BOUNDS.shape)
+    ba[:, :, :] = data
+    np.testing.assert_array_equal(bc.open(store, fill_missing=False)[:, :, :], data)
 
 
 @pytest.mark.parametrize("hash", ["identity", "murmurhash3_x86_128"])

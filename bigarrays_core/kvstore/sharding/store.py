@@ -463,15 +463,20 @@ class ShardedStore(KVStore):
         return n
 
     def _stored(self, items: Mapping[str, bytes], options: WriteOptions | None) -> dict[str, bytes | memoryview]:
-        """The values as the shard stores them (after ``data_encoding``)."""
+        """The values as the shard stores them (after ``data_encoding``).
+
+        With ``data_encoding`` raw the bytes are stored as given, whatever compression they
+        carry (a scale's own ``compression``, recognised on reading by its magic bytes or
+        the scale's record); with gzip they must be gzip'd already or are gzip'd here.
+        """
         given = options.content_encoding if options is not None else None
-        if given == self._encoding:
+        if self._encoding is None or given == self._encoding:
             return dict(items)
-        if given is None and self._encoding == "gzip":
+        if given is None:
             return {k: gzip_compress(v) for k, v in items.items()}
         raise ValueError(
-            f"shards of {self.base.describe(self.prefix)} store chunks with data_encoding "
-            f"{self.spec.data_encoding!r}; values compressed with {given!r} cannot be recorded"
+            f"shards of {self.base.describe(self.prefix)} store chunks with data_encoding gzip; values "
+            f"compressed with {given!r} cannot be stored in them"
         )
 
     def _rewrite(self, changes: Mapping[int, Mapping[int, bytes | memoryview | None]], complete: set[int]) -> None:
@@ -510,8 +515,8 @@ class ShardedStore(KVStore):
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
         """Store the chunks, rewriting each shard they fall in once (see the module docstring).
 
-        ``options.content_encoding`` must be the spec's data encoding (the bytes are stored
-        as given) or None (they are gzip'd here when ``data_encoding`` is gzip).
+        With ``data_encoding`` gzip, ``options.content_encoding`` must be gzip (the bytes are
+        stored as given) or None (they are gzip'd here); with raw, bytes are stored as given.
         """
         self._check_writable("write", next(iter(items), None))
         if not items:
