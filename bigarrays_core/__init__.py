@@ -37,6 +37,7 @@ from bigarrays_core.errors import (
 from bigarrays_core.format import Info, create_info
 from bigarrays_core.geometry import Box, ChunkGrid, Region
 from bigarrays_core.kvstore import KVStore, WriteOptions, open_store, register_store
+from bigarrays_core.kvstore.sharding import ShardingSpec
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,7 @@ __all__ = [
     "ReadOnlyError",
     "Region",
     "SelectionError",
+    "ShardingSpec",
     "StorageError",
     "StoragePermissionError",
     "StorageTimeoutError",

@@ -310,6 +310,7 @@ def create_info(
     png_level: int | None = None,
     compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
     extra: Mapping[str, Any] | None = None,
+    sharding: bool | Mapping[str, Any] | None = None,
 ) -> Info:
     """Build and validate a new info.
 
@@ -317,7 +318,10 @@ def create_info(
     floor(offset / factor**k)`` and ``size = ceil((offset + size) / factor**k) - voxel_offset``
     (integer arithmetic), the same chunk size and encoding. ``layer_type`` defaults to
     ``"segmentation"`` for compressed_segmentation and ``"image"`` otherwise.
-    Raises :class:`InfoError` naming the bad argument.
+    ``sharding=True`` gives every scale the spec
+    :func:`~bigarrays_core.format.sharding.choose_sharding` picks for its grid; a dict is
+    the ``"sharding"`` object of every scale (validated, written in full); None or False:
+    unsharded. Raises :class:`InfoError` naming the bad argument.
     """
     try:
         dt = np.dtype(dtype)
@@ -334,6 +338,26 @@ def create_info(
     if not isinstance(resolution, Sequence) or len(resolution) != 3:
         raise InfoError(f"resolution: expected 3 numbers, got {resolution!r}", field="resolution")
     encoding_name = encoding.lower() if isinstance(encoding, str) else encoding
+    explicit_sharding = None
+    if sharding is not None and sharding is not False:
+        from bigarrays_core.format.sharding import MAX_WRITE_MINISHARD_BITS
+        from bigarrays_core.kvstore.sharding import ShardingSpec
+
+        if compression is not None:
+            raise InfoError(
+                "compression: a sharded scale's chunks are compressed by its sharding's data_encoding (gzip); "
+                "compression= applies to unsharded scales only", field="compression")
+        _vec(list(chunk_size), "chunk_size", minimum=1)
+        if sharding is not True:
+            if not isinstance(sharding, Mapping):
+                raise InfoError(f"sharding: expected True, False, None or a sharding object, got {sharding!r}",
+                                field="sharding")
+            explicit_sharding = ShardingSpec.from_json(sharding, "sharding")
+            if explicit_sharding.minishard_bits > MAX_WRITE_MINISHARD_BITS:
+                raise InfoError(
+                    f"sharding.minishard_bits: {explicit_sharding.minishard_bits} makes every shard index "
+                    f"{explicit_sharding.index_nbytes} bytes; bigarrays writes at most "
+                    f"{MAX_WRITE_MINISHARD_BITS} minishard bits", field="sharding.minishard_bits")
     scales = []
     for k in range(num_mips):
         f = [fa**k for fa in factor]
@@ -359,6 +383,13 @@ def create_info(
             from bigarrays_core.codecs.compression import parse_compression_spec
 
             scale["compression"] = parse_compression_spec(compression, "compression")
+        if explicit_sharding is not None:
+            scale["sharding"] = explicit_sharding.to_json()
+        elif sharding is True:
+            from bigarrays_core.format.sharding import choose_sharding
+
+            scale["sharding"] = choose_sharding(scale["size"], chunk_size, dt, num_channels, encoding_name,
+                                                where=f"sharding (scale {k})").to_json()
         scales.append(scale)
     raw: dict[str, Any] = {
         "@type": "neuroglancer_multiscale_volume",
@@ -369,4 +400,10 @@ def create_info(
     }
     if extra:
         raw.update(copy.deepcopy(dict(extra)))
-    return Info(raw)
+    info = Info(raw)
+    if sharding is not None and sharding is not False:
+        from bigarrays_core.format.sharding import scale_sharding
+
+        for s in info.scales:
+            scale_sharding(s)
+    return info
