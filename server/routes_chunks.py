@@ -101,7 +101,8 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
         return Response(body, headers=headers, media_type="application/octet-stream")
     (arr,) = await anyio.to_thread.run_sync(state.reader.chunks, ba, [ref])
     if arr is MISSING:
-        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored", {"key": ref.key})
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
+                          {"key": ref.key})
     req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
     prefix = npy_header(ba.dtype, req.shape) if fmt == "npy" else b""
     headers = describe_headers(req, ba, fmt, len(prefix) + req.nbytes)

@@ -80,7 +80,8 @@ async def precomputed_chunk(request: Request, state: StateDep, ds: Annotated[str
         raise ApiError.of(bc.DatasetNotFoundError, exc.message, exc.detail) from None
     result = await anyio.to_thread.run_sync(_chunk_bytes, state, ba, ref, _accepts_gzip(request))
     if result is None:
-        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored", {"key": ref.key})
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
+                          {"key": ref.key})
     data, is_gzip = result
     headers: dict[str, Any] = {"Vary": "Accept-Encoding", "Content-Length": str(len(data))}
     if is_gzip:
