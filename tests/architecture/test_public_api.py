@@ -19,7 +19,7 @@ PUBLIC = {
         # geometry
         "Box", "ChunkGrid", "ChunkRef", "Region",
         # storage
-        "KVStore", "WriteOptions", "open_store", "register_store",
+        "KVStore", "WriteOptions", "open_store", "register_store", "ShardingSpec",
         # process-wide settings
         "num_threads", "set_num_threads", "set_recycle_limit", "__version__",
         # the error tree
