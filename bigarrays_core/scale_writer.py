@@ -23,7 +23,6 @@ import numpy as np
 from bigarrays_core.array import BigArray, ChunkRef
 from bigarrays_core.array.executor import run_batches
 from bigarrays_core.geometry import Box
-from bigarrays_core.kvstore import LocalStore
 
 __all__ = ["ScaleWriter", "WriteReport", "is_all_zero"]
 
@@ -69,11 +68,10 @@ class ScaleWriter:
     def __init__(self, ba: BigArray, report: WriteReport, *, merge: bool) -> None:
         self.ba = BigArray(ba.store, ba.parsed_info, ba.mip, non_aligned_writes=merge)
         self.report = report
-        if isinstance(ba.store, LocalStore) and not ba.store.read_only:
-            ba.store.sweep_stale_temporaries_once(ba.key)
+        self.ba.scale_io.store.prepare_writes(ba.key)
 
     def exists(self, refs: Sequence[ChunkRef]) -> list[bool]:
-        return self.ba.store.exists_many([r.key for r in refs]) if refs else []
+        return self.ba.scale_io.store.exists_many([r.key for r in refs]) if refs else []
 
     def commit(self, writes: Sequence[tuple[ChunkRef, Box]], data: np.ndarray, data_box: Box,
                remove: Sequence[ChunkRef] = ()) -> None:
@@ -101,5 +99,5 @@ class ScaleWriter:
 
         run_batches(work, runs, per_thread=1)
         if remove:
-            self.ba.store.delete_many([r.key for r in remove])
+            self.ba.scale_io.store.delete_many([r.key for r in remove])
             self.report.removed += len(remove)

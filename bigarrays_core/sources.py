@@ -210,7 +210,7 @@ class PrecomputedSource:
     def stored(self, boxes: Sequence[Box]) -> list[bool]:
         refs = [self.ba.chunks(b.translate(self.ba.voxel_offset)) for b in boxes]
         keys = sorted({r.key for rs in refs for r in rs})
-        exists = dict(zip(keys, self.ba.store.exists_many(keys))) if keys else {}
+        exists = dict(zip(keys, self.ba.scale_io.store.exists_many(keys))) if keys else {}
         return [any(exists[r.key] for r in rs) for rs in refs]
 
 

@@ -18,7 +18,7 @@ from bigarrays_core.array import BigArray, ChunkRef
 from bigarrays_core.array.executor import run_batches
 from bigarrays_core.errors import ChunkDecodeError, StorageError
 from bigarrays_core.geometry import Box
-from bigarrays_core.kvstore import LocalStore
+from bigarrays_core.kvstore import LocalStore, Value
 
 __all__ = ["BadChunk", "Leftover", "VerifyReport", "verify"]
 
@@ -77,23 +77,29 @@ def verify(ba: BigArray, region: Box | None = None, *, fix: bool = False, stale_
     report.chunks = len(refs)
     lock = threading.Lock()
 
-    def check(ref: ChunkRef, data: bytes | memoryview | None) -> BadChunk | None:
+    chunks = ba.scale_io.store  # chunk keys, sharded scales included
+
+    def check(ref: ChunkRef, value: Value) -> BadChunk | None:
         try:
-            ba.decode_chunk(ref, data)
+            ba.decode_chunk(ref, value.data, value.encoding)
         except (ChunkDecodeError, StorageError) as exc:
             return BadChunk(ref.key, str(exc))
         return None
 
-    def fetch(part: Sequence[ChunkRef]) -> tuple[list[bytes | None], list[BadChunk]]:
-        """The stored bytes of ``part``; a chunk the store cannot read is a bad chunk (None here)."""
+    def fetch(part: Sequence[ChunkRef]) -> tuple[list[Value | None], list[BadChunk]]:
+        """The stored values of ``part`` (with the encodings the store recorded); a chunk the
+        store cannot read is a bad chunk (None here)."""
+        def copied(v: Value | None) -> Value | None:  # values may be views of a reused buffer
+            return None if v is None else Value(bytes(v.data), v.encoding)
+
         try:
-            return ba.store.get_many([r.key for r in part]), []
+            return [copied(v) for v in chunks.iter_values([r.key for r in part])], []
         except StorageError:  # one at a time, to name the chunk that fails
-            values: list[bytes | None] = []
+            values: list[Value | None] = []
             failed = []
             for r in part:
                 try:
-                    values.append(ba.store.get(r.key))
+                    values.append(copied(next(chunks.iter_values([r.key]))))
                 except StorageError as exc:
                     failed.append(BadChunk(r.key, str(exc)))
                     values.append(None)
@@ -103,7 +109,7 @@ def verify(ba: BigArray, region: Box | None = None, *, fix: bool = False, stale_
         for i in range(0, len(batch), _BATCH):
             part = batch[i:i + _BATCH]
             values, bad = fetch(part)
-            found = [(r, v) for r, v in zip(part, values) if v]
+            found = [(r, v) for r, v in zip(part, values) if v is not None and v.data]
             bad += [b for b in (check(r, v) for r, v in found) if b is not None]
             with lock:
                 report.stored += len(found)

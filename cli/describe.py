@@ -20,6 +20,13 @@ def describe(ba: bc.BigArray) -> str:
         lines.append(
             f"  mip {s.index}: key {s.key!r}, {res} nm, bounds {bounds} (size {'x'.join(map(str, s.size))}), "
             f"chunks {'x'.join(map(str, s.chunk_size))} ({grid} grid), {s.encoding}{comp}"
-            + (", sharded" if s.sharding else "")
+            + (f", {_sharding(s.sharding)}" if s.sharding else "")
         )
     return "\n".join(lines)
+
+
+def _sharding(spec: dict[str, object]) -> str:
+    """``sharded (2^15 shard files of 2^6 minishards, identity hash, preshift 9, gzip index, gzip data)``."""
+    return (f"sharded (2^{spec.get('shard_bits')} shard files of 2^{spec.get('minishard_bits')} minishards, "
+            f"{spec.get('hash')} hash, preshift {spec.get('preshift_bits')}, "
+            f"{spec.get('minishard_index_encoding', 'raw')} index, {spec.get('data_encoding', 'raw')} data)")

@@ -78,6 +78,7 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
     ``box`` must already be clipped to the volume. See the module docstring.
     """
     refs = io.chunks(box)
+    io.store.prepare_writes(io.scale.key)
     full_channels = channels == (0, io.num_channels)
 
     def covered(ref: ChunkRef) -> bool:

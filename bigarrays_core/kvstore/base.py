@@ -215,6 +215,13 @@ class KVStore(ABC):
     def exists(self, key: str) -> bool:
         return self.exists_many([key])[0]
 
+    def prepare_writes(self, prefix: str) -> None:
+        """Called before a writer stores keys under ``prefix`` (a scale's directory).
+
+        A store may tidy up there: :class:`LocalStore` removes the stale temporary files of
+        killed writers, once per directory and process. The default does nothing.
+        """
+
     def close(self) -> None:
         """Release resources; the default does nothing."""
 

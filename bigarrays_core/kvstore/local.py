@@ -416,6 +416,10 @@ class LocalStore(KVStore):
             removed.append(rel)
         return removed
 
+    def prepare_writes(self, prefix: str) -> None:
+        """Sweep the stale temporaries of killed writers from ``prefix`` (once per process)."""
+        self.sweep_stale_temporaries_once(prefix)
+
     def sweep_stale_temporaries_once(self, prefix: str = "") -> Sequence[str]:
         """:meth:`remove_stale_temporaries` in the directory ``prefix`` (not below it), unless this
         process already swept that directory; returns what it removed.

@@ -212,3 +212,36 @@ def test_create_over_an_existing_dataset_names_the_cli_flag(cli, tmp_path: Path)
     assert cli("create", url, "--dtype", "uint8", "--size", "8", "8", "8").code == 0
     r = cli("create", url, "--dtype", "uint8", "--size", "8", "8", "8")
     assert r.code == 1 and "--overwrite" in r.err and "overwrite=True" not in r.err
+
+
+def test_create_sharded_and_info_show_the_spec(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = str(tmp_path / "sh")
+    r = cli("create", url, "--dtype", "uint64", "--size", "256", "256", "64", "--encoding",
+            "compressed_segmentation", "--sharded")
+    assert r.code == 0, r.err
+    info = cli("info", url)
+    assert "sharded (2^0 shard files" in info.out and "identity hash" in info.out, info.out
+    spec = ('{"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 2, "hash": "murmurhash3_x86_128", '
+            '"minishard_bits": 1, "shard_bits": 1, "minishard_index_encoding": "gzip", "data_encoding": "raw"}')
+    r = cli("create", str(tmp_path / "sh2"), "--dtype", "uint8", "--size", "256", "256", "64", "--sharding", spec)
+    assert r.code == 0, r.err
+    assert bc.open(str(tmp_path / "sh2")).sharding.hash == "murmurhash3_x86_128"  # type: ignore[union-attr]
+    bad = cli("create", str(tmp_path / "sh3"), "--dtype", "uint8", "--size", "8", "8", "8", "--sharding",
+              spec.replace('"raw"', '"zip"'))
+    assert bad.code == 1 and "data_encoding" in bad.err and not (tmp_path / "sh3" / "info").exists()
+
+
+def test_missing_and_ingest_on_a_sharded_scale(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = str(tmp_path / "sh")
+    ba = bc.create(url, dtype="uint8", size=(128, 64, 64), chunk_size=(64, 64, 64), sharding=True)
+    ba[0:64, 0:64, 0:64] = 5
+    r = cli("missing", url)
+    assert r.out.split() == [f"{ba.key}/64-128_0-64_0-64"], r.out
+    # A sparse copy of a sharded dataset into a sharded one: missing stays missing.
+    dst = str(tmp_path / "copy")
+    bc.create(dst, dtype="uint8", size=(128, 64, 64), chunk_size=(64, 64, 64), sharding=True)
+    r = cli("ingest", url, dst, "--quiet")
+    assert r.code == 0, r.err
+    copy = bc.open(dst)
+    assert [c.key for c in copy.missing_chunks()] == [f"{copy.key}/64-128_0-64_0-64"]
+    assert (copy[0:64, 0:64, 0:64] == 5).all()

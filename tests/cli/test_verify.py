@@ -80,3 +80,22 @@ def test_memory_datasets_have_no_leftovers(cli) -> None:
     ba[0:8, 0:8, 0:8] = 1
     r = cli("verify", "memory://verify-test", "--fix", "--quiet")
     assert r.code == 0 and "1 stored chunk(s) of 8" in r.err and "0 leftover" in r.err
+
+
+def test_a_junk_gz_file_of_the_raw_size_is_bad(cli, tmp_path: Path) -> None:
+    """The ``.gz`` suffix records gzip: junk of exactly the raw chunk's size is not a raw chunk
+    (verify used to decode it as raw and call it fine, while every read failed)."""
+    url, ba = _dataset(tmp_path, compression=None)
+    scale = tmp_path / "ds" / ba.key
+    (scale / "0-32_0-32_0-16").unlink()
+    (scale / "0-32_0-32_0-16.gz").write_bytes(bytes(32 * 32 * 16 * 2))
+    r = cli("verify", url, "--quiet")
+    assert r.code == 3 and "0-32_0-32_0-16" in r.out, (r.out, r.err)
+
+
+def test_sharded_chunks_are_verified(cli, tmp_path: Path) -> None:
+    url = str(tmp_path / "sh")
+    ba = bc.create(url, dtype="uint8", size=(64, 64, 32), chunk_size=(32, 32, 16), sharding=True)
+    ba[:, :, :] = 3
+    r = cli("verify", url, "--quiet")
+    assert r.code == 0 and "8 stored chunk(s) of 8" in r.err, (r.out, r.err)

@@ -110,3 +110,16 @@ def test_writing_a_scale_sweeps_stale_temporaries_once(killed: Path, tmp_path: P
     assert LocalStore(str(root)).remove_stale_temporaries(ba.key) == [f"{ba.key}/{late.name}"]
     got = bc.open(str(root), fill_missing=False)[-64:0, 0:64, 16:48]
     np.testing.assert_array_equal(got, pattern("A")[:64, :64, :32])
+
+
+def test_a_plain_write_sweeps_stale_temporaries_too(tmp_path: Path) -> None:
+    url = str(tmp_path / "ds")
+    ba = bc.create(url, dtype="uint8", size=(64, 64, 32), chunk_size=(32, 32, 32))
+    scale = tmp_path / "ds" / ba.key
+    scale.mkdir(parents=True)
+    stale, fresh = scale / f"{TMP_PREFIX}killed-long-ago", scale / f"{TMP_PREFIX}being-written"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    _age([stale], 2 * 3600)
+    bc.open(url)[0:32, 0:32, 0:32] = 1  # a new process's first write into the scale
+    assert not stale.exists() and fresh.exists()

@@ -544,6 +544,10 @@ class ShardedStore(KVStore):
         if changes:
             self._rewrite(changes, set())
 
+    def prepare_writes(self, prefix: str) -> None:
+        """The shard files live under the same prefix in the base store: prepare there."""
+        self.base.prepare_writes(prefix)
+
     def close(self) -> None:
         self.clear_cache()
 
