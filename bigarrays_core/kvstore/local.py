@@ -21,7 +21,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
-from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, ByteSpan, KVStore, Value, WriteOptions, check_key
+from bigarrays_core.kvstore.base import (
+    CONTENT_ENCODING_SUFFIX,
+    ByteSpan,
+    KVStore,
+    Stamp,
+    Value,
+    WriteOptions,
+    check_key,
+)
 
 __all__ = ["LocalStore", "path_from_url"]
 
@@ -206,6 +214,43 @@ class LocalStore(KVStore):
         else:
             for key, span in zip(keys, spans):
                 yield self._read_path(key, self._buffers, span)
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """The stamp of the variant a read would return (plain, ``.gz``, ``.zstd``, or a
+        CloudVolume ``.br`` / ``.xz`` / ``.bz2`` file): its size and mtime, and as
+        ``version`` its suffix, device, inode and change time. No value is read.
+
+        Every write through this store renames a new file into place, so a rewrite always
+        has another inode than the file it replaced; a file rewritten in place keeps its
+        inode, and only its times (as fine as the file system's clock) and size tell.
+        """
+        out: list[Stamp | None] = []
+        for key in keys:
+            out.append(self._stat_key(key))
+        return out
+
+    def _stat_key(self, key: str) -> Stamp | None:
+        for _attempt in range(3):  # a concurrent writer may remove the variant we found
+            found = self._locate(key)
+            if found is None:
+                base = self._path(key)
+                candidates = [(base + suffix, suffix) for suffix in _FOREIGN_SUFFIXES]
+            else:
+                candidates = [found]
+            for path, suffix in candidates:
+                try:
+                    st = os.stat(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except OSError as exc:
+                    raise self._fail("stat", key, exc) from exc
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                version = f"{suffix or 'plain'}:{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
+                return Stamp(size=st.st_size, mtime_ns=st.st_mtime_ns, version=version)
+            if found is None:
+                return None
+        return None
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []
