@@ -93,18 +93,22 @@ class Stamp:
     why stores add what else they know (an inode, a generation, an ETag) to ``version``.
     """
 
-    #: The stored size in bytes (of the stored, possibly compressed, bytes).
+    #: The size in bytes of what a read returns (the stored, possibly compressed, bytes);
+    #: None when the store cannot tell without reading.
     size: int | None = None
     #: Modification time, ns since the epoch (None when unknown).
     mtime_ns: int | None = None
     #: Everything else that identifies the stored version: an object generation or ETag, a
     #: file's variant, device, inode and change time, a version counter, a content digest.
     version: str | None = None
+    #: The content encoding the store recorded for the value (as :attr:`Value.encoding`):
+    #: ``size`` counts those encoded bytes.
+    encoding: str | None = None
 
     def token(self) -> str:
         """A short, stable text naming this stamp (for HTTP ETags and cache keys): equal
         stamps give equal tokens, in every process and on every machine."""
-        text = f"{self.size}|{self.mtime_ns}|{self.version}"
+        text = f"{self.size}|{self.mtime_ns}|{self.version}|{self.encoding}"
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
@@ -227,18 +231,19 @@ class KVStore(ABC):
 
         Meant to be cheap (one metadata call per key, batched): stores override it with a
         real stat (file metadata, object HEAD). This default is correct for any store but
-        reads every value: it stamps each one with its size and a digest of its bytes.
+        reads every value: it stamps each one with its size, content encoding and a digest
+        of its bytes.
 
         Raises :class:`InvalidKeyError` for an unsafe key, :class:`StorageError` when the
         store fails.
         """
         out: list[Stamp | None] = []
-        for data in self.get_many(keys):
-            if data is None:
+        for value in self.iter_values(keys):
+            if value is None:
                 out.append(None)
-            else:
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-                out.append(Stamp(size=len(data), version=f"blake2b:{digest}"))
+            else:  # digested at once: the value may be a view of a reused buffer
+                digest = hashlib.blake2b(value.data, digest_size=16).hexdigest()
+                out.append(Stamp(size=len(value.data), version=f"blake2b:{digest}", encoding=value.encoding))
         return out
 
     # -- single-key helpers ------------------------------------------------------------

@@ -217,8 +217,10 @@ class LocalStore(KVStore):
 
     def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
         """The stamp of the variant a read would return (plain, ``.gz``, ``.zstd``, or a
-        CloudVolume ``.br`` / ``.xz`` / ``.bz2`` file): its size and mtime, and as
-        ``version`` its suffix, device, inode and change time. No value is read.
+        CloudVolume ``.br`` / ``.xz`` / ``.bz2`` file): its size, mtime and content encoding
+        (the suffix's), and as ``version`` its suffix, device, inode and change time. No
+        value is read. (Reads decompress ``.br`` / ``.xz`` / ``.bz2`` files, whose size is
+        then unknown: None.)
 
         Every write through this store renames a new file into place, so a rewrite always
         has another inode than the file it replaced; a file rewritten in place keeps its
@@ -247,7 +249,10 @@ class LocalStore(KVStore):
                 if not stat.S_ISREG(st.st_mode):
                     continue
                 version = f"{suffix or 'plain'}:{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
-                return Stamp(size=st.st_size, mtime_ns=st.st_mtime_ns, version=version)
+                if suffix in _FOREIGN_SUFFIXES:  # reads decompress these: their size is unknown here
+                    return Stamp(size=None, mtime_ns=st.st_mtime_ns, version=version)
+                return Stamp(size=st.st_size, mtime_ns=st.st_mtime_ns, version=version,
+                             encoding=_ENCODING_OF_SUFFIX.get(suffix))
             if found is None:
                 return None
         return None

@@ -150,3 +150,16 @@ def test_the_default_reads_and_digests() -> None:
     s2 = store.stat(KEY)
     assert s1 is not None and s2 is not None and s1 != s2 and s1.size == s2.size == 3
     assert store.stat("nope") is None
+
+
+def test_the_stamp_records_the_content_encoding_a_read_reports(case: StoreCase) -> None:
+    import gzip
+
+    data = gzip.compress(b"e" * 1000)
+    case.writer.set(KEY, data, WriteOptions(content_encoding="gzip"))
+    stamp = case.store.stat(KEY)
+    value = next(case.store.iter_values([KEY]))
+    assert stamp is not None and value is not None
+    assert stamp.encoding == value.encoding
+    if stamp.size is not None:
+        assert stamp.size == len(value.data)
