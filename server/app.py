@@ -1,21 +1,27 @@
-"""The app factory: routers, error handlers, middleware (metrics, CORS, the chunk fast
-path) and the lifespan; no logic.
+"""The app factory: routers, error handlers, middleware (the chunk fast path, metrics,
+CORS, ``Allow``, entity tags), the OpenAPI document and the lifespan; no logic.
 
 ``create_app(settings=None)`` reads :class:`Settings` from the environment when none is
 given (this is how ``uvicorn --factory --workers N`` builds one app per worker). The
-lifespan opens every dataset once per worker and builds its chunk cache.
+lifespan opens every dataset once per worker, builds its chunk cache and starts the task
+that reopens datasets whose info changed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bigarrays_server import routes_chunks, routes_cutout, routes_meta, routes_precomputed
+from bigarrays_server import routes_chunks, routes_cutout, routes_image, routes_meta, routes_precomputed
 from bigarrays_server.cors import CorsMiddleware, CorsPolicy
 from bigarrays_server.errors import install_error_handlers
+from bigarrays_server.etags import EntityTagMiddleware
 from bigarrays_server.fastpath import ChunkFastPath
+from bigarrays_server.methods import AllowMiddleware
 from bigarrays_server.metrics import Metrics, MetricsMiddleware
+from bigarrays_server.openapi import install_openapi
 from bigarrays_server.settings import Settings
 from bigarrays_server.state import ServerState
 from fastapi import FastAPI
@@ -39,8 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.bigarrays = ServerState.start(settings, metrics)
-        yield
+        state = ServerState.start(settings, metrics)
+        app.state.bigarrays = state
+        watcher = asyncio.ensure_future(state.watch_datasets())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     app = FastAPI(title="bigarrays", version=bc.__version__, description=DESCRIPTION, lifespan=lifespan)
 
@@ -49,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return state
 
     install_error_handlers(app)
-    for module in (routes_meta, routes_cutout, routes_chunks, routes_precomputed):
+    for module in (routes_meta, routes_cutout, routes_chunks, routes_image, routes_precomputed):
         app.include_router(module.router)
+    install_openapi(app, settings.datasets)
     cors = CorsPolicy(settings.cors_origins)
+    app.add_middleware(EntityTagMiddleware)
+    app.add_middleware(AllowMiddleware, routes=lambda: app.routes)
     app.add_middleware(CorsMiddleware, policy=cors)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Outermost: cached chunks are answered before routing (same answers, see fastpath.py).

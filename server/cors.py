@@ -21,9 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["ALLOW_HEADERS", "ALLOW_METHODS", "EXPOSE_HEADERS", "CorsMiddleware", "CorsPolicy"]
 
 ALLOW_METHODS = "GET, HEAD, PUT, OPTIONS"
-ALLOW_HEADERS = "Accept, Accept-Encoding, Authorization, Content-Type, Range"
-EXPOSE_HEADERS = ("Content-Length, Content-Encoding, Content-Range, Content-Type, ETag, X-Bbox, X-Shape, "
-                  "X-Dtype, X-Order, X-Axes, X-Mip, X-Chunks, X-Encoding, X-Compression, X-Cache")
+ALLOW_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Type, Range, If-None-Match, If-Match, If-Range, "
+                 "Cache-Control")
+EXPOSE_HEADERS = ("Content-Length, Content-Encoding, Content-Range, Content-Type, Accept-Ranges, ETag, "
+                  "Last-Modified, X-Bbox, X-Shape, X-Dtype, X-Order, X-Axes, X-Mip, X-Chunks, X-Encoding, "
+                  "X-Compression, X-Content-Encoding, X-Image-Axes, X-Cache")
 
 _ALLOW = b"access-control-allow-origin"
 _EXPOSE = (b"access-control-expose-headers", EXPOSE_HEADERS.encode("latin-1"))

@@ -5,26 +5,40 @@ The body is the region's voxels, little-endian, x fastest (Fortran order of
 missing chunks give zeros (DESIGN.md §2). Headers describe the body (``X-Bbox``,
 ``X-Shape``, ``X-Dtype``, ``X-Order: F``, ``X-Axes: x,y,z,c``) and ``Content-Length`` is
 exact, so a HEAD is a dry run and a truncated body is detectable.
+
+HTTP semantics: the ``ETag`` is a digest of the stamps of every chunk the box touches (taken
+before any of them is read, so it never names newer data than the body holds), the box and
+the format; ``If-None-Match`` gives a 304 without reading a voxel. ``Range`` gives a 206 of
+any span of the body, read from just the chunks it needs. ``Accept-Encoding: zstd`` or
+``gzip`` gives the whole body compressed on the fly (fast levels; no ``Content-Length``).
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 import numpy as np
 from bigarrays_server.bbox import RequestBox, parse_bbox
+from bigarrays_server.conditional import entity_tag, last_modified, stamp_text
+from bigarrays_server.content_coding import choose
 from bigarrays_server.errors import ApiError
 from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header, parse_npy
+from bigarrays_server.openapi import ERRORS_READ, ERRORS_WRITE, RANGE_HEADERS, binary_content, responses
+from bigarrays_server.ranges import Span, requested_span
+from bigarrays_server.reader import body_view
+from bigarrays_server.responses import answer_conditions
 from bigarrays_server.routing import get_and_head
-from bigarrays_server.slabs import pieces, read_piece, stream_body
+from bigarrays_server.slabs import BodyPlan, Piece, stream_body
 from bigarrays_server.state import ServerState, StateDep
+from bigarrays_server.storage_calls import run_storage
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 import bigarrays_core as bc
 from bigarrays_core.geometry import split_box
+from bigarrays_core.kvstore import deadline
 
 __all__ = ["router"]
 
@@ -37,11 +51,6 @@ FORMAT_DOC = "raw (default, application/octet-stream) or npy (application/x-npy)
 DsParam = Annotated[str, Path(description="a configured dataset name")]
 MipParam = Annotated[int, Path(description="the scale; 0 is the finest")]
 BboxParam = Annotated[str, Path(description=BBOX_DOC)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "bad bbox or parameter"}, 404: {"description": "unknown dataset or mip"},
-    406: {"description": "unknown format"}, 413: {"description": "too large; detail.split lists pieces"},
-    502: {"description": "storage failed"}, 504: {"description": "storage timed out"},
-}
 
 
 def chunk_count(ba: bc.BigArray, box: bc.Box) -> int:
@@ -61,9 +70,9 @@ def too_large(req: RequestBox, ba: bc.BigArray, limit: int) -> ApiError:
                        {"bbox": req.to_text(), "bytes": req.nbytes, "max_bytes": limit, "split": pieces_text})
 
 
-def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int) -> dict[str, str]:
-    return {
-        "Content-Length": str(length),
+def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int | None) -> dict[str, str]:
+    """The headers that describe a decoded body of ``req`` (``length``: its Content-Length)."""
+    out = {
         "X-Bbox": req.to_text(),
         "X-Shape": ",".join(map(str, req.shape)),
         "X-Dtype": req.dtype.name,
@@ -71,32 +80,75 @@ def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int) ->
         "X-Axes": "x,y,z,c",
         "X-Mip": str(ba.mip),
         "X-Chunks": str(chunk_count(ba, req.box)),
-        "Cache-Control": "no-cache",
     }
+    if length is not None:
+        out = {"Content-Length": str(length), **out}
+    return out
 
 
 @get_and_head(router, "/v1/{ds}/cutout/{mip}/{bbox}", response_class=Response,
-                  summary="Cut out a region (streamed)", responses={
-                      200: {"content": {"application/octet-stream": {}, "application/x-npy": {}},
-                            "description": "the voxels, x fastest"}, **_ERRORS})
+              summary="Cut out a region (streamed)",
+              responses=responses(200, 206, 304, *ERRORS_READ, 412, 413, 416, content=binary_content(
+                  "the voxels, x fastest", "application/octet-stream", "application/x-npy"),
+                  headers=RANGE_HEADERS))
 async def get_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipParam, bbox: BboxParam,
                      format: Annotated[str | None, Query(description=FORMAT_DOC)] = None) -> Response:
-    ba = state.datasets.get(ds).at(mip)
+    dataset = state.datasets.get(ds)
+    ba = dataset.at(mip)
     req = parse_bbox(bbox, ba)
     fmt = negotiate(format, request.headers.get("accept"))
-    limit = state.settings.max_cutout_bytes
+    settings = state.settings
+    limit = settings.max_cutout_bytes
     if req.nbytes > limit:
         raise too_large(req, ba, limit)
+    refs = ba.chunks(req.box)
+    stamps, known = await run_storage(settings.storage_timeout, f"checking the chunks of {req.to_text()}",
+                                      state.reader.stamps, ba, refs)
+    wants_range = request.method == "GET" and "range" in request.headers
+    coding = None if wants_range else choose(request.headers.get("accept-encoding"))
     prefix = npy_header(req.dtype, req.shape) if fmt == "npy" else b""
-    headers = describe_headers(req, ba, fmt, len(prefix) + req.nbytes)
+    length = len(prefix) + req.nbytes
+    etag = entity_tag("cutout", dataset.info_tag, ba.key, req.to_text(), fmt, coding or "identity",
+                      (stamp_text(s) for s in stamps))
+    headers = describe_headers(req, ba, fmt, None if coding else length)
+    headers.update({"ETag": etag, "Cache-Control": settings.cache_control, "Vary": "Accept-Encoding"})
+    modified = last_modified(stamps)
+    if modified:
+        headers["Last-Modified"] = modified
+    if coding:
+        headers["Content-Encoding"] = coding
+    else:
+        headers["Accept-Ranges"] = "bytes"
+    early = answer_conditions(request, etag, headers)
+    if early is not None:
+        return early
+    span = requested_span(request.headers, length, etag) if wants_range else None
+    status = 200
+    if span is not None:
+        status = 206
+        headers["Content-Range"] = span.content_range()
+        headers["Content-Length"] = str(span.size)
     if request.method == "HEAD":
         return Response(headers=headers, media_type=MEDIA_TYPES[fmt])
+    plan = BodyPlan(req, prefix, *(span_bounds(span, length)))
+    slab = settings.slab_bytes
+
+    async def read(piece: Piece) -> memoryview:
+        box, chans = piece
+        arr = await run_storage(settings.storage_timeout, f"reading {box.to_colon()} of dataset {ds!r}",
+                                state.reader.read_box, ba, box, chans, known)
+        return body_view(arr)
+
+    parts = plan.pieces(ba.grid, slab)
     # Read the first piece before answering: a failing store then gives 502/504, not a cut body.
-    slab = state.settings.slab_bytes
-    first = next(pieces(req, ba.grid, slab))
-    data = await anyio.to_thread.run_sync(read_piece, state.reader, ba, first)
-    return StreamingResponse(stream_body(state.reader, ba, req, slab, first=(first, data), prefix=prefix),
+    first_piece = next(parts, None)
+    first = None if first_piece is None else await read(first_piece)
+    return StreamingResponse(stream_body(plan, parts, read, first, coding), status_code=status,
                              headers=headers, media_type=MEDIA_TYPES[fmt])
+
+
+def span_bounds(span: Span | None, length: int) -> tuple[int, int]:
+    return (0, length) if span is None else (span.start, span.stop)
 
 
 def unaligned(exc: bc.AlignmentError, ds: str, ba: bc.BigArray) -> ApiError:
@@ -163,9 +215,11 @@ def decode_body(body: bytes, content_type: str, req: RequestBox) -> np.ndarray:
 
 
 @router.put("/v1/{ds}/cutout/{mip}/{bbox}", summary="Save a region (needs the write token)",
-            responses={401: {"description": "no token"}, 403: {"description": "wrong token or read-only"},
-                       409: {"description": "not chunk-aligned; detail.nearest is the nearest aligned box"},
-                       **_ERRORS})
+            responses=responses(200, *ERRORS_WRITE, 413), openapi_extra={"requestBody": {
+                "required": True, "description": "the region's voxels: raw Fortran-order bytes of the box (exactly its "
+                "size) or an .npy file of the dataset's dtype, shape (x, y, z, c) or (x, y, z) for one channel",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                            "application/x-npy": {"schema": {"type": "string", "format": "binary"}}}}})
 async def put_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipParam, bbox: BboxParam,
                      authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
     """Save the body (raw Fortran-order bytes, or .npy) into ``bbox``; it must be chunk-aligned.
@@ -188,12 +242,14 @@ async def put_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
 
     def write() -> None:
         try:
-            ba[x0:x1, y0:y1, z0:z1, c0:c1] = data
+            with deadline.within(state.settings.storage_timeout):
+                ba[x0:x1, y0:y1, z0:z1, c0:c1] = data
         finally:
             state.reader.invalidate(ba, req.box)
-            state.wrote()
 
     try:
+        # Not abandoned at the deadline (a write is finished or failed before it is answered):
+        # the stores stop retrying there.
         await anyio.to_thread.run_sync(write)
     except bc.AlignmentError as exc:
         raise unaligned(exc, ds, ba) from None

@@ -12,6 +12,7 @@ resort for CloudVolume's ``.br``/``.xz``/``.bz2`` files, which are decompressed 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import stat
@@ -233,7 +234,13 @@ class LocalStore(KVStore):
 
     def _stat_key(self, key: str) -> Stamp | None:
         for _attempt in range(3):  # a concurrent writer may remove the variant we found
-            found = self._locate(key)
+            try:
+                found = self._locate(key)
+            except StorageError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
+                    return None  # a name no file can have here: not stored
+                raise
             if found is None:
                 base = self._path(key)
                 candidates = [(base + suffix, suffix) for suffix in _FOREIGN_SUFFIXES]
@@ -245,6 +252,8 @@ class LocalStore(KVStore):
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 except OSError as exc:
+                    if exc.errno == errno.ENAMETOOLONG:  # a name no file can have here: not stored
+                        continue
                     raise self._fail("stat", key, exc) from exc
                 if not stat.S_ISREG(st.st_mode):
                     continue

@@ -77,7 +77,10 @@ def make_datasets(root: str, rng: np.random.Generator) -> tuple[dict[str, str], 
 
 
 class InProcess:
-    """The app run in-process (lifespan included) with a blocking httpx-like API."""
+    """The app run in-process (lifespan included) with a blocking httpx-like API.
+
+    Requests say ``Accept-Encoding: identity`` unless they pass their own.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -89,8 +92,9 @@ class InProcess:
     async def _start(self) -> httpx.AsyncClient:
         await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
         transport = httpx.ASGITransport(app=self.app)
-        return await self._stack.enter_async_context(httpx.AsyncClient(transport=transport,
-                                                                       base_url="http://testserver"))
+        # Plain bodies unless a test asks for a content coding (httpx would ask for gzip and zstd).
+        return await self._stack.enter_async_context(httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"Accept-Encoding": "identity"}))
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return self._portal.call(lambda: self.client.request(method, url, **kwargs))

@@ -163,3 +163,8 @@ def test_the_stamp_records_the_content_encoding_a_read_reports(case: StoreCase) 
     assert stamp.encoding == value.encoding
     if stamp.size is not None:
         assert stamp.size == len(value.data)
+
+
+def test_a_key_too_long_for_the_file_system_is_not_stored(tmp_path: object) -> None:
+    store = LocalStore(str(tmp_path))
+    assert store.stat("8_8_40/" + "9" * 5000) is None
