@@ -25,6 +25,7 @@ from bigarrays_server.openapi import install_openapi
 from bigarrays_server.settings import Settings
 from bigarrays_server.state import ServerState
 from fastapi import FastAPI
+from starlette.routing import Route
 
 import bigarrays_core as bc
 
@@ -62,12 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return state
 
     install_error_handlers(app)
-    for module in (routes_meta, routes_cutout, routes_chunks, routes_image, routes_precomputed):
+    modules = (routes_meta, routes_cutout, routes_chunks, routes_image, routes_precomputed)
+    for module in modules:
         app.include_router(module.router)
     install_openapi(app, settings.datasets)
     cors = CorsPolicy(settings.cors_origins)
+    # Every route, flat: the documentation pages' and each router's own.
+    routes = [r for r in app.routes if isinstance(r, Route)] + [r for m in modules for r in m.router.routes]
     app.add_middleware(EntityTagMiddleware)
-    app.add_middleware(AllowMiddleware, routes=lambda: app.routes)
+    app.add_middleware(AllowMiddleware, routes=lambda: routes)
     app.add_middleware(CorsMiddleware, policy=cors)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Outermost: cached chunks are answered before routing (same answers, see fastpath.py).

@@ -3,7 +3,8 @@
 Owns: :class:`EntityTagMiddleware`. A 200 to a GET or HEAD that carries no ``ETag`` of its
 own and whose body comes in one piece (the JSON routes, ``/metrics``, the OpenAPI document
 and its pages) gets a strong ``ETag``, a digest of the body; a matching ``If-None-Match``
-turns it into a 304. The data routes (cutouts, chunks, files, images) make their tags
+turns it into a 304, an ``If-Match`` naming another tag into a 412. The data routes
+(cutouts, chunks, files, images) make their tags
 from the stamps of what they read, without reading it, and answer their own conditions;
 streamed answers pass through untouched.
 """
@@ -11,8 +12,10 @@ streamed answers pass through untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from bigarrays_server.conditional import TAG_VERSION, precondition
+from bigarrays_server.errors import error_body
 from bigarrays_server.responses import NOT_MODIFIED_HEADERS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,7 +37,8 @@ class EntityTagMiddleware:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        if_none_match = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None)
+        conditions = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                      if k in (b"if-none-match", b"if-match")}
         held: Message | None = None
 
         async def send_wrapper(message: Message) -> None:
@@ -54,11 +58,18 @@ class EntityTagMiddleware:
                     return
                 tag = _tag(bytes(message.get("body", b"")))
                 headers = [*start.get("headers", ()), (b"etag", tag)]
-                if if_none_match is not None and precondition({"if-none-match": if_none_match},
-                                                              tag.decode()) == 304:
+                status = precondition(conditions, tag.decode(), method=scope["method"]) if conditions else None
+                if status == 304:
                     kept = [(k, v) for k, v in headers if k.lower().decode("latin-1") in NOT_MODIFIED_HEADERS]
                     await send({"type": "http.response.start", "status": 304, "headers": kept})
                     await send({"type": "http.response.body", "body": b""})
+                    return
+                if status == 412:
+                    body = json.dumps(error_body("precondition_failed", "If-Match does not name the current entity "
+                                                 f"tag {tag.decode()}", {"etag": tag.decode()})).encode()
+                    await send({"type": "http.response.start", "status": 412, "headers": [
+                        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    await send({"type": "http.response.body", "body": body})
                     return
                 await send({**start, "headers": headers})
                 await send(message)
