@@ -4,7 +4,8 @@ Owns: :func:`responses` (a route's ``responses=`` from the statuses it sends),
 :class:`ErrorBody` (the one error schema), the status lists the routes share, and
 :func:`install_openapi`, which post-processes FastAPI's document: FastAPI adds a 422 to every
 route with parameters, which this server never sends (validation errors are 400s), so those
-are removed; the ``ds`` parameter is described by the names this server serves.
+are removed; the ``ds`` parameter is described by the names this server serves and ``mip``
+by its scales.
 """
 
 from __future__ import annotations
@@ -91,28 +92,51 @@ def _drop_422(doc: dict[str, Any]) -> None:
         schemas.pop(name, None)
 
 
-def _describe_datasets(doc: dict[str, Any], names: Iterable[str]) -> None:
-    names = sorted(names)
-    if not names:
-        return
+def _plain_optional_parameters(doc: dict[str, Any]) -> None:
+    """An optional query parameter is absent or a value: ``anyOf [T, null]`` becomes ``T``
+    (a query string cannot carry a null)."""
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
             for param in operation.get("parameters", []):
-                if param.get("name") == "ds" and param.get("in") == "path":
+                schema = param.get("schema", {})
+                options = schema.get("anyOf")
+                if isinstance(options, list):
+                    kept = [o for o in options if o.get("type") != "null"]
+                    if len(kept) == 1 and len(options) == 2:
+                        del schema["anyOf"]
+                        schema.update(kept[0])
+
+
+def _describe_datasets(doc: dict[str, Any], names: Iterable[str], max_mips: int | None) -> None:
+    names = sorted(names)
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for param in operation.get("parameters", []):
+                if param.get("in") != "path":
+                    continue
+                if param.get("name") == "ds" and names:
                     param["schema"] = {"type": "string", "enum": names, "title": "Ds"}
+                elif param.get("name") == "mip" and max_mips:
+                    param["schema"] = {**param["schema"], "minimum": 0, "maximum": max_mips - 1}
 
 
 def install_openapi(app: FastAPI, dataset_names: Iterable[str]) -> None:
-    """Make ``app.openapi()`` build the document described in the module docstring."""
+    """Make ``app.openapi()`` build the document described in the module docstring (once the
+    datasets are open, the ``mip`` parameter is bounded by the most scales a dataset has)."""
     names = list(dataset_names)
 
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             _drop_422(doc)
-            _describe_datasets(doc, names)
+            _plain_optional_parameters(doc)
+            state = getattr(app.state, "bigarrays", None)
+            max_mips = max((d.num_mips for d in state.datasets), default=None) if state is not None else None
+            _describe_datasets(doc, names, max_mips)
             app.openapi_schema = doc
         return app.openapi_schema
 

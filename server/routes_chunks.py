@@ -13,7 +13,15 @@ from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
 from bigarrays_server.openapi import ERRORS_READ, RANGE_HEADERS, binary_content, responses
 from bigarrays_server.reader import body_view
 from bigarrays_server.responses import answer_conditions, body_response
-from bigarrays_server.routes_cutout import BBOX_DOC, DsParam, MipParam, chunk_count, describe_headers
+from bigarrays_server.routes_cutout import (
+    BBOX_DOC,
+    BBOX_PATTERN,
+    CHUNK_PATTERN,
+    DsParam,
+    MipParam,
+    chunk_count,
+    describe_headers,
+)
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import StateDep
 from bigarrays_server.storage_calls import run_storage
@@ -52,7 +60,8 @@ def plan_split(box: bc.Box, grid: bc.ChunkGrid, limit: int) -> list[bc.Box] | No
 @get_and_head(router, "/v1/{ds}/chunks/{mip}", summary="The chunks covering a box",
               responses=responses(200, 304, 400, 404, 413, 502, 504))
 async def plan(state: StateDep, ds: DsParam, mip: MipParam,
-               bbox: Annotated[str | None, Query(description=BBOX_DOC)] = None) -> dict[str, Any]:
+               bbox: Annotated[str | None, Query(description=BBOX_DOC, json_schema_extra={"pattern": BBOX_PATTERN})
+                               ] = None) -> dict[str, Any]:
     """Each chunk the box touches (the whole volume by default): key, name, grid cell, box, exists."""
     ba = state.datasets.get(ds).at(mip)
     box = ba.bounds if bbox is None else parse_bbox(bbox, ba).box
@@ -124,8 +133,10 @@ def _encoded(ba: bc.BigArray, ref: bc.ChunkRef) -> tuple[Stamp | None, Value | N
                   "the chunk's voxels, x fastest (raw, npy), or its stored bytes (encoded)",
                   "application/octet-stream", "application/x-npy"), headers=RANGE_HEADERS))
 async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
-                chunk: Annotated[str, Path(description="x0-x1_y0-y1_z0-z1")],
-                format: Annotated[str | None, Query(description="raw, npy or encoded (the stored bytes)")] = None,
+                chunk: Annotated[str, Path(description="x0-x1_y0-y1_z0-z1",
+                                           json_schema_extra={"pattern": CHUNK_PATTERN})],
+                format: Annotated[str | None, Query(description="raw, npy or encoded (the stored bytes)",
+                                                    json_schema_extra={"enum": ["raw", "npy", "encoded"]})] = None,
                 ) -> Response:
     dataset = state.datasets.get(ds)
     ba = dataset.at(mip)

@@ -48,9 +48,18 @@ BBOX_DOC = ("x0:x1,y0:y1,z0:z1[,c0:c1] or x0-x1_y0-y1_z0-z1: absolute, half-open
             "(negative allowed)")
 FORMAT_DOC = "raw (default, application/octet-stream) or npy (application/x-npy); overrides Accept"
 
+_N = "-?[0-9]{1,19}"
+_C = "[0-9]{1,19}"
+#: The two spellings of a bbox, for the OpenAPI document (the route's parser is the reference:
+#: it also checks start < stop on every axis and the channels against the dataset).
+BBOX_PATTERN = (f"^{_N}:{_N},{_N}:{_N},{_N}:{_N}(,{_C}:{_C})?$|"
+                f"^{_N}-{_N}_{_N}-{_N}_{_N}-{_N}(,{_C}:{_C})?$")
+CHUNK_PATTERN = f"^{_N}-{_N}_{_N}-{_N}_{_N}-{_N}$"
+
 DsParam = Annotated[str, Path(description="a configured dataset name")]
 MipParam = Annotated[int, Path(description="the scale; 0 is the finest")]
-BboxParam = Annotated[str, Path(description=BBOX_DOC)]
+BboxParam = Annotated[str, Path(description=BBOX_DOC, json_schema_extra={"pattern": BBOX_PATTERN,
+                                                                          "examples": ["0:64,0:64,0:16"]})]
 
 
 def chunk_count(ba: bc.BigArray, box: bc.Box) -> int:
@@ -92,7 +101,9 @@ def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int | N
                   "the voxels, x fastest", "application/octet-stream", "application/x-npy"),
                   headers=RANGE_HEADERS))
 async def get_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipParam, bbox: BboxParam,
-                     format: Annotated[str | None, Query(description=FORMAT_DOC)] = None) -> Response:
+                     format: Annotated[str | None, Query(description=FORMAT_DOC,
+                                                         json_schema_extra={"enum": ["raw", "npy"]})] = None,
+                     ) -> Response:
     dataset = state.datasets.get(ds)
     ba = dataset.at(mip)
     req = parse_bbox(bbox, ba)

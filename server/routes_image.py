@@ -18,11 +18,11 @@ from bigarrays_server.errors import ApiError
 from bigarrays_server.images import IMAGE_MEDIA_TYPES, encode_image, image_plane, to_pixels
 from bigarrays_server.openapi import ERRORS_READ, binary_content, responses
 from bigarrays_server.responses import answer_conditions, body_response
-from bigarrays_server.routes_cutout import BboxParam, DsParam, MipParam, too_large
+from bigarrays_server.routes_cutout import BBOX_DOC, BBOX_PATTERN, DsParam, MipParam, too_large
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import StateDep
 from bigarrays_server.storage_calls import run_storage
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 __all__ = ["router"]
@@ -30,6 +30,8 @@ __all__ = ["router"]
 router = APIRouter()
 
 _ACCEPTED = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg"}
+ImageBboxParam = Annotated[str, Path(description=BBOX_DOC + "; one voxel thick on one axis",
+                                     json_schema_extra={"pattern": BBOX_PATTERN, "examples": ["0:64,0:64,0:1"]})]
 
 
 def _image_format(fmt: str | None, accept: str | None) -> str:
@@ -52,9 +54,10 @@ def _image_format(fmt: str | None, accept: str | None) -> str:
               summary="A 2-D image (PNG or JPEG) of a box one voxel thick on one axis",
               responses=responses(200, 304, *ERRORS_READ, 412, 413, content=binary_content(
                   "the image: rows top to bottom, columns left to right (X-Image-Axes)", "image/png", "image/jpeg")))
-async def get_image(request: Request, state: StateDep, ds: DsParam, mip: MipParam, bbox: BboxParam,
+async def get_image(request: Request, state: StateDep, ds: DsParam, mip: MipParam, bbox: ImageBboxParam,
                     format: Annotated[str | None, Query(description="png (default; 8- or 16-bit) or jpeg "
-                                                                    "(uint8 only)")] = None,
+                                                                    "(uint8 only)",
+                                                        json_schema_extra={"enum": ["png", "jpeg", "jpg"]})] = None,
                     quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality")] = 90) -> Response:
     dataset = state.datasets.get(ds)
     ba = dataset.at(mip)
