@@ -79,7 +79,8 @@ class _BodyReader:
     again through httpx, which retries and reports errors.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, coding: str | None = None) -> None:
+        self._coding = coding
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
@@ -95,15 +96,16 @@ class _BodyReader:
         self._all: list[http.client.HTTPConnection] = []
 
     @classmethod
-    def for_url(cls, url: str, timeout: float) -> _BodyReader | None:
-        """A reader for ``url``, or None when httpx would go through a proxy (from the
-        environment) that plain connections would bypass."""
+    def for_url(cls, url: str, timeout: float, coding: str | None = None) -> _BodyReader | None:
+        """A reader for ``url`` (asking for bodies in content coding ``coding``, if given),
+        or None when httpx would go through a proxy (from the environment) that plain
+        connections would bypass."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
         if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
             return None
-        return cls(url, timeout)
+        return cls(url, timeout, coding)
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
@@ -125,24 +127,27 @@ class _BodyReader:
         conn = self._connection()
         for attempt in range(2):  # the server may have closed a kept-alive connection meanwhile
             try:
-                conn.request("GET", self._prefix + path, headers={"Accept": "application/octet-stream"})
+                conn.request("GET", self._prefix + path, headers={"Accept": "application/octet-stream",
+                                                                   "Accept-Encoding": self._coding or "identity"})
                 response = conn.getresponse()
                 break
             except (OSError, http.client.HTTPException):
                 conn.close()  # the next request reconnects
                 if attempt:
                     return False
+        coding = response.getheader("content-encoding")
         try:
-            if response.status != 200 or response.getheader("content-length") != str(len(into)):
+            if response.status != 200 or (coding or None) not in (None, self._coding):
                 conn.close()
                 return False
-            got = 0
-            while got < len(into):
-                n = response.readinto(into[got:])
-                if not n:
-                    break
-                got += n
-        except (OSError, http.client.HTTPException):
+            if coding is None:
+                if response.getheader("content-length") != str(len(into)):
+                    conn.close()
+                    return False
+                got = _read_into(response, into)
+            else:
+                got = _decode_into(coding, response, into)
+        except (OSError, http.client.HTTPException, ValueError):
             conn.close()
             return False
         if got != len(into):
@@ -155,6 +160,55 @@ class _BodyReader:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+
+
+def _read_into(response: http.client.HTTPResponse, into: memoryview) -> int:
+    """Read the body into ``into``; the bytes read (fewer when it ends early)."""
+    got = 0
+    while got < len(into):
+        n = response.readinto(into[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _decode_into(coding: str, response: http.client.HTTPResponse, into: memoryview) -> int:
+    """Undo ``coding`` (zstd, gzip) of the body into ``into``; the bytes decoded, or -1 when
+    the body decodes to more than ``into`` holds. Raises ValueError when it does not decode."""
+    got = 0
+    if coding == "zstd":
+        import zstandard
+
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(response, read_across_frames=True)
+            got = _read_into(reader, into)  # type: ignore[arg-type]
+            extra = reader.read(1)
+        except zstandard.ZstdError as exc:
+            raise ValueError(str(exc)) from exc
+    elif coding == "gzip":
+        from isal import isal_zlib
+
+        inflater = isal_zlib.decompressobj(16 + 15)
+        while True:
+            part = response.read(1 << 20)
+            try:
+                plain = inflater.decompress(part) if part else inflater.flush()
+            except isal_zlib.error as exc:
+                raise ValueError(str(exc)) from exc
+            if got + len(plain) > len(into):
+                return -1
+            into[got:got + len(plain)] = plain
+            got += len(plain)
+            if not part:
+                break
+        if not inflater.eof:
+            raise ValueError("the gzip stream ends early")
+        extra = inflater.unused_data
+    else:
+        raise ValueError(f"content coding {coding!r} was not asked for")
+    response.read()  # the rest of the stream (nothing), so the connection can be reused
+    return -1 if extra else got
 
 
 def _contiguous_part(out: np.ndarray, outer: Box, piece: Box) -> memoryview | None:
@@ -187,13 +241,22 @@ class Client:
         Largest piece one request asks for; bigger reads are split on the chunk grid.
     retries:
         Attempts after the first for 429/502/503/504 and broken connections.
+    transport_compression:
+        ``"zstd"`` or ``"gzip"``: ask the server to compress cutouts on the wire (it does so
+        at a fast level, costing its CPU and this one's). Worth it on links slower than the
+        server's compression (a few hundred MB/s per core) for data that compresses
+        (segmentations above all); on fast links or for noisy images plain bytes are faster.
+        Default: plain bytes.
     """
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, max_workers: int = 4,
                  piece_bytes: int = _DEFAULT_PIECE_BYTES, retries: int = 5, backoff: float = 0.2,
-                 transport: Any = None) -> None:
+                 transport: Any = None, transport_compression: str | None = None) -> None:
         import httpx
 
+        if transport_compression not in (None, "zstd", "gzip"):
+            raise ValueError(f"transport_compression must be None, 'zstd' or 'gzip', not {transport_compression!r}")
+        self.transport_compression = transport_compression
         self.url = url.rstrip("/")
         self.token = token
         self.piece_bytes = max(1, int(piece_bytes))
@@ -201,10 +264,12 @@ class Client:
         self.retries = retries
         self.backoff = backoff
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
-                                  limits=httpx.Limits(max_connections=max_workers + 2))
+                                  limits=httpx.Limits(max_connections=max_workers + 2),
+                                  headers={"Accept-Encoding": transport_compression or "identity"})
         # Bodies go straight into the output over plain sockets; a custom transport (tests)
         # or a proxy means every request goes through httpx instead.
-        self._bodies = _BodyReader.for_url(self.url, timeout) if transport is None else None
+        self._bodies = (_BodyReader.for_url(self.url, timeout, transport_compression) if transport is None
+                        else None)
         self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bigarrays-client")
         self._infos: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()

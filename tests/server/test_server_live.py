@@ -240,3 +240,35 @@ def test_a_write_through_one_worker_is_read_by_every_worker_after_the_interval(l
             assert http.get(url).content == bytes([value]) * (64 * 64 * 32)  # same connection, same worker
         after_the_interval()
         assert read_fresh_connections() == {bytes([value]) * (64 * 64 * 32)}
+
+
+@pytest.mark.parametrize("coding", ["zstd", "gzip"])
+def test_client_asks_for_a_content_coding_when_told(live: Live, coding: str) -> None:
+    server, urls, _ = live
+    after_the_interval()
+    for name, key in (("seg", np.s_[:, :, :]), ("rgb", np.s_[3:60, 1:40, 2:19]), ("em", np.s_[-64:86, 10:110, 5:75])):
+        with bc.Client(server.url, transport_compression=coding, piece_bytes=100_000) as client:
+            np.testing.assert_array_equal(client[name][key], bc.open(urls[name])[key])
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'status="5' not in metrics
+    with pytest.raises(ValueError, match="transport_compression"):
+        bc.Client(server.url, transport_compression="br")
+
+
+def test_body_reader_decodes_a_coded_body_and_refuses_a_wrong_size(live: Live) -> None:
+    server, _, arrays = live
+    want = arrays["zst"][0:64, 0:64, 0:32]
+    for coding in ("zstd", "gzip"):
+        reader = _BodyReader(server.url, 10.0, coding)
+        try:
+            buf = bytearray(want.nbytes)
+            for _ in range(2):  # and again on the kept-alive connection
+                assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+                assert bytes(buf) == want.tobytes(order="F")
+            small = bytearray(want.nbytes - 1)
+            assert not reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(small))
+            big = bytearray(want.nbytes + 1)
+            assert not reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(big))
+            assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+        finally:
+            reader.close()
