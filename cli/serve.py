@@ -32,13 +32,13 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-cutout-mb", type=float, default=1024, help="largest cutout per request, MiB (default 1024)")
     p.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
                    help="allowed browser origin (repeatable; default any origin)")
-    p.add_argument("--cache-revalidate", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--cache-revalidate", type=float, default=None, metavar="SECONDS",
                    help="serve a cached chunk this long before checking storage for a newer one; 0 checks on every "
                         "request (default 1)")
-    p.add_argument("--cache-control", default="public, no-cache", metavar="VALUE",
+    p.add_argument("--cache-control", default=None, metavar="VALUE",
                    help="Cache-Control of data answers (default 'public, no-cache': caches revalidate with the ETag; "
                         "e.g. 'public, max-age=3600' for data that does not change)")
-    p.add_argument("--storage-timeout", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--storage-timeout", type=float, default=None, metavar="SECONDS",
                    help="longest the storage work of one request may take, retries included, before a 504 "
                         "(default 30)")
     p.add_argument("--expose-storage-urls", action="store_true",
@@ -101,9 +101,11 @@ def run_serve(args: argparse.Namespace) -> int:
             f"bigarrays serve needs fastapi and uvicorn, which bigarrays depends on; reinstall it ({exc})"
         ) from exc
     datasets = parse_pairs(args.datasets)
-    more: dict[str, Any] = {"max_cutout_mb": args.max_cutout_mb, "log_level": args.log_level,
-                            "cache_revalidate": args.cache_revalidate, "cache_control": args.cache_control,
-                            "storage_timeout": args.storage_timeout}
+    more: dict[str, Any] = {"max_cutout_mb": args.max_cutout_mb, "log_level": args.log_level}
+    # Unset options leave the setting to its BIGARRAYS_* variable (then to its default).
+    for name in ("cache_revalidate", "cache_control", "storage_timeout"):
+        if getattr(args, name) is not None:
+            more[name] = getattr(args, name)
     if args.expose_storage_urls:
         more["expose_storage_urls"] = True
     if args.cors_origins:
