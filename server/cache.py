@@ -174,6 +174,67 @@ class ChunkCache:
             self.stats.hits += 1
             return entry
 
+    def fresh_many(self, keys: Sequence[Hashable]) -> list[Entry] | None:
+        """The entries of ``keys`` when every one is cached and fresh (counted as hits);
+        None otherwise (nothing counted). Never loads nor stats."""
+        if not self.max_bytes or not self.revalidate:
+            return None
+        now = self._clock()
+        out: list[Entry] = []
+        with self._lock:
+            for key in keys:
+                entry: Entry | None = self._lru.get(key)
+                if entry is None or not self._fresh(entry, now):
+                    return None
+                out.append(entry)
+            self.stats.hits += len(out)
+        return out
+
+    def renew_many(self, keys: Sequence[Hashable], stat: Stater) -> list[Entry] | None:
+        """:meth:`fresh_many`, after checking the stamps of the stale entries now (``stat``
+        runs in this thread: for stores whose stat is a cheap local call); None when one of
+        ``keys`` is not cached or changed (then dropped, for :meth:`get_many` to reload)."""
+        if not self.max_bytes:
+            return None
+        now = self._clock()
+        stale: list[Hashable] = []
+        with self._lock:
+            for key in keys:
+                entry: Entry | None = self._lru.get(key)
+                if entry is None:
+                    return None
+                if not self._fresh(entry, now):
+                    stale.append(key)
+        at = now
+        if stale:
+            at = self._check(stale, stat).at
+        out: list[Entry] = []
+        with self._lock:
+            for key in keys:
+                entry = self._lru.get(key)
+                if entry is None or (key in stale and entry.checked < at):
+                    return None
+                out.append(entry)
+            self.stats.hits += len(out)
+        return out
+
+    def renew(self, key: Hashable, stat: Stater) -> Entry | None:
+        """The entry of ``key`` after checking its stamp now (``stat`` runs in this thread:
+        for stores whose stat is a cheap local call); None when it is not cached, or changed
+        (then dropped, for :meth:`get_many` to reload). Counted as a hit when renewed."""
+        if not self.max_bytes:
+            return None
+        with self._lock:
+            if self._lru.get(key) is None:
+                return None
+        known = self._check([key], stat)
+        with self._lock:
+            entry: Entry | None = self._lru.get(key)
+            if entry is None or entry.checked < known.at:  # changed (dropped), or not vouched for by this stat
+                return None
+            self.stats.hits += 1
+            return entry
+
     # -- stamps ----------------------------------------------------------------------------
     def _check(self, keys: Sequence[Hashable], stat: Stater) -> Known:
         """Stat ``keys`` now; renew the cached entries whose stamp is unchanged (and not

@@ -6,9 +6,12 @@ Owns: :class:`ChunkFastPath`, the outermost middleware of the app. It answers ``
 * ``/v1/{ds}/chunks/{mip}/{chunk}`` in the raw format (no query string or ``?format=raw``;
   no ``Accept`` or one that negotiates to raw), and
 * ``/precomputed/{ds}/{scale key}/{chunk}`` of a scale whose chunk files are served from
-  the decoded-chunk cache (raw, no byte compression),
+  the decoded-chunk cache (raw, no byte compression), and
+* ``/v1/{ds}/cutout/{mip}/{bbox}`` (raw or npy, plain bytes) of a box of at most
+  ``INLINE_BYTES`` whose chunks are all in the cache (the cutout is pasted right here),
 
-when the chunk is in the worker's cache and within its revalidation interval: prebuilt
+when the chunk is in the worker's cache and within its revalidation interval (or, for
+stores on local disk or in memory, its stamp checked there and then: one ``stat``): prebuilt
 headers, and the cached array itself as the body (a view, no copy); a matching
 ``If-None-Match`` gets the 304. A request with ``Range``, ``If-Match`` or ``If-Range``, a
 cache miss or a stale entry, a malformed name, another format, another route, any error --
@@ -25,19 +28,22 @@ it is dropped when a dataset is reopened.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from bigarrays_server.bbox import parse_bbox
 from bigarrays_server.cache import MISSING, Entry
 from bigarrays_server.conditional import precondition
+from bigarrays_server.content_coding import choose
 from bigarrays_server.cors import CorsPolicy
 from bigarrays_server.datasets import Dataset
 from bigarrays_server.errors import ApiError
-from bigarrays_server.formats import MEDIA_TYPES, negotiate
+from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
 from bigarrays_server.metrics import Metrics
 from bigarrays_server.reader import ChunkReader, body_view
 from bigarrays_server.responses import not_modified, whole_headers
 from bigarrays_server.routes_chunks import chunk_ref, decoded_chunk_headers
+from bigarrays_server.routes_cutout import INLINE_BYTES, cutout_headers, held_body
 from bigarrays_server.routes_precomputed import OCTETS, decoded_file_headers, serves_decoded
 from bigarrays_server.state import ServerState
 from starlette.responses import Response
@@ -46,12 +52,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import bigarrays_core as bc
 from bigarrays_core.kvstore import Stamp
 
-__all__ = ["FILE_ROUTE", "ROUTE", "ChunkFastPath"]
+__all__ = ["CUTOUT_ROUTE", "FILE_ROUTE", "ROUTE", "ChunkFastPath"]
 
 #: The route templates the fast path serves (and counts its requests under in /metrics).
 ROUTE: Final = "/v1/{ds}/chunks/{mip}/{chunk}"
 FILE_ROUTE: Final = "/precomputed/{ds}/{path:path}"
 _RAW_QUERIES: Final = frozenset({b"", b"format=raw"})
+_CUTOUT_QUERIES: Final = frozenset({b"", b"format=raw", b"format=npy"})
+CUTOUT_ROUTE: Final = "/v1/{ds}/cutout/{mip}/{bbox}"
 _PLAIN_ACCEPTS: Final = frozenset({b"*/*", b"application/octet-stream"})
 #: Request headers that make an answer something other than a whole 200 or a 304.
 _FALL_THROUGH: Final = frozenset({b"range", b"if-match", b"if-range"})
@@ -64,13 +72,16 @@ class _Target:
     """What one URL path resolves to: the chunk's cache key, its route, and how to make
     its headers (kept for the stamp last seen)."""
 
-    __slots__ = ("cache_key", "make", "route", "stamp", "headers", "etag", "not_modified")
+    __slots__ = ("cache_key", "make", "route", "stat", "stamp", "headers", "etag", "not_modified")
 
     def __init__(self, cache_key: object, route: str,
-                 make: Callable[[Stamp | None], tuple[dict[str, str], str, str, int]]) -> None:
+                 make: Callable[[Stamp | None], tuple[dict[str, str], str, str, int]],
+                 stat: Callable[[Sequence[object]], Sequence[Stamp | None]] | None) -> None:
         self.cache_key = cache_key
         self.route = route
         self.make = make
+        #: Stats the chunk on the event loop, for stores where that is a cheap local call.
+        self.stat = stat
         self.stamp: object = _UNSET
         self.headers: Headers = []
         self.etag = ""
@@ -118,9 +129,14 @@ class ChunkFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state() if scope["type"] == "http" else None
-        if state is not None and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _RAW_QUERIES:
+        if state is not None and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _CUTOUT_QUERIES:
             start = time.perf_counter()
-            answer = self._answer(scope, state)
+            if scope["query_string"] in _RAW_QUERIES:
+                answer = self._answer(scope, state)
+            else:
+                answer = None
+            if answer is None and scope["path"].startswith("/v1/"):
+                answer = self._cutout(scope, state)
             if answer is not None:
                 status, headers, body, route = answer
                 method = scope["method"]
@@ -171,17 +187,70 @@ class ChunkFastPath:
             if target is None:
                 return None
         entry = state.cache.fresh(target.cache_key)
+        if entry is None and target.stat is not None:  # stale: a local stat is cheap enough to make here
+            entry = state.cache.renew(target.cache_key, target.stat)
         if entry is None or entry.value is MISSING:
             return None
         target.headers_for(entry)
-        cors = list(self.cors.headers_for(origin))
         if if_none_match is not None:
             status = precondition({"if-none-match": if_none_match}, target.etag)
             if status == 304:
-                return 304, target.not_modified + cors, b"", target.route
+                return 304, self.cors.add_to(target.not_modified, origin), b"", target.route
             if status is not None:
                 return None
-        return 200, target.headers + cors, body_view(entry.value), target.route
+        return 200, self.cors.add_to(target.headers, origin), body_view(entry.value), target.route
+
+
+    def _cutout(self, scope: Scope, state: ServerState) -> tuple[int, Headers, memoryview | bytes, str] | None:
+        """(status, headers, body, route) of a small cutout whose chunks are all at hand in
+        the cache (see :meth:`ChunkReader.held`), in plain bytes; None to fall through."""
+        parts = scope["path"].split("/")
+        if len(parts) != 6 or parts[3] != "cutout":
+            return None
+        mip = _canonical_mip(parts[4])
+        if mip is None:
+            return None
+        origin = accept = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                if choose(value.decode("latin-1")) is not None:
+                    return None  # a content coding: the route compresses
+            elif name == b"origin" and origin is None:
+                origin = value.decode("latin-1")
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name in _FALL_THROUGH:
+                return None
+        query = scope["query_string"]
+        try:
+            dataset = state.datasets.get(parts[2])
+            ba = dataset.at(mip)
+            req = parse_bbox(parts[5], ba)
+            fmt = negotiate(query[len(b"format="):].decode() if query else None, accept)
+        except (ApiError, bc.BigArraysError):
+            return None
+        settings = state.settings
+        if req.nbytes > min(INLINE_BYTES, settings.max_cutout_bytes):
+            return None
+        refs = ba.chunks(req.box)
+        held = state.reader.held(ba, refs)
+        if held is None:
+            return None
+        stamps = [held[state.reader.cache_key(ba, r)].stamp for r in refs]
+        prefix = npy_header(req.dtype, req.shape) if fmt == "npy" else b""
+        headers, etag = cutout_headers(dataset, ba, req, fmt, None, stamps, settings.cache_control,
+                                       len(prefix) + req.nbytes)
+        if if_none_match is not None:
+            status = precondition({"if-none-match": if_none_match}, etag)
+            if status == 304:
+                return 304, self.cors.add_to(not_modified(headers).raw_headers, origin), b"", CUTOUT_ROUTE
+            if status is not None:
+                return None
+        body = held_body(state, ba, req, prefix, held) if scope["method"] == "GET" else b""
+        raw = Response(b"", headers=headers, media_type=MEDIA_TYPES[fmt]).raw_headers
+        return 200, self.cors.add_to(raw, origin), body, CUTOUT_ROUTE
 
 
 def _negotiates_raw(accept: bytes) -> bool:
@@ -209,13 +278,15 @@ def _resolve(state: ServerState, path: str) -> _Target | None:
                 return None
             ba = dataset.at(mip)
             ref = chunk_ref(ba, parts[5])
-            return _Target(ChunkReader.cache_key(ba, ref), ROUTE, _v1_headers(state, dataset, ba, ref))
+            return _Target(ChunkReader.cache_key(ba, ref), ROUTE, _v1_headers(state, dataset, ba, ref),
+                           _local_stat(ba, ref))
         slot = dataset.slot_of_key(parts[3])
         if slot is None or slot.array is None or not serves_decoded(slot.array):
             return None
         ba = slot.array
         ref = chunk_ref(ba, parts[4])
-        return _Target(ChunkReader.cache_key(ba, ref), FILE_ROUTE, _file_headers(state, dataset, ba, ref))
+        return _Target(ChunkReader.cache_key(ba, ref), FILE_ROUTE, _file_headers(state, dataset, ba, ref),
+                       _local_stat(ba, ref))
     except (ApiError, bc.BigArraysError):
         return None
 
@@ -240,6 +311,14 @@ def _file_headers(state: ServerState, dataset: Dataset, ba: bc.BigArray, ref: bc
         return headers, etag, OCTETS, length
 
     return make
+
+
+def _local_stat(ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[Sequence[object]], Sequence[Stamp | None]] | None:
+    """A stat of the chunk to run on the event loop, when its store is local (disk, memory)."""
+    store = ba.scale_io.store
+    if not store.threaded_io:
+        return None
+    return lambda keys: store.stat_many([ref.key])
 
 
 def _nbytes(ba: bc.BigArray, ref: bc.ChunkRef) -> int:

@@ -32,7 +32,7 @@ from bigarrays_core.array.source import ChunkSource, missing_chunk_error
 from bigarrays_core.codecs.paste import paste
 from bigarrays_core.kvstore import Stamp
 
-__all__ = ["CachedChunks", "ChunkReader", "body_view"]
+__all__ = ["CachedChunks", "ChunkReader", "HeldChunks", "body_view"]
 
 
 def body_view(arr: np.ndarray) -> memoryview:
@@ -90,6 +90,22 @@ class ChunkReader:
         keys, load, stat = self._io(ba, refs)
         return self.cache.get_many(keys, load, stat, known)
 
+    def held(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> dict[Hashable, Entry] | None:
+        """The cache entries of ``refs`` by cache key when every one is cached and fresh, or
+        (on a local disk or in memory, where a stat is a cheap local call) renewed by a stat
+        made now; None otherwise. Nothing is loaded: callable on the event loop."""
+        keys = [self.cache_key(ba, r) for r in refs]
+        entries = self.cache.fresh_many(keys)
+        if entries is None and ba.scale_io.store.threaded_io:
+            _, _, stat = self._io(ba, refs)
+            entries = self.cache.renew_many(keys, stat)
+        return None if entries is None else dict(zip(keys, entries, strict=True))
+
+    def read_held(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int],
+                  held: dict[Hashable, Entry]) -> np.ndarray:
+        """:meth:`read_box` from entries at hand (see :meth:`held`): pastes only, no I/O."""
+        return ba.read(box, channels, source=HeldChunks(self, ba, held))
+
     def read_box(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int],
                  known: Known | None = None) -> np.ndarray:
         """The voxels of ``box`` x ``channels`` as a Fortran-ordered 4-D array.
@@ -123,6 +139,30 @@ class CachedChunks(ChunkSource):
     def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
         entries = self.reader.chunks(self.ba, [p.ref for p in batch], self.known)
         for p, entry in zip(batch, entries, strict=True):
+            if entry.value is MISSING:
+                if not fill_missing:
+                    raise missing_chunk_error(self.io, p.ref)
+                out[p.target] = 0
+            else:
+                paste(out[p.target], entry.value[p.region])
+
+
+class HeldChunks(ChunkSource):
+    """The chunks of one read from cache entries already at hand (pasted; no cache, no store)."""
+
+    def __init__(self, reader: ChunkReader, ba: bc.BigArray, held: dict[Hashable, Entry]) -> None:
+        self.reader = reader
+        self.ba = ba
+        self.io = ba.scale_io
+        self.held = held
+
+    @property
+    def copies_only(self) -> bool:
+        return True
+
+    def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
+        for p in batch:
+            entry = self.held[self.reader.cache_key(self.ba, p.ref)]
             if entry.value is MISSING:
                 if not fill_missing:
                     raise missing_chunk_error(self.io, p.ref)

@@ -49,7 +49,7 @@ def _shape(dataset: Dataset) -> list[int] | None:
 
 
 @get_and_head(router, "/v1/datasets", summary="List the datasets", responses=responses(200, 304))
-def datasets(request: Request, state: StateDep) -> list[dict[str, Any]]:
+async def datasets(request: Request, state: StateDep) -> list[dict[str, Any]]:
     """Each dataset's name, shape, dtype and its Neuroglancer source URL; its storage URL
     (``url``) only when the server exposes storage URLs."""
     base = str(request.base_url).rstrip("/")
@@ -67,7 +67,7 @@ def datasets(request: Request, state: StateDep) -> list[dict[str, Any]]:
 
 @get_and_head(router, "/v1/{ds}/info", summary="A dataset's info, bounds and limits",
               responses=responses(200, 304, 404, 502))
-def info(ds: str, state: StateDep) -> dict[str, Any]:
+async def info(ds: str, state: StateDep) -> dict[str, Any]:
     """The precomputed ``info`` plus what clients need: bounds per mip, dtype, axes, limits,
     formats; a scale the server cannot read is listed with ``readable: false`` and its error."""
     d = state.datasets.get(ds)
@@ -88,11 +88,11 @@ def info(ds: str, state: StateDep) -> dict[str, Any]:
 
 
 @get_and_head(router, "/healthz", summary="Liveness", responses=responses(200, 304))
-def healthz(state: StateDep) -> JSONResponse:
+async def healthz(state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "datasets": state.datasets.names()})
 
 
 @router.get("/metrics", summary="Prometheus metrics of this worker", response_class=PlainTextResponse,
             responses=responses(200, 304))
-def metrics(state: StateDep) -> PlainTextResponse:
+async def metrics(state: StateDep) -> PlainTextResponse:
     return PlainTextResponse(render(state.metrics, state.cache), media_type="text/plain; version=0.0.4")

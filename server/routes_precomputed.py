@@ -59,7 +59,7 @@ OCTETS = "application/octet-stream"
 
 @get_and_head(router, "/precomputed/{ds}/info", summary="Precomputed info (Neuroglancer)",
               responses=responses(200, 304, 404))
-def precomputed_info(ds: Annotated[str, Path(description="a configured dataset name")],
+async def precomputed_info(ds: Annotated[str, Path(description="a configured dataset name")],
                      state: StateDep) -> JSONResponse:
     return JSONResponse(state.datasets.get(ds).raw_info, headers={"Cache-Control": "no-cache"})
 

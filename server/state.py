@@ -68,7 +68,8 @@ class ServerState:
                 self.cache.clear()
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    """The worker's state (a coroutine: FastAPI runs plain functions in its thread pool)."""
     state: ServerState = request.app.state.bigarrays
     return state
 
