@@ -26,6 +26,7 @@ from bigarrays_server.settings import Settings
 from bigarrays_server.state import ServerState
 from fastapi import FastAPI
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 import bigarrays_core as bc
 
@@ -37,6 +38,23 @@ Coordinates are absolute, half-open voxel coordinates of the chosen mip, axes (x
 bodies are little-endian with x fastest (Fortran order). Errors are JSON
 `{"error": code, "message": ..., "detail": {...}}`. See docs/server.md.
 """
+
+
+class BigArraysApp(FastAPI):
+    """FastAPI with the chunk fast path in front of everything (its own middleware stack
+    included): fresh cache hits are answered before any other layer runs."""
+
+    fast: ChunkFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast is not None and scope["type"] == "http":
+            await self.fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Everything but the fast path (what it falls through to)."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    app = FastAPI(title="bigarrays", version=bc.__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = BigArraysApp(title="bigarrays", version=bc.__version__, description=DESCRIPTION, lifespan=lifespan)
 
     def current_state() -> ServerState | None:
         state: ServerState | None = getattr(app.state, "bigarrays", None)
@@ -74,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AllowMiddleware, routes=lambda: routes)
     app.add_middleware(CorsMiddleware, policy=cors)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    # Outermost: cached chunks are answered before routing (same answers, see fastpath.py).
-    app.add_middleware(ChunkFastPath, cors=cors, metrics=metrics, state=current_state)
+    # Outermost, before FastAPI's own layers: fresh cached chunks and small cutouts are answered
+    # before routing (the same answers, see fastpath.py).
+    app.fast = ChunkFastPath(app.routed, cors=cors, metrics=metrics, state=current_state)
     return app

@@ -75,10 +75,20 @@ class Entry:
     checked: float
     #: The stamp may not tell a later write apart (see :data:`RACY_NS`).
     racy: bool = False
+    _view: memoryview | None = None
 
     @property
     def nbytes(self) -> int:
         return int(self.value.nbytes)
+
+    @property
+    def view(self) -> memoryview:
+        """The value's little-endian, x-fastest bytes (a view of the array, made once)."""
+        if self._view is None:
+            from bigarrays_server.reader import body_view
+
+            self._view = body_view(self.value)
+        return self._view
 
 
 @dataclass(frozen=True)

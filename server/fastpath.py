@@ -40,7 +40,7 @@ from bigarrays_server.datasets import Dataset
 from bigarrays_server.errors import ApiError
 from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
 from bigarrays_server.metrics import Metrics
-from bigarrays_server.reader import ChunkReader, body_view
+from bigarrays_server.reader import ChunkReader
 from bigarrays_server.responses import not_modified, whole_headers
 from bigarrays_server.routes_chunks import chunk_ref, decoded_chunk_headers
 from bigarrays_server.routes_cutout import INLINE_BYTES, cutout_headers, held_body
@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import bigarrays_core as bc
 from bigarrays_core.kvstore import Stamp
 
-__all__ = ["CUTOUT_ROUTE", "FILE_ROUTE", "ROUTE", "ChunkFastPath"]
+__all__ = ["CUTOUT_ROUTE", "FILE_ROUTE", "ROUTE", "Answer", "ChunkFastPath"]
 
 #: The route templates the fast path serves (and counts its requests under in /metrics).
 ROUTE: Final = "/v1/{ds}/chunks/{mip}/{chunk}"
@@ -68,11 +68,33 @@ _MAX_TARGETS: Final = 65536
 Headers = list[tuple[bytes, bytes]]
 
 
-class _Target:
-    """What one URL path resolves to: the chunk's cache key, its route, and how to make
-    its headers (kept for the stamp last seen)."""
+class Answer:
+    """One answer of the fast path: status, raw headers (CORS included), body, route template."""
 
-    __slots__ = ("cache_key", "make", "route", "stat", "stamp", "headers", "etag", "not_modified")
+    __slots__ = ("_lines", "body", "headers", "route", "status")
+
+    def __init__(self, status: int, headers: Headers, body: memoryview | bytes, route: str) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.route = route
+        self._lines: bytes | None = None
+
+    def header_lines(self) -> bytes:
+        """The headers as ``name: value\\r\\n`` lines, names in lower case (as uvicorn writes them)."""
+        if self._lines is None:
+            self._lines = b"".join(b"%s: %s\r\n" % (name.lower(), value) for name, value in self.headers)
+        return self._lines
+
+    def without_body(self) -> Answer:
+        return Answer(self.status, self.headers, b"", self.route)
+
+
+class _Target:
+    """What one URL path resolves to: the chunk's cache key, its route, how to make its
+    headers, and the answers made for the cache entry last seen (by origin)."""
+
+    __slots__ = ("answers", "cache_key", "entry", "etag", "headers", "length", "make", "media_type", "route", "stat")
 
     def __init__(self, cache_key: object, route: str,
                  make: Callable[[Stamp | None], tuple[dict[str, str], str, str, int]],
@@ -82,24 +104,42 @@ class _Target:
         self.make = make
         #: Stats the chunk on the event loop, for stores where that is a cheap local call.
         self.stat = stat
-        self.stamp: object = _UNSET
-        self.headers: Headers = []
+        self.entry: Entry | None = None
         self.etag = ""
-        self.not_modified: Headers = []
+        self.headers: dict[str, str] = {}
+        self.media_type = ""
+        self.length = 0
+        self.answers: dict[tuple[int, str | None], Answer] = {}
 
-    def headers_for(self, entry: Entry) -> None:
-        if entry.stamp == self.stamp:
-            return
-        headers, etag, media_type, length = self.make(entry.stamp)
-        whole = whole_headers(headers, etag, length, True)
-        # The route's own Response classes build the raw headers, so both send the same.
-        self.headers = Response(b"", headers=whole, media_type=media_type).raw_headers
-        self.not_modified = not_modified({**headers, "ETag": etag}).raw_headers
-        self.etag = etag
-        self.stamp = entry.stamp
+    def answer(self, entry: Entry, origin: str | None, if_none_match: str | None, cors: CorsPolicy) -> Answer | None:
+        """The 200 (or the 304 a matching ``If-None-Match`` gets) for ``entry``; None to fall through."""
+        if entry is not self.entry:
+            self.entry, self.answers = entry, {}
+            self.headers, self.etag, self.media_type, self.length = self.make(entry.stamp)
+        status = 200
+        if if_none_match is not None:
+            condition = precondition({"if-none-match": if_none_match}, self.etag)
+            if condition is not None and condition != 304:
+                return None
+            status = condition or 200
+        key = (status, origin if not cors.any_origin else None)
+        found = self.answers.get(key)
+        if found is None:
+            if len(self.answers) > 64:
+                self.answers.clear()
+            headers = self.headers
+            if status == 304:
+                raw = not_modified({**headers, "ETag": self.etag}).raw_headers
+                found = Answer(304, cors.add_to(raw, origin), b"", self.route)
+            else:
+                whole = whole_headers(headers, self.etag, self.length, True)
+                # The route's own Response classes build the raw headers, so both send the same.
+                raw = Response(b"", headers=whole, media_type=self.media_type).raw_headers
+                found = Answer(200, cors.add_to(raw, origin), entry.view, self.route)
+            self.answers[key] = found
+        return found
 
 
-_UNSET: Final = object()
 
 
 class ChunkFastPath:
@@ -126,44 +166,51 @@ class ChunkFastPath:
         self.state = state
         self._targets: dict[str, _Target | None] = {}
         self._version = -1
+        self._state: ServerState | None = None
+
+    def answer(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]]
+               ) -> Answer | None:
+        """The answer of a request the fast path answers (no body for HEAD); None to fall
+        through. Never blocks: no I/O but a local stat."""
+        state = self._state or self.state()
+        if state is None or method not in ("GET", "HEAD") or query not in _CUTOUT_QUERIES:
+            return None
+        self._state = state
+        answer = self._answer(path, query, headers, state) if query in _RAW_QUERIES else None
+        if answer is None and path.startswith("/v1/"):
+            answer = self._cutout(method, path, query, headers, state)
+        if answer is not None and method == "HEAD":
+            answer = answer.without_body()
+        return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = self.state() if scope["type"] == "http" else None
-        if state is not None and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _CUTOUT_QUERIES:
+        if scope["type"] == "http":
             start = time.perf_counter()
-            if scope["query_string"] in _RAW_QUERIES:
-                answer = self._answer(scope, state)
-            else:
-                answer = None
-            if answer is None and scope["path"].startswith("/v1/"):
-                answer = self._cutout(scope, state)
+            method = scope["method"]
+            answer = self.answer(method, scope["path"], scope["query_string"], scope["headers"])
             if answer is not None:
-                status, headers, body, route = answer
-                method = scope["method"]
-                if method == "HEAD":
-                    body = b""
                 sent_status, sent = 500, 0  # what MetricsMiddleware records when sending fails
                 try:
-                    await send({"type": "http.response.start", "status": status, "headers": headers})
-                    sent_status = status
-                    await send({"type": "http.response.body", "body": body})
-                    sent = len(body)
+                    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+                    sent_status = answer.status
+                    await send({"type": "http.response.body", "body": answer.body})
+                    sent = len(answer.body)
                 finally:
-                    self.metrics.observe(method, route, sent_status, time.perf_counter() - start, sent)
+                    self.metrics.observe(method, answer.route, sent_status, time.perf_counter() - start, sent)
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope, state: ServerState) -> tuple[int, Headers, memoryview | bytes, str] | None:
-        """(status, headers, body, route) for a fresh cache hit; None to fall through."""
-        path: str = scope["path"]
+    def _answer(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                state: ServerState) -> Answer | None:
+        """(status, headers, body, route) for a fresh cache hit of a chunk; None to fall through."""
         if path.startswith("/v1/"):
             if path.count("/") != 5 or path.split("/", 4)[3] != "chunks":
                 return None
-        elif not path.startswith("/precomputed/") or path.count("/") != 4 or not scope["query_string"] == b"":
+        elif not path.startswith("/precomputed/") or path.count("/") != 4 or query != b"":
             return None
         origin = None
         if_none_match = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"accept":
                 if path[1] == "v" and value not in _PLAIN_ACCEPTS and not _negotiates_raw(value):
                     return None
@@ -191,27 +238,20 @@ class ChunkFastPath:
             entry = state.cache.renew(target.cache_key, target.stat)
         if entry is None or entry.value is MISSING:
             return None
-        target.headers_for(entry)
-        if if_none_match is not None:
-            status = precondition({"if-none-match": if_none_match}, target.etag)
-            if status == 304:
-                return 304, self.cors.add_to(target.not_modified, origin), b"", target.route
-            if status is not None:
-                return None
-        return 200, self.cors.add_to(target.headers, origin), body_view(entry.value), target.route
+        return target.answer(entry, origin, if_none_match, self.cors)
 
-
-    def _cutout(self, scope: Scope, state: ServerState) -> tuple[int, Headers, memoryview | bytes, str] | None:
+    def _cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                state: ServerState) -> Answer | None:
         """(status, headers, body, route) of a small cutout whose chunks are all at hand in
         the cache (see :meth:`ChunkReader.held`), in plain bytes; None to fall through."""
-        parts = scope["path"].split("/")
+        parts = path.split("/")
         if len(parts) != 6 or parts[3] != "cutout":
             return None
         mip = _canonical_mip(parts[4])
         if mip is None:
             return None
         origin = accept = if_none_match = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"accept":
                 accept = value.decode("latin-1")
             elif name == b"accept-encoding":
@@ -223,7 +263,6 @@ class ChunkFastPath:
                 if_none_match = value.decode("latin-1")
             elif name in _FALL_THROUGH:
                 return None
-        query = scope["query_string"]
         try:
             dataset = state.datasets.get(parts[2])
             ba = dataset.at(mip)
@@ -240,17 +279,17 @@ class ChunkFastPath:
             return None
         stamps = [held[state.reader.cache_key(ba, r)].stamp for r in refs]
         prefix = npy_header(req.dtype, req.shape) if fmt == "npy" else b""
-        headers, etag = cutout_headers(dataset, ba, req, fmt, None, stamps, settings.cache_control,
-                                       len(prefix) + req.nbytes)
+        out, etag = cutout_headers(dataset, ba, req, fmt, None, stamps, settings.cache_control,
+                                   len(prefix) + req.nbytes)
         if if_none_match is not None:
             status = precondition({"if-none-match": if_none_match}, etag)
             if status == 304:
-                return 304, self.cors.add_to(not_modified(headers).raw_headers, origin), b"", CUTOUT_ROUTE
+                return Answer(304, self.cors.add_to(not_modified(out).raw_headers, origin), b"", CUTOUT_ROUTE)
             if status is not None:
                 return None
-        body = held_body(state, ba, req, prefix, held) if scope["method"] == "GET" else b""
-        raw = Response(b"", headers=headers, media_type=MEDIA_TYPES[fmt]).raw_headers
-        return 200, self.cors.add_to(raw, origin), body, CUTOUT_ROUTE
+        body = held_body(state, ba, req, prefix, held) if method == "GET" else b""
+        raw = Response(b"", headers=out, media_type=MEDIA_TYPES[fmt]).raw_headers
+        return Answer(200, self.cors.add_to(raw, origin), body, CUTOUT_ROUTE)
 
 
 def _negotiates_raw(accept: bytes) -> bool:

@@ -7,8 +7,9 @@ that never finishes its headers, or pauses forever in a PUT body, would stay ope
 and enough of them exhaust a worker. Here, per worker process:
 
 * **header timeout**: a request's head (request line and headers) must arrive within
-  ``header_timeout`` seconds of the connection (or of the request's first byte); else a 408
-  is sent (nothing, when the client sent nothing) and the connection closed;
+  ``header_timeout`` seconds of the connection (or of the first read that left it
+  incomplete); else a 408 is sent (nothing, when the client sent nothing) and the connection
+  closed;
 * **head size**: a head over ``max_header_bytes`` gets a 431 and the connection closed;
 * **body timeout**: a request body may pause at most ``body_timeout`` seconds between two
   reads (not while the server itself is not reading); else the connection is closed, and
@@ -17,16 +18,27 @@ and enough of them exhaust a worker. Here, per worker process:
   (``Retry-After: 1``) and is closed at once.
 
 The limits come from the ``BIGARRAYS_*`` settings of the process (as the app's do).
+
+**Direct answers.** A GET or HEAD without a body that the app's fast path answers (a fresh
+cached chunk, a small cutout of cached chunks: :mod:`bigarrays_server.fastpath`) is answered
+here, as soon as its head is parsed, with the fast path's own status, headers and body written
+as uvicorn writes them (its default ``date`` and ``server`` headers first): the same bytes,
+without an ASGI task, its messages and the middleware stack, which cost several times the
+answer itself. Anything else, and any request while an earlier answer of the connection is
+still being sent, goes to the app as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 __all__ = ["BoundedHttpProtocol", "Limits"]
 
@@ -71,6 +83,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_size = 0
         self._in_body = False
+        #: The request being parsed was answered directly (see :meth:`_answer_directly`).
+        self._answered = False
 
     # -- timers ----------------------------------------------------------------------------------
     def _arm(self, seconds: float, handler: Any) -> None:
@@ -123,17 +137,21 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._in_head and self._head_bytes > self._limits.max_header_bytes and not self.transport.is_closing():
-            self._refuse(_TOO_BIG)  # a head still incomplete after more bytes than any head may have
+        if self._in_head and not self.transport.is_closing():
+            if self._head_bytes > self._limits.max_header_bytes:
+                self._refuse(_TOO_BIG)  # a head still incomplete after more bytes than any head may have
+            elif self._timer is None:
+                # A head that did not arrive whole: from now on it has the header timeout to
+                # finish (heads that arrive whole, the usual case, never need a timer).
+                self._arm(self._limits.header_timeout, self._head_timed_out)
 
     # -- parser callbacks ------------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._unset_keepalive_if_required()  # a request pipelined behind one answered directly
         super().on_message_begin()
         self._in_head = True
         self._head_size = 0
         self._in_body = False
-        if self._timer is None:
-            self._arm(self._limits.header_timeout, self._head_timed_out)
 
     def on_url(self, url: bytes) -> None:
         self._head_size += len(url)
@@ -152,9 +170,50 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._head_size > self._limits.max_header_bytes:
             self._refuse(_TOO_BIG)
             return
+        if self._answer_directly():
+            return
         super().on_headers_complete()
         self._in_body = True
         self._arm(self._limits.body_timeout, self._body_timed_out)
+
+    def _answer_directly(self) -> bool:
+        """Answer the request whose head was just parsed from the app's fast path, if it has
+        one for it; True when answered (the request then takes no ASGI cycle)."""
+        fast = getattr(self.app, "fast", None)
+        if (fast is None or self.access_log or self.flow.write_paused or self.pipeline
+                or (self.cycle is not None and not self.cycle.response_complete)):
+            return False
+        method = self.parser.get_method()
+        if method not in (b"GET", b"HEAD"):
+            return False
+        for name, value in self.headers:
+            if name in (b"content-length", b"transfer-encoding", b"expect", b"upgrade") and value not in (b"0",):
+                return False
+        start = time.perf_counter()
+        parsed = httptools.parse_url(self.url)
+        raw_path = parsed.path.decode("ascii")
+        path = urllib.parse.unquote(raw_path) if "%" in raw_path else raw_path
+        answer = fast.answer(method.decode(), self.root_path + path, parsed.query or b"", self.headers)
+        if answer is None:
+            return False
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        head = [STATUS_LINE[answer.status]]
+        for name, value in self.server_state.default_headers:
+            head += [name.lower(), b": ", value, b"\r\n"]
+        head.append(answer.header_lines())
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head))
+        body = answer.body
+        if body:
+            self.transport.write(body)
+        fast.metrics.observe(method.decode(), answer.route, answer.status, time.perf_counter() - start, len(body))
+        self.server_state.total_requests += 1
+        self._answered = True
+        if not keep_alive:
+            self.transport.close()
+        return True
 
     def on_body(self, body: bytes) -> None:
         if self.transport.is_closing() and self.cycle is None:
@@ -166,6 +225,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._in_body = False
         self._disarm()
+        if self._answered:  # answered directly: no cycle; wait for the next request
+            self._answered = False
+            if not self.transport.is_closing():
+                self._unset_keepalive_if_required()
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
+                                                                    self.timeout_keep_alive_handler)
+            return
         if self.transport.is_closing() and self.cycle is None:
             return
         super().on_message_complete()

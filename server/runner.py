@@ -83,6 +83,7 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
         level = uv.get("log_level", "info")
         uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, loop="auto", http=PROTOCOL,
                     log_level=level, log_config=_log_config(level), access_log=uv.get("access_log", False),
+                    proxy_headers=False,  # no route uses the client's address
                     timeout_keep_alive=uv.get("timeout_keep_alive", 5))
     finally:
         for k, v in saved.items():
