@@ -61,7 +61,20 @@ URL, the number of attempts and the last error. A missing object (404) is a valu
 or credential errors (401, 403, ``AccessDenied``, ``InvalidAccessKeyId``,
 ``SignatureDoesNotMatch``, google-auth errors) raise :class:`StoragePermissionError` at once,
 and anything else raises :class:`StorageError` at once. A whole listing is bounded by
-``list_timeout``.
+``list_timeout``. A caller's deadline (:func:`bigarrays_core.kvstore.deadline.within`, set in
+the calling thread) bounds everything further: each attempt is cut to the time left, and no
+attempt starts (nor backoff sleeps) past it; then :class:`StorageTimeoutError`.
+
+Stamps
+------
+:meth:`FsspecStore.stat_many` asks for each object's metadata (S3 ``HeadObject``, the GCS
+object resource, an HTTP ``HEAD``, fsspec's ``info`` elsewhere), never its bytes: the stamp is
+its size, modification time and generation / ETag, and the encoding its suffix records (what
+a read reports). Where the metadata has neither a generation, an ETag nor a time, the value is
+read and digested instead (correct, not cheap). S3 ETags and GCS generations change with every
+write; an HTTP server that gives only ``Last-Modified`` (whole seconds) and a size cannot tell
+two writes of the same size in the same second apart (the server's cache treats such recent
+stamps as racy and reads again).
 """
 
 from __future__ import annotations
@@ -76,7 +89,10 @@ import os
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import asyncio  # noqa: E402
+import concurrent.futures  # noqa: E402
+import contextvars  # noqa: E402
 import functools  # noqa: E402
+import hashlib  # noqa: E402
 import inspect  # noqa: E402
 import random  # noqa: E402
 import threading  # noqa: E402
@@ -91,10 +107,12 @@ from bigarrays_core.errors import (  # noqa: E402
     StorageTimeoutError,
     UnknownSchemeError,
 )
+from bigarrays_core.kvstore import deadline  # noqa: E402
 from bigarrays_core.kvstore.base import (  # noqa: E402
     CONTENT_ENCODING_SUFFIX,
     ByteSpan,
     KVStore,
+    Stamp,
     Value,
     WriteOptions,
     check_key,
@@ -117,6 +135,9 @@ T = TypeVar("T")
 _SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
 _ENCODING_OF_SUFFIX = {suffix: encoding for encoding, suffix in CONTENT_ENCODING_SUFFIX.items()}
 _VARIANTS = ("", *_SUFFIXES)
+#: The caller's storage deadline (:mod:`bigarrays_core.kvstore.deadline`), carried onto the
+#: IO event loop: :meth:`FsspecStore._run` sets it around the tasks it starts.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("bigarrays_deadline", default=None)
 _GCS = frozenset({"gs", "gcs"})
 _S3 = frozenset({"s3", "s3a"})
 _HTTP = frozenset({"http", "https"})
@@ -417,29 +438,40 @@ class FsspecStore(KVStore):
     ) -> T | _Absent:
         """Run one request with the timeout and retry policy; ``_ABSENT`` if the object is missing."""
         limit = self.timeout if timeout is None else timeout
+        until = _DEADLINE.get()
         attempts = 0
+        last = ""
         while True:
             attempts += 1
+            left = deadline.remaining(until)
+            if left is not None and left <= 0:
+                raise StorageTimeoutError(f"cannot {action} {where}: the caller's deadline passed after {attempts - 1} "
+                                          f"attempt{'s' if attempts != 2 else ''}{last}")
+            this = limit if left is None else min(limit, left)
             try:
                 async with self._semaphore:
-                    return await asyncio.wait_for(make(), limit)
+                    return await asyncio.wait_for(make(), this)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # foreign errors are translated here, at the edge
-                pause = self._after_failure(exc, action, where, attempts, limit)
+                pause = self._after_failure(exc, action, where, attempts, this)
                 if pause is None:
                     return _ABSENT
-            await asyncio.sleep(pause)
+                last = f"; last error: {classify(exc).detail or type(exc).__name__}"
+            left = deadline.remaining(until)
+            await asyncio.sleep(pause if left is None else min(pause, left))
 
-    def _read_direct(self, key: str) -> Value | None:
+    def _read_direct(self, key: str, until: float | None = None) -> Value | None:
         """``key`` (or a suffixed variant) through obstore, in the calling thread, with the
-        retry policy; each attempt is bounded by obstore's client timeout."""
+        retry policy; each attempt is bounded by obstore's client timeout, and none starts
+        past the caller's deadline ``until``."""
         assert self._reader is not None
         for suffix in self._variants:
             name = key + suffix
             attempts = 0
             while True:
                 attempts += 1
+                deadline.check(f"read {self.describe(name)}", until)
                 try:
                     data = self._reader.get(name)
                     return None if data is None else Value(data, _ENCODING_OF_SUFFIX.get(suffix))
@@ -447,7 +479,8 @@ class FsspecStore(KVStore):
                     pause = self._after_failure(exc, "read", self.describe(name), attempts, self.timeout)
                     if pause is None:
                         break
-                time.sleep(pause)
+                left = deadline.remaining(until)
+                time.sleep(pause if left is None else min(pause, left))
         return None
 
     def _read_pool(self) -> ThreadPoolExecutor:
@@ -468,7 +501,10 @@ class FsspecStore(KVStore):
             return []
         import fsspec.asyn
 
+        until = deadline.current()
+
         async def gather() -> tuple[list[T] | None, Exception | None]:
+            _DEADLINE.set(until)  # the tasks below copy this context: their requests see the deadline
             tasks = [asyncio.ensure_future(job()) for job in jobs]
             try:
                 return list(await asyncio.gather(*tasks)), None
@@ -534,9 +570,14 @@ class FsspecStore(KVStore):
 
     def _iter_direct(self, keys: Sequence[str]) -> Iterator[Value | None]:
         pool = self._read_pool()
-        futures = [pool.submit(self._read_direct, k) for k in keys]
+        until = deadline.current()
+        futures = [pool.submit(self._read_direct, k, until) for k in keys]
         try:
-            for f in futures:
+            for k, f in zip(keys, futures):
+                # A blocked obstore request cannot be cut short: at the deadline the caller stops waiting.
+                done, _ = concurrent.futures.wait([f], timeout=deadline.remaining(until))
+                if not done:
+                    raise StorageTimeoutError(f"cannot read {self.describe(k)}: the caller's deadline passed")
                 yield f.result()
         finally:
             for f in futures:
@@ -557,6 +598,74 @@ class FsspecStore(KVStore):
             if out is not _ABSENT and not (isinstance(out, dict) and out.get("type") == "directory"):
                 return True
         return False
+
+    def _metadata(self, path: str) -> Callable[[], Awaitable[Any]]:
+        """A factory for the request that gives an object's metadata (not its bytes)."""
+        if self._async and self.protocol in _S3:
+            bucket, key, _ = self.fs.split_path(path)
+            return self._op("call_s3", "head_object", Bucket=bucket, Key=key)
+        if self._async and self.protocol in _GCS:
+            return self._op("get_object", path)
+        return self._op("info", path)
+
+    @staticmethod
+    def _stamp_of(meta: Any, suffix: str) -> Stamp | None:
+        """The stamp an object's metadata gives, or None when it names no version (no
+        generation, ETag or modification time)."""
+        if not isinstance(meta, dict):
+            return None
+        size = meta.get("ContentLength", meta.get("size"))
+        version = None
+        for field in ("VersionId", "generation", "ETag", "etag"):
+            if meta.get(field):
+                version = f"{field}:{meta[field]}"
+                break
+        mtime = meta.get("LastModified", meta.get("updated", meta.get("Last-Modified", meta.get("mtime"))))
+        mtime_ns = None
+        if mtime is not None:
+            import datetime
+            from email.utils import parsedate_to_datetime
+
+            try:
+                if isinstance(mtime, str):
+                    when = (datetime.datetime.fromisoformat(mtime.replace("Z", "+00:00")) if "T" in mtime
+                            else parsedate_to_datetime(mtime))
+                elif isinstance(mtime, (int, float)):
+                    when = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc)
+                else:
+                    when = mtime
+                mtime_ns = int(when.timestamp() * 1e9)
+            except (TypeError, ValueError, AttributeError):
+                mtime_ns = None
+        if version is None and mtime_ns is None:
+            return None
+        return Stamp(size=None if size is None else int(size), mtime_ns=mtime_ns, version=version,
+                     encoding=_ENCODING_OF_SUFFIX.get(suffix))
+
+    async def _stat_one(self, key: str) -> Stamp | None:
+        for suffix in self._variants:
+            path = self._path(key + suffix)
+            meta = await self._request("stat", self.describe(key + suffix), self._metadata(path))
+            if meta is _ABSENT or (isinstance(meta, dict) and meta.get("type") == "directory"):
+                continue
+            stamp = self._stamp_of(meta, suffix)
+            if stamp is not None:
+                return stamp
+            # No version in the metadata: the bytes themselves, digested (correct, not cheap).
+            data = await self._request("read", self.describe(key + suffix),
+                                       self._op("cat_file", path, **self._cat_kwargs))
+            if data is _ABSENT:
+                continue
+            digest = hashlib.blake2b(bytes(data), digest_size=16).hexdigest()  # type: ignore[arg-type]
+            return Stamp(size=len(data), version=f"blake2b:{digest}",  # type: ignore[arg-type]
+                         encoding=_ENCODING_OF_SUFFIX.get(suffix))
+        return None
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """The stamp of each key's stored value from its metadata (see "Stamps" above), in
+        order; ``None`` where the key and its variants are missing. Raises as :meth:`get_many`."""
+        keys = [check_key(k) for k in keys]
+        return self._run([functools.partial(self._stat_one, k) for k in keys])
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         """Whether each key (or, with ``suffix_fallback``, its ``.gz`` / ``.zstd`` variant) is

@@ -215,3 +215,26 @@ def test_values_in_the_answers_are_the_stored_ones(limited: tuple[LiveServer, st
     r = httpx.get(f"{server.url}/v1/v/cutout/0/128:192,128:192,0:64", headers={"Accept-Encoding": "identity"})
     assert r.status_code == 200 and set(r.content) == {5}
     np.testing.assert_array_equal(bc.open(url)[128:192, 128:192, 0:64, 0], np.full((64, 64, 64), 5, np.uint8))
+
+
+def test_a_put_to_a_hanging_store_answers_within_the_storage_timeout(s3_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.services import new_bucket_url
+
+    url = new_bucket_url("s3", s3_server.endpoint, "ds")
+    ba = bc.create(url, dtype="uint8", size=(64, 64, 64), chunk_size=(64, 64, 64))
+    ba[:, :, :] = 1
+    proxy = FaultProxy(s3_server.endpoint).start()
+    server = LiveServer({"s": url}, str(tmp_path / "server.log"), env={"AWS_ENDPOINT_URL": proxy.endpoint},
+                        args=["--storage-timeout", "2", "--write-token", TOKEN, "--cache-mb", "0"])
+    try:
+        proxy.set_plan(FaultPlan(mode="slow", fraction=1.0, delay=120))  # S3 clients wait 60 s per attempt
+        start = time.monotonic()
+        r = httpx.put(f"{server.url}/v1/s/cutout/0/0:64,0:64,0:64", content=bytes(64**3), timeout=60,
+                      headers={"Authorization": f"Bearer {TOKEN}"})
+        took = time.monotonic() - start
+        assert r.status_code == 504 and r.json()["error"] == "upstream_timeout", r.text
+        assert took < 8, f"the PUT's answer took {took:.1f} s"
+    finally:
+        server.stop()
+        proxy.set_plan(FaultPlan())
+        proxy.stop()
