@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from email.utils import formatdate
+from functools import lru_cache
 
 from bigarrays_core.kvstore import Stamp
 
@@ -48,7 +49,12 @@ def entity_tag(*parts: str | Iterable[str]) -> str:
 def last_modified(stamps: Iterable[Stamp | None]) -> str | None:
     """The newest ``mtime_ns`` of ``stamps`` as an HTTP date, None when none has one."""
     newest = max((s.mtime_ns for s in stamps if s is not None and s.mtime_ns is not None), default=None)
-    return None if newest is None else formatdate(newest / 1e9, usegmt=True)
+    return None if newest is None else _http_date(newest // 1_000_000_000)
+
+
+@lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return formatdate(seconds, usegmt=True)
 
 
 def _tags(header: str) -> list[str]:

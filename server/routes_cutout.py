@@ -85,8 +85,10 @@ def too_large(req: RequestBox, ba: bc.BigArray, limit: int) -> ApiError:
                        {"bbox": req.to_text(), "bytes": req.nbytes, "max_bytes": limit, "split": pieces_text})
 
 
-def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int | None) -> dict[str, str]:
-    """The headers that describe a decoded body of ``req`` (``length``: its Content-Length)."""
+def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int | None,
+                     chunks: int | None = None) -> dict[str, str]:
+    """The headers that describe a decoded body of ``req`` (``length``: its Content-Length;
+    ``chunks``: the number of chunks the box touches, when the caller has counted them)."""
     out = {
         "X-Bbox": req.to_text(),
         "X-Shape": ",".join(map(str, req.shape)),
@@ -94,7 +96,7 @@ def describe_headers(req: RequestBox, ba: bc.BigArray, fmt: str, length: int | N
         "X-Order": "F",
         "X-Axes": "x,y,z,c",
         "X-Mip": str(ba.mip),
-        "X-Chunks": str(chunk_count(ba, req.box)),
+        "X-Chunks": str(chunk_count(ba, req.box) if chunks is None else chunks),
     }
     if length is not None:
         out = {"Content-Length": str(length), **out}
@@ -167,10 +169,11 @@ async def get_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
 def cutout_headers(dataset: Dataset, ba: bc.BigArray, req: RequestBox, fmt: str, coding: str | None,
                    stamps: Sequence[Stamp | None], cache_control: str, length: int) -> tuple[dict[str, str], str]:
     """Every header of a cutout's whole answer in ``fmt`` and content ``coding`` (``length``:
-    the plain body's), and its entity tag. The fast path answers with the same."""
+    the plain body's; ``stamps``: one per chunk the box touches), and its entity tag. The
+    fast path answers with the same."""
     etag = entity_tag("cutout", dataset.info_tag, ba.key, req.to_text(), fmt, coding or "identity",
                       (stamp_text(s) for s in stamps))
-    headers = describe_headers(req, ba, fmt, None if coding else length)
+    headers = describe_headers(req, ba, fmt, None if coding else length, len(stamps))
     headers.update({"ETag": etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"})
     modified = last_modified(stamps)
     if modified:

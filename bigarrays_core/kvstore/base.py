@@ -108,8 +108,12 @@ class Stamp:
     def token(self) -> str:
         """A short, stable text naming this stamp (for HTTP ETags and cache keys): equal
         stamps give equal tokens, in every process and on every machine."""
-        text = f"{self.size}|{self.mtime_ns}|{self.version}|{self.encoding}"
-        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        cached: str | None = self.__dict__.get("_token")
+        if cached is None:
+            text = f"{self.size}|{self.mtime_ns}|{self.version}|{self.encoding}"
+            cached = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+            object.__setattr__(self, "_token", cached)  # made once: a stamp never changes
+        return cached
 
 
 class WriteOptions:
