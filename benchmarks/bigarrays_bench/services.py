@@ -168,7 +168,10 @@ def throttled_link(port: int, mb_per_s: float) -> Iterator[str]:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(pipe(client_r, up_w, False), pipe(up_r, client_w, True))
+        try:
+            await asyncio.gather(pipe(client_r, up_w, False), pipe(up_r, client_w, True))
+        except asyncio.CancelledError:
+            pass  # the link is being shut down
 
     async def start() -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -179,8 +182,18 @@ def throttled_link(port: int, mb_per_s: float) -> Iterator[str]:
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
     thread.start()
     ready.wait(10)
+    async def shutdown() -> None:
+        server = holder["server"]
+        server.close()  # type: ignore[attr-defined]
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     try:
         yield f"http://127.0.0.1:{holder['port']}"
     finally:
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        loop.close()
