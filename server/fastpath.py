@@ -355,7 +355,7 @@ def _file_headers(state: ServerState, dataset: Dataset, ba: bc.BigArray, ref: bc
 def _local_stat(ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[Sequence[object]], Sequence[Stamp | None]] | None:
     """A stat of the chunk to run on the event loop, when its store is local (disk, memory)."""
     store = ba.scale_io.store
-    if not store.threaded_io:
+    if not store.local_stat:
         return None
     return lambda keys: store.stat_many([ref.key])
 

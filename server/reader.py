@@ -96,7 +96,7 @@ class ChunkReader:
         made now; None otherwise. Nothing is loaded: callable on the event loop."""
         keys = [self.cache_key(ba, r) for r in refs]
         entries = self.cache.fresh_many(keys)
-        if entries is None and ba.scale_io.store.threaded_io:
+        if entries is None and ba.scale_io.store.local_stat:
             _, _, stat = self._io(ba, refs)
             entries = self.cache.renew_many(keys, stat)
         return None if entries is None else dict(zip(keys, entries, strict=True))

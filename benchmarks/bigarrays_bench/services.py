@@ -146,7 +146,7 @@ def throttled_link(port: int, mb_per_s: float) -> Iterator[str]:
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limited: bool) -> None:
         try:
             while True:
-                data = await reader.read(65536)
+                data = await reader.read(262144)  # coarse enough for asyncio's timer to hold the rate
                 if not data:
                     break
                 if limited:

@@ -150,6 +150,9 @@ class KVStore(ABC):
     #: True when the store is cheap to call from many threads (local disk, memory):
     #: readers then fetch in their worker threads instead of in one big batch.
     threaded_io: bool = True
+    #: True when :meth:`stat_many` is a local metadata call (no network request, no read), so
+    #: cheap enough to make where blocking must be brief (a server's event loop).
+    local_stat: bool = False
 
     def describe(self, key: str) -> str:
         """The full URL of ``key``, for messages."""

@@ -70,6 +70,8 @@ class LocalStore(KVStore):
         loss, not only a crashed process), at a cost in write speed.
     """
 
+    local_stat = True
+
     def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
         self.root = path_from_url(url)
         self.url = "file://" + self.root

@@ -26,6 +26,8 @@ class MemoryStore(KVStore):
     the store or by writing into the shared dict directly.
     """
 
+    local_stat = True
+
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
                  data: dict[str, bytes] | None = None) -> None:
         self.url = url.rstrip("/")

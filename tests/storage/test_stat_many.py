@@ -168,3 +168,8 @@ def test_the_stamp_records_the_content_encoding_a_read_reports(case: StoreCase) 
 def test_a_key_too_long_for_the_file_system_is_not_stored(tmp_path: object) -> None:
     store = LocalStore(str(tmp_path))
     assert store.stat("8_8_40/" + "9" * 5000) is None
+
+
+def test_only_local_stores_say_their_stat_is_local(case: StoreCase) -> None:
+    """``local_stat`` lets a server stat on its event loop: only where no request is made."""
+    assert case.store.local_stat == (case.kind in ("memory", "local"))
