@@ -1,7 +1,8 @@
 """Neuroglancer (the PyPI wheel's client) in headless Chromium renders datasets served by bigarrays.
 
 The page loads ``precomputed://http://127.0.0.1:PORT/precomputed/{ds}`` from a real
-``bigarrays serve`` process: once stored raw, once zstd-compressed (transcoded on the fly),
+``bigarrays serve`` process: once stored raw, once zstd-compressed (passed through with
+``Content-Encoding: zstd`` to the browser, which accepts it),
 once sharded as TensorStore writes it (Neuroglancer reads the shard files with byte ranges).
 The dataset is an x-gradient with y-stripes; the screenshot must show it, not a blank
 canvas. Skipped only when Chromium is absent and ``CI`` is not set.
