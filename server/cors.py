@@ -21,9 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["ALLOW_HEADERS", "ALLOW_METHODS", "EXPOSE_HEADERS", "CorsMiddleware", "CorsPolicy"]
 
 ALLOW_METHODS = "GET, HEAD, PUT, OPTIONS"
-ALLOW_HEADERS = "Accept, Accept-Encoding, Authorization, Content-Type, Range"
-EXPOSE_HEADERS = ("Content-Length, Content-Encoding, Content-Range, Content-Type, ETag, X-Bbox, X-Shape, "
-                  "X-Dtype, X-Order, X-Axes, X-Mip, X-Chunks, X-Encoding, X-Compression, X-Cache")
+ALLOW_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Type, Range, If-None-Match, If-Match, If-Range, "
+                 "Cache-Control")
+EXPOSE_HEADERS = ("Content-Length, Content-Encoding, Content-Range, Content-Type, Accept-Ranges, ETag, "
+                  "Last-Modified, X-Bbox, X-Shape, X-Dtype, X-Order, X-Axes, X-Mip, X-Chunks, X-Encoding, "
+                  "X-Compression, X-Content-Encoding, X-Image-Axes, X-Cache")
 
 _ALLOW = b"access-control-allow-origin"
 _EXPOSE = (b"access-control-expose-headers", EXPOSE_HEADERS.encode("latin-1"))
@@ -55,6 +57,23 @@ class CorsPolicy:
         return ((_ALLOW, allow.encode("latin-1")), _EXPOSE, (b"vary", b"Origin"))
 
 
+    def add_to(self, raw: list[tuple[bytes, bytes]], origin: str | None) -> list[tuple[bytes, bytes]]:
+        """``raw`` response headers with this policy's for ``origin`` (its ``Vary`` merged into
+        the response's own): what every answer gets, routed or from the fast path."""
+        extra = self.headers_for(origin)
+        if not extra:
+            return raw
+        out = [(k, v) for k, v in raw if k.lower() not in _REPLACED]
+        vary = [i for i, (k, _) in enumerate(out) if k.lower() == b"vary"]
+        for name, value in extra:
+            if name == b"vary" and vary:  # merge with the response's own Vary
+                k, v = out[vary[0]]
+                out[vary[0]] = (k, v + b", " + value)
+            else:
+                out.append((name, value))
+        return out
+
+
 class CorsMiddleware:
     """Add the CORS headers of ``policy`` to every HTTP response; answer preflights."""
 
@@ -83,19 +102,9 @@ class CorsMiddleware:
         if not allow:
             await self.app(scope, receive, send)
             return
-        extra = self.policy.headers_for(origin)
-
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED]
-                vary = [i for i, (k, _) in enumerate(raw) if k.lower() == b"vary"]
-                for name, value in extra:
-                    if name == b"vary" and vary:  # merge with the response's own Vary
-                        k, v = raw[vary[0]]
-                        raw[vary[0]] = (k, v + b", " + value)
-                    else:
-                        raw.append((name, value))
-                message = {**message, "headers": raw}
+                message = {**message, "headers": self.policy.add_to(list(message.get("headers", ())), origin)}
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -1,64 +1,149 @@
-"""The hot path: cached chunks answered in pure ASGI, without FastAPI's routing.
+"""The hot path: fresh cached chunks answered in pure ASGI, without FastAPI's routing.
 
-Owns: :class:`ChunkFastPath`, the outermost middleware of the app. It answers
-``GET``/``HEAD /v1/{ds}/chunks/{mip}/{chunk}`` in the raw format (no query string or
-``?format=raw``; no ``Accept`` or one that negotiates to raw) when the chunk is in the
-worker's cache: prebuilt headers, and the cached array itself as the body (a view, no
-copy). Everything else -- a cache miss, a malformed name, another format, another route,
-any error -- falls through to the FastAPI app, which is the reference for every answer.
-What the fast path sends is exactly what the chunk route would send for the same
-request: the same status, headers in the same order (the route's, then CORS from the
-same :class:`~bigarrays_server.cors.CorsPolicy`), body, cache hit count and metrics line.
+Owns: :class:`ChunkFastPath`, the outermost middleware of the app. It answers ``GET`` and
+``HEAD`` of
 
-Headers are built once per URL path (the first hit) and kept in a bounded table that
-holds no chunk data, so the cache's byte budget still bounds what a worker keeps.
+* ``/v1/{ds}/chunks/{mip}/{chunk}`` in the raw format (no query string or ``?format=raw``;
+  no ``Accept`` or one that negotiates to raw), and
+* ``/precomputed/{ds}/{scale key}/{chunk}`` of a scale whose chunk files are served from
+  the decoded-chunk cache (raw, no byte compression), and
+* ``/v1/{ds}/cutout/{mip}/{bbox}`` (raw or npy, plain bytes) of a box of at most
+  ``INLINE_BYTES`` whose chunks are all in the cache (the cutout is pasted right here),
+
+when the chunk is in the worker's cache and within its revalidation interval (or, for
+stores on local disk or in memory, its stamp checked there and then: one ``stat``): prebuilt
+headers, and the cached array itself as the body (a view, no copy); a matching
+``If-None-Match`` gets the 304. A request with ``Range``, ``If-Match`` or ``If-Range``, a
+cache miss or a stale entry, a malformed name, another format, another route, any error --
+all fall through to the FastAPI app, which is the reference for every answer. What the fast
+path sends is exactly what the route would send for the same request: the same status,
+headers in the same order (the route's, then CORS from the same
+:class:`~bigarrays_server.cors.CorsPolicy`), body, cache hit count and metrics line.
+
+What a path resolves to is kept in a bounded table that holds no chunk data (the cache's
+byte budget still bounds what a worker keeps), with the headers of the stamp last seen;
+it is dropped when a dataset is reopened.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
-from bigarrays_server.bbox import RequestBox
-from bigarrays_server.cache import MISSING
+from bigarrays_server.bbox import parse_bbox
+from bigarrays_server.cache import MISSING, Entry
+from bigarrays_server.conditional import precondition
+from bigarrays_server.content_coding import choose
 from bigarrays_server.cors import CorsPolicy
+from bigarrays_server.datasets import Dataset
 from bigarrays_server.errors import ApiError
-from bigarrays_server.formats import MEDIA_TYPES, negotiate
+from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
 from bigarrays_server.metrics import Metrics
-from bigarrays_server.reader import ChunkReader, body_view
-from bigarrays_server.routes_chunks import chunk_ref
-from bigarrays_server.routes_cutout import describe_headers
+from bigarrays_server.reader import ChunkReader
+from bigarrays_server.responses import not_modified, whole_headers
+from bigarrays_server.routes_chunks import chunk_ref, decoded_chunk_headers
+from bigarrays_server.routes_cutout import INLINE_BYTES, cutout_headers, held_body
+from bigarrays_server.routes_precomputed import OCTETS, decoded_file_headers, serves_decoded
 from bigarrays_server.state import ServerState
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import bigarrays_core as bc
+from bigarrays_core.kvstore import Stamp
 
-__all__ = ["ROUTE", "ChunkFastPath"]
+__all__ = ["CUTOUT_ROUTE", "FILE_ROUTE", "ROUTE", "Answer", "ChunkFastPath"]
 
-#: The route template the fast path serves (and counts its requests under in /metrics).
+#: The route templates the fast path serves (and counts its requests under in /metrics).
 ROUTE: Final = "/v1/{ds}/chunks/{mip}/{chunk}"
+FILE_ROUTE: Final = "/precomputed/{ds}/{path:path}"
 _RAW_QUERIES: Final = frozenset({b"", b"format=raw"})
+_CUTOUT_QUERIES: Final = frozenset({b"", b"format=raw", b"format=npy"})
+CUTOUT_ROUTE: Final = "/v1/{ds}/cutout/{mip}/{bbox}"
 _PLAIN_ACCEPTS: Final = frozenset({b"*/*", b"application/octet-stream"})
+#: Request headers that make an answer something other than a whole 200 or a 304.
+_FALL_THROUGH: Final = frozenset({b"range", b"if-match", b"if-range"})
 _MAX_TARGETS: Final = 65536
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Answer:
+    """One answer of the fast path: status, raw headers (CORS included), body, route template."""
+
+    __slots__ = ("_lines", "body", "headers", "route", "status")
+
+    def __init__(self, status: int, headers: Headers, body: memoryview | bytes, route: str) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.route = route
+        self._lines: bytes | None = None
+
+    def header_lines(self) -> bytes:
+        """The headers as ``name: value\\r\\n`` lines, names in lower case (as uvicorn writes them)."""
+        if self._lines is None:
+            self._lines = b"".join(b"%s: %s\r\n" % (name.lower(), value) for name, value in self.headers)
+        return self._lines
+
+    def without_body(self) -> Answer:
+        return Answer(self.status, self.headers, b"", self.route)
 
 
 class _Target:
-    """What one URL path resolves to: the chunk's cache key and its response headers."""
+    """What one URL path resolves to: the chunk's cache key, its route, how to make its
+    headers, and the answers made for the cache entry last seen (by origin)."""
 
-    __slots__ = ("cache_key", "headers")
+    __slots__ = ("answers", "cache_key", "entry", "etag", "headers", "length", "make", "media_type", "route", "stat")
 
-    def __init__(self, cache_key: object, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, cache_key: object, route: str,
+                 make: Callable[[Stamp | None], tuple[dict[str, str], str, str, int]],
+                 stat: Callable[[Sequence[object]], Sequence[Stamp | None]] | None) -> None:
         self.cache_key = cache_key
-        self.headers = headers
+        self.route = route
+        self.make = make
+        #: Stats the chunk on the event loop, for stores where that is a cheap local call.
+        self.stat = stat
+        self.entry: Entry | None = None
+        self.etag = ""
+        self.headers: dict[str, str] = {}
+        self.media_type = ""
+        self.length = 0
+        self.answers: dict[tuple[int, str | None], Answer] = {}
+
+    def answer(self, entry: Entry, origin: str | None, if_none_match: str | None, cors: CorsPolicy) -> Answer | None:
+        """The 200 (or the 304 a matching ``If-None-Match`` gets) for ``entry``; None to fall through."""
+        if entry is not self.entry:
+            self.entry, self.answers = entry, {}
+            self.headers, self.etag, self.media_type, self.length = self.make(entry.stamp)
+        status = 200
+        if if_none_match is not None:
+            condition = precondition({"if-none-match": if_none_match}, self.etag)
+            if condition is not None and condition != 304:
+                return None
+            status = condition or 200
+        key = (status, origin if not cors.any_origin else None)
+        found = self.answers.get(key)
+        if found is None:
+            if len(self.answers) > 64:
+                self.answers.clear()
+            headers = self.headers
+            if status == 304:
+                raw = not_modified({**headers, "ETag": self.etag}).raw_headers
+                found = Answer(304, cors.add_to(raw, origin), b"", self.route)
+            else:
+                whole = whole_headers(headers, self.etag, self.length, True)
+                # The route's own Response classes build the raw headers, so both send the same.
+                raw = Response(b"", headers=whole, media_type=self.media_type).raw_headers
+                found = Answer(200, cors.add_to(raw, origin), entry.view, self.route)
+            self.answers[key] = found
+        return found
+
+
 
 
 class ChunkFastPath:
-    """Answer cache hits of the chunk route directly; pass everything else to ``app``.
-
-    Being the outermost layer, it also lets the worker notice other workers' writes
-    (:meth:`ServerState.observe_writes`) before any request reads the cache.
+    """Answer fresh cache hits of the chunk routes directly; pass everything else to ``app``.
 
     Parameters
     ----------
@@ -80,56 +165,131 @@ class ChunkFastPath:
         self.metrics = metrics
         self.state = state
         self._targets: dict[str, _Target | None] = {}
+        self._version = -1
+        self._state: ServerState | None = None
+
+    def answer(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]]
+               ) -> Answer | None:
+        """The answer of a request the fast path answers (no body for HEAD); None to fall
+        through. Never blocks: no I/O but a local stat."""
+        state = self._state or self.state()
+        if state is None or method not in ("GET", "HEAD") or query not in _CUTOUT_QUERIES:
+            return None
+        self._state = state
+        answer = self._answer(path, query, headers, state) if query in _RAW_QUERIES else None
+        if answer is None and path.startswith("/v1/"):
+            answer = self._cutout(method, path, query, headers, state)
+        if answer is not None and method == "HEAD":
+            answer = answer.without_body()
+        return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = self.state() if scope["type"] == "http" else None
-        if state is not None:
-            state.observe_writes()  # another worker's write empties this worker's cache first
-        if state is not None and scope["method"] in ("GET", "HEAD") and scope["query_string"] in _RAW_QUERIES:
+        if scope["type"] == "http":
             start = time.perf_counter()
-            answer = self._answer(scope, state)
+            method = scope["method"]
+            answer = self.answer(method, scope["path"], scope["query_string"], scope["headers"])
             if answer is not None:
-                headers, body = answer
-                method = scope["method"]
-                if method == "HEAD":
-                    body = b""
-                status, sent = 500, 0  # what MetricsMiddleware records when sending fails
+                sent_status, sent = 500, 0  # what MetricsMiddleware records when sending fails
                 try:
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    status = 200
-                    await send({"type": "http.response.body", "body": body})
-                    sent = len(body)
+                    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+                    sent_status = answer.status
+                    await send({"type": "http.response.body", "body": answer.body})
+                    sent = len(answer.body)
                 finally:
-                    self.metrics.observe(method, ROUTE, status, time.perf_counter() - start, sent)
+                    self.metrics.observe(method, answer.route, sent_status, time.perf_counter() - start, sent)
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope, state: ServerState) -> tuple[list[tuple[bytes, bytes]], memoryview | bytes] | None:
-        """(headers, body) for a cache hit of the chunk route; None to fall through."""
-        path: str = scope["path"]
-        if not path.startswith("/v1/") or path.count("/") != 5 or path.split("/", 4)[3] != "chunks":
+    def _answer(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                state: ServerState) -> Answer | None:
+        """(status, headers, body, route) for a fresh cache hit of a chunk; None to fall through."""
+        if path.startswith("/v1/"):
+            if path.count("/") != 5 or path.split("/", 4)[3] != "chunks":
+                return None
+        elif not path.startswith("/precomputed/") or path.count("/") != 4 or query != b"":
             return None
         origin = None
-        for name, value in scope["headers"]:
+        if_none_match = None
+        for name, value in headers:
             if name == b"accept":
-                if value not in _PLAIN_ACCEPTS and not _negotiates_raw(value):
+                if path[1] == "v" and value not in _PLAIN_ACCEPTS and not _negotiates_raw(value):
                     return None
             elif name == b"origin" and origin is None:
                 origin = value.decode("latin-1")
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name in _FALL_THROUGH:
+                return None
+        if state.datasets.version != self._version:
+            self._targets.clear()  # a dataset was reopened: resolve paths afresh
+            self._version = state.datasets.version
         target = self._targets.get(path)
         if target is None:
             if path in self._targets:
-                return None  # known not to be a chunk of this server
+                return None  # known not to be a chunk the fast path serves
             target = _resolve(state, path)
             if len(self._targets) >= _MAX_TARGETS:
                 self._targets.clear()
             self._targets[path] = target
             if target is None:
                 return None
-        arr = state.cache.peek(target.cache_key)
-        if arr is None or arr is MISSING:
+        entry = state.cache.fresh(target.cache_key)
+        if entry is None and target.stat is not None:  # stale: a local stat is cheap enough to make here
+            entry = state.cache.renew(target.cache_key, target.stat)
+        if entry is None or entry.value is MISSING:
             return None
-        return target.headers + list(self.cors.headers_for(origin)), body_view(arr)
+        return target.answer(entry, origin, if_none_match, self.cors)
+
+    def _cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                state: ServerState) -> Answer | None:
+        """(status, headers, body, route) of a small cutout whose chunks are all at hand in
+        the cache (see :meth:`ChunkReader.held`), in plain bytes; None to fall through."""
+        parts = path.split("/")
+        if len(parts) != 6 or parts[3] != "cutout":
+            return None
+        mip = _canonical_mip(parts[4])
+        if mip is None:
+            return None
+        origin = accept = if_none_match = None
+        for name, value in headers:
+            if name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                if choose(value.decode("latin-1")) is not None:
+                    return None  # a content coding: the route compresses
+            elif name == b"origin" and origin is None:
+                origin = value.decode("latin-1")
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name in _FALL_THROUGH:
+                return None
+        try:
+            dataset = state.datasets.get(parts[2])
+            ba = dataset.at(mip)
+            req = parse_bbox(parts[5], ba)
+            fmt = negotiate(query[len(b"format="):].decode() if query else None, accept)
+        except (ApiError, bc.BigArraysError):
+            return None
+        settings = state.settings
+        if req.nbytes > min(INLINE_BYTES, settings.max_cutout_bytes):
+            return None
+        refs = ba.chunks(req.box)
+        held = state.reader.held(ba, refs)
+        if held is None:
+            return None
+        stamps = [held[state.reader.cache_key(ba, r)].stamp for r in refs]
+        prefix = npy_header(req.dtype, req.shape) if fmt == "npy" else b""
+        out, etag = cutout_headers(dataset, ba, req, fmt, None, stamps, settings.cache_control,
+                                   len(prefix) + req.nbytes)
+        if if_none_match is not None:
+            status = precondition({"if-none-match": if_none_match}, etag)
+            if status == 304:
+                return Answer(304, self.cors.add_to(not_modified(out).raw_headers, origin), b"", CUTOUT_ROUTE)
+            if status is not None:
+                return None
+        body = held_body(state, ba, req, prefix, held) if method == "GET" else b""
+        raw = Response(b"", headers=out, media_type=MEDIA_TYPES[fmt]).raw_headers
+        return Answer(200, self.cors.add_to(raw, origin), body, CUTOUT_ROUTE)
 
 
 def _negotiates_raw(accept: bytes) -> bool:
@@ -139,20 +299,67 @@ def _negotiates_raw(accept: bytes) -> bool:
         return False
 
 
-def _resolve(state: ServerState, path: str) -> _Target | None:
-    """The target of ``/v1/{ds}/chunks/{mip}/{chunk}``, or None for any other (or bad) path."""
-    parts = path.split("/")
-    mip = parts[4] if len(parts) == 6 and parts[3] == "chunks" else ""
+def _canonical_mip(text: str) -> int | None:
     # Only the canonical spelling of a mip (and none too long to be one).
-    if not (mip.isascii() and mip.isdigit()) or len(mip) > 9 or str(int(mip)) != mip:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or str(int(text)) != text:
         return None
+    return int(text)
+
+
+def _resolve(state: ServerState, path: str) -> _Target | None:
+    """The target of a chunk path the fast path serves, or None for any other (or bad) path."""
+    parts = path.split("/")
     try:
-        ba = state.datasets.get(parts[2]).at(int(mip))
-        ref = chunk_ref(ba, parts[5])
+        dataset = state.datasets.get(parts[2])
+        if parts[1] == "v1":
+            mip = _canonical_mip(parts[4])
+            if mip is None:
+                return None
+            ba = dataset.at(mip)
+            ref = chunk_ref(ba, parts[5])
+            return _Target(ChunkReader.cache_key(ba, ref), ROUTE, _v1_headers(state, dataset, ba, ref),
+                           _local_stat(ba, ref))
+        slot = dataset.slot_of_key(parts[3])
+        if slot is None or slot.array is None or not serves_decoded(slot.array):
+            return None
+        ba = slot.array
+        ref = chunk_ref(ba, parts[4])
+        return _Target(ChunkReader.cache_key(ba, ref), FILE_ROUTE, _file_headers(state, dataset, ba, ref),
+                       _local_stat(ba, ref))
     except (ApiError, bc.BigArraysError):
         return None
-    req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
-    # The headers the chunk route sends, built by the same code and the same Response class.
-    route_headers = Response(b"", headers=describe_headers(req, ba, "raw", req.nbytes),
-                             media_type=MEDIA_TYPES["raw"]).raw_headers
-    return _Target(ChunkReader.cache_key(ba, ref), route_headers)
+
+
+def _v1_headers(state: ServerState, dataset: Dataset, ba: bc.BigArray, ref: bc.ChunkRef
+                ) -> Callable[[Stamp | None], tuple[dict[str, str], str, str, int]]:
+    length = _nbytes(ba, ref)
+
+    def make(stamp: Stamp | None) -> tuple[dict[str, str], str, str, int]:
+        headers, etag = decoded_chunk_headers(dataset, ba, ref, "raw", stamp, state.settings.cache_control)
+        return headers, etag, MEDIA_TYPES["raw"], length
+
+    return make
+
+
+def _file_headers(state: ServerState, dataset: Dataset, ba: bc.BigArray, ref: bc.ChunkRef
+                  ) -> Callable[[Stamp | None], tuple[dict[str, str], str, str, int]]:
+    length = _nbytes(ba, ref)
+
+    def make(stamp: Stamp | None) -> tuple[dict[str, str], str, str, int]:
+        headers, etag = decoded_file_headers(dataset, ref.key, stamp, state.settings.cache_control)
+        return headers, etag, OCTETS, length
+
+    return make
+
+
+def _local_stat(ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[Sequence[object]], Sequence[Stamp | None]] | None:
+    """A stat of the chunk to run on the event loop, when its store is local (disk, memory)."""
+    store = ba.scale_io.store
+    if not store.local_stat:
+        return None
+    return lambda keys: store.stat_many([ref.key])
+
+
+def _nbytes(ba: bc.BigArray, ref: bc.ChunkRef) -> int:
+    x, y, z = ref.box.shape
+    return x * y * z * ba.num_channels * ba.dtype.itemsize

@@ -1,32 +1,38 @@
-"""Reading decoded chunks and boxes through the per-worker :class:`ChunkCache`.
+"""Reading decoded chunks, their stamps and boxes through the per-worker :class:`ChunkCache`.
 
-Owns: :class:`ChunkReader` (the cache-backed chunk loader the cutout, chunk and
+Owns: :class:`ChunkReader` (the cache-backed chunk loader the cutout, chunk, image and
 precomputed routes share), :class:`CachedChunks` (the chunk source that plugs the cache into
 the core's one read loop, ``BigArray.read(..., source=...)``) and :func:`body_view`, the
 wire bytes of an array without a copy.
+
+Chunk data goes through ``ba.scale_io.store``, the scale's *chunk store* (chunk keys for
+sharded and unsharded scales alike): values with ``iter_values``, stamps with
+``stat_many``. Before a chunk is read its stamp is taken (:meth:`ChunkReader.stamps`, which
+a route calls first to make its entity tag), so a cached value is never older than its
+stamp and the tag never newer than the body (see :mod:`bigarrays_server.cache`).
 
 Cached chunks are Fortran-contiguous and read-only, so a chunk's response body is a view
 of the cached array itself (no copy per request). With a zero cache budget, boxes are read
 by the core's own source (decoding straight into the output): nothing would be kept, so
 the cache would only add work.
 
-Everything here but :func:`body_view` blocks: the routes call it through ``anyio.to_thread``.
+Everything here but :func:`body_view` blocks: the routes call it through worker threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
 
 import numpy as np
-from bigarrays_server.cache import MISSING, ChunkCache
+from bigarrays_server.cache import MISSING, ChunkCache, Entry, Known, Loader, Stater
 
 import bigarrays_core as bc
 from bigarrays_core.array.plan import ChunkProjection
 from bigarrays_core.array.source import ChunkSource, missing_chunk_error
 from bigarrays_core.kernels.paste import paste
+from bigarrays_core.kvstore import Stamp
 
-__all__ = ["CachedChunks", "ChunkReader", "body_view"]
+__all__ = ["CachedChunks", "ChunkReader", "HeldChunks", "body_view"]
 
 
 def body_view(arr: np.ndarray) -> memoryview:
@@ -43,27 +49,65 @@ def body_view(arr: np.ndarray) -> memoryview:
 
 
 class ChunkReader:
-    """Decoded chunks and assembled boxes of any BigArray, through one cache."""
+    """Decoded chunks, their stamps and assembled boxes of any BigArray, through one cache."""
 
     def __init__(self, cache: ChunkCache) -> None:
         self.cache = cache
 
     @staticmethod
     def cache_key(ba: bc.BigArray, ref: bc.ChunkRef) -> Hashable:
-        return ba.store.describe(ref.key)
+        return ba.scale_io.store.describe(ref.key)
 
-    def chunks(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> list[Any]:
-        """The decoded ``(x, y, z, c)`` array of each chunk (read-only), or :data:`MISSING`."""
-        by_key = {self.cache_key(ba, r): r for r in refs}
+    def _io(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> tuple[list[Hashable], Loader, Stater]:
+        """Cache keys of ``refs``, and the loader and stater of those keys."""
+        keys = [self.cache_key(ba, r) for r in refs]
+        by_key = dict(zip(keys, refs, strict=True))
+        store = ba.scale_io.store
 
-        def load(keys: Sequence[Hashable]) -> list[Any]:
-            arrays = ba.load_chunks([by_key[k] for k in keys])
+        def load(wanted: Sequence[Hashable]) -> list[object]:
+            arrays = ba.load_chunks([by_key[k] for k in wanted])
             # Fortran-contiguous, so body_view() sends the cached array without a copy.
             return [MISSING if arr is None else arr for arr in arrays]
 
-        return self.cache.get_many([self.cache_key(ba, r) for r in refs], load)
+        def stat(wanted: Sequence[Hashable]) -> Sequence[Stamp | None]:
+            return store.stat_many([by_key[k].key for k in wanted])
 
-    def read_box(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int]) -> np.ndarray:
+        return keys, load, stat
+
+    def stamps(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> tuple[list[Stamp | None], Known]:
+        """The current stamp of each chunk (as of at most the revalidation interval ago;
+        None: not stored), and those just taken, to hand to a read that follows."""
+        if not refs:
+            return [], Known({}, 0.0)
+        keys, _, stat = self._io(ba, refs)
+        return self.cache.stamps(keys, stat)
+
+    def chunks(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef], known: Known | None = None) -> list[Entry]:
+        """The cache entry of each chunk: its decoded ``(x, y, z, c)`` array (read-only) or
+        :data:`MISSING`, and its stamp."""
+        if not refs:
+            return []
+        keys, load, stat = self._io(ba, refs)
+        return self.cache.get_many(keys, load, stat, known)
+
+    def held(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> dict[Hashable, Entry] | None:
+        """The cache entries of ``refs`` by cache key when every one is cached and fresh, or
+        (on a local disk or in memory, where a stat is a cheap local call) renewed by a stat
+        made now; None otherwise. Nothing is loaded: callable on the event loop."""
+        keys = [self.cache_key(ba, r) for r in refs]
+        entries = self.cache.fresh_many(keys)
+        if entries is None and ba.scale_io.store.local_stat:
+            _, _, stat = self._io(ba, refs)
+            entries = self.cache.renew_many(keys, stat)
+        return None if entries is None else dict(zip(keys, entries, strict=True))
+
+    def read_held(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int],
+                  held: dict[Hashable, Entry]) -> np.ndarray:
+        """:meth:`read_box` from entries at hand (see :meth:`held`): pastes only, no I/O."""
+        return ba.read(box, channels, source=HeldChunks(self, ba, held))
+
+    def read_box(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int],
+                 known: Known | None = None) -> np.ndarray:
         """The voxels of ``box`` x ``channels`` as a Fortran-ordered 4-D array.
 
         Voxels outside the volume and in missing chunks are 0 (or an error, as the
@@ -72,7 +116,7 @@ class ChunkReader:
         """
         if not self.cache.max_bytes:
             return ba.read(box, channels)
-        return ba.read(box, channels, source=CachedChunks(self, ba))
+        return ba.read(box, channels, source=CachedChunks(self, ba, known))
 
     def invalidate(self, ba: bc.BigArray, box: bc.Box) -> None:
         """Forget every cached chunk of ``ba`` that ``box`` touches."""
@@ -82,21 +126,46 @@ class ChunkReader:
 class CachedChunks(ChunkSource):
     """The chunks of one BigArray through a :class:`ChunkReader`'s cache (pasted, not decoded)."""
 
-    def __init__(self, reader: ChunkReader, ba: bc.BigArray) -> None:
+    def __init__(self, reader: ChunkReader, ba: bc.BigArray, known: Known | None = None) -> None:
         self.reader = reader
         self.ba = ba
         self.io = ba.scale_io
+        self.known = known
 
     @property
     def copies_only(self) -> bool:
         return True
 
     def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
-        arrays = self.reader.chunks(self.ba, [p.ref for p in batch])
-        for p, arr in zip(batch, arrays, strict=True):
-            if arr is MISSING:
+        entries = self.reader.chunks(self.ba, [p.ref for p in batch], self.known)
+        for p, entry in zip(batch, entries, strict=True):
+            if entry.value is MISSING:
                 if not fill_missing:
                     raise missing_chunk_error(self.io, p.ref)
                 out[p.target] = 0
             else:
-                paste(out[p.target], arr[p.region])
+                paste(out[p.target], entry.value[p.region])
+
+
+class HeldChunks(ChunkSource):
+    """The chunks of one read from cache entries already at hand (pasted; no cache, no store)."""
+
+    def __init__(self, reader: ChunkReader, ba: bc.BigArray, held: dict[Hashable, Entry]) -> None:
+        self.reader = reader
+        self.ba = ba
+        self.io = ba.scale_io
+        self.held = held
+
+    @property
+    def copies_only(self) -> bool:
+        return True
+
+    def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
+        for p in batch:
+            entry = self.held[self.reader.cache_key(self.ba, p.ref)]
+            if entry.value is MISSING:
+                if not fill_missing:
+                    raise missing_chunk_error(self.io, p.ref)
+                out[p.target] = 0
+            else:
+                paste(out[p.target], entry.value[p.region])

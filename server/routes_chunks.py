@@ -4,21 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from bigarrays_server.bbox import RequestBox, check_numbers, parse_bbox
 from bigarrays_server.cache import MISSING
+from bigarrays_server.conditional import entity_tag, last_modified, stamp_text
+from bigarrays_server.datasets import Dataset
 from bigarrays_server.errors import ApiError
 from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
+from bigarrays_server.openapi import ERRORS_READ, RANGE_HEADERS, binary_content, responses
 from bigarrays_server.reader import body_view
-from bigarrays_server.routes_cutout import BBOX_DOC, DsParam, MipParam, chunk_count, describe_headers
+from bigarrays_server.responses import answer_conditions, body_response
+from bigarrays_server.routes_cutout import (
+    BBOX_DOC,
+    BBOX_PATTERN,
+    CHUNK_PATTERN,
+    DsParam,
+    MipParam,
+    chunk_count,
+    describe_headers,
+)
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import StateDep
+from bigarrays_server.storage_calls import run_storage
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 import bigarrays_core as bc
 from bigarrays_core.geometry import split_box
 from bigarrays_core.geometry.grid import parse_chunk_name
+from bigarrays_core.kvstore import Stamp
+from bigarrays_core.kvstore.base import Value
 
 __all__ = ["router"]
 
@@ -43,9 +57,11 @@ def plan_split(box: bc.Box, grid: bc.ChunkGrid, limit: int) -> list[bc.Box] | No
                    tuple(o[i] + p.stop[i] * c[i] for i in range(3))).intersect(box) for p in pieces]
 
 
-@get_and_head(router, "/v1/{ds}/chunks/{mip}", summary="The chunks covering a box")
+@get_and_head(router, "/v1/{ds}/chunks/{mip}", summary="The chunks covering a box",
+              responses=responses(200, 304, 400, 404, 413, 502, 504))
 async def plan(state: StateDep, ds: DsParam, mip: MipParam,
-               bbox: Annotated[str | None, Query(description=BBOX_DOC)] = None) -> dict[str, Any]:
+               bbox: Annotated[str | None, Query(description=BBOX_DOC, json_schema_extra={"pattern": BBOX_PATTERN})
+                               ] = None) -> dict[str, Any]:
     """Each chunk the box touches (the whole volume by default): key, name, grid cell, box, exists."""
     ba = state.datasets.get(ds).at(mip)
     box = ba.bounds if bbox is None else parse_bbox(bbox, ba).box
@@ -58,7 +74,8 @@ async def plan(state: StateDep, ds: DsParam, mip: MipParam,
                            "split": None if split is None else [b.to_colon() for b in split]})
     refs = ba.chunks(box)
     chunk_store = ba.scale_io.store  # chunk keys, for sharded scales too
-    exists = await anyio.to_thread.run_sync(chunk_store.exists_many, [r.key for r in refs]) if refs else []
+    exists = await run_storage(state.settings.storage_timeout, f"listing the chunks of {box.to_colon()}",
+                               chunk_store.exists_many, [r.key for r in refs]) if refs else []
     return {
         "dataset": ds, "mip": mip, "bbox": box.to_colon(), "scale_key": ba.key,
         "chunk_size": list(ba.chunk_size), "count": len(refs),
@@ -81,31 +98,76 @@ def chunk_ref(ba: bc.BigArray, name: str) -> bc.ChunkRef:
     return bc.ChunkRef(f"{ba.key}/{name}", g, box)
 
 
+def decoded_chunk_headers(dataset: Dataset, ba: bc.BigArray, ref: bc.ChunkRef, fmt: str,
+                          stamp: Stamp | None, cache_control: str) -> tuple[dict[str, str], str]:
+    """The headers of a decoded chunk's answer (without ``Content-Length``, ``ETag`` and
+    ``Accept-Ranges``, which :func:`~bigarrays_server.responses.body_response` adds) and its
+    entity tag. The fast path answers with the same, built here."""
+    req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
+    headers = describe_headers(req, ba, fmt, None)
+    headers["Cache-Control"] = cache_control
+    modified = last_modified([stamp])
+    if modified:
+        headers["Last-Modified"] = modified
+    return headers, entity_tag("chunk", dataset.info_tag, ba.key, ref.name, fmt, stamp_text(stamp))
+
+
+def missing_chunk(ba: bc.BigArray, ref: bc.ChunkRef, cache_control: str) -> ApiError:
+    return ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
+                       {"key": ref.key}, headers={"Cache-Control": cache_control})
+
+
+def _encoded(ba: bc.BigArray, ref: bc.ChunkRef) -> tuple[Stamp | None, Value | None]:
+    """The stamp and stored value of one chunk (stat first: the stamp is never newer). Blocking."""
+    store = ba.scale_io.store
+    (stamp,) = store.stat_many([ref.key])
+    value = next(store.iter_values([ref.key]))
+    if value is not None:
+        value = Value(bytes(value.data), value.encoding)  # the value may be a view of a reused buffer
+    return stamp, value
+
+
 @get_and_head(router, "/v1/{ds}/chunks/{mip}/{chunk}", response_class=Response,
-                  summary="One chunk, decoded (raw/npy) or as stored (encoded)")
+              summary="One chunk, decoded (raw/npy) or as stored (encoded)",
+              responses=responses(200, 206, 304, *ERRORS_READ, 412, 416, content=binary_content(
+                  "the chunk's voxels, x fastest (raw, npy), or its stored bytes (encoded)",
+                  "application/octet-stream", "application/x-npy"), headers=RANGE_HEADERS))
 async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
-                chunk: Annotated[str, Path(description="x0-x1_y0-y1_z0-z1")],
-                format: Annotated[str | None, Query(description="raw, npy or encoded (the stored bytes)")] = None,
+                chunk: Annotated[str, Path(description="x0-x1_y0-y1_z0-z1",
+                                           json_schema_extra={"pattern": CHUNK_PATTERN})],
+                format: Annotated[str | None, Query(description="raw, npy or encoded (the stored bytes)",
+                                                    json_schema_extra={"enum": ["raw", "npy", "encoded"]})] = None,
                 ) -> Response:
-    ba = state.datasets.get(ds).at(mip)
+    dataset = state.datasets.get(ds)
+    ba = dataset.at(mip)
     ref = chunk_ref(ba, chunk)
     fmt = negotiate(format, request.headers.get("accept"), ("raw", "npy", "encoded"))
+    settings = state.settings
+    what = f"reading chunk {ref.name} of dataset {ds!r}"
     if fmt == "encoded":
-        data = await anyio.to_thread.run_sync(ba.scale_io.store.get, ref.key)
-        if not data:
-            raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
-                              {"key": ref.key})
+        stamp, value = await run_storage(settings.storage_timeout, what, _encoded, ba, ref)
+        if value is None or not value.data:
+            raise missing_chunk(ba, ref, settings.cache_control)
         headers = {"X-Encoding": ba.encoding, "X-Compression": str((ba.compression or {}).get("id", "none")),
-                   "X-Bbox": ref.box.to_colon(), "Content-Length": str(len(data))}
-        body = b"" if request.method == "HEAD" else data
-        return Response(body, headers=headers, media_type="application/octet-stream")
-    (arr,) = await anyio.to_thread.run_sync(state.reader.chunks, ba, [ref])
-    if arr is MISSING:
-        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
-                          {"key": ref.key})
+                   "X-Content-Encoding": value.encoding or "identity", "X-Bbox": ref.box.to_colon(),
+                   "Cache-Control": settings.cache_control}
+        modified = last_modified([stamp])
+        if modified:
+            headers["Last-Modified"] = modified
+        etag = entity_tag("chunk", dataset.info_tag, ba.key, ref.name, "encoded", stamp_text(stamp))
+        early = answer_conditions(request, etag, {**headers, "ETag": etag})
+        if early is not None:
+            return early
+        return body_response(request, value.data, media_type="application/octet-stream", headers=headers, etag=etag)
+    (entry,) = await run_storage(settings.storage_timeout, what, state.reader.chunks, ba, [ref])
+    if entry.value is MISSING:
+        raise missing_chunk(ba, ref, settings.cache_control)
     req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
     prefix = npy_header(ba.dtype, req.shape) if fmt == "npy" else b""
-    headers = describe_headers(req, ba, fmt, len(prefix) + req.nbytes)
-    view = body_view(arr)  # the cached array itself, not a copy
-    decoded = b"" if request.method == "HEAD" else (prefix + view if prefix else view)
-    return Response(decoded, headers=headers, media_type=MEDIA_TYPES[fmt])
+    headers, etag = decoded_chunk_headers(dataset, ba, ref, fmt, entry.stamp, settings.cache_control)
+    early = answer_conditions(request, etag, {**headers, "ETag": etag})
+    if early is not None:
+        return early
+    view = body_view(entry.value)  # the cached array itself, not a copy
+    body = prefix + view if prefix else view
+    return body_response(request, body, media_type=MEDIA_TYPES[fmt], headers=headers, etag=etag)

@@ -15,6 +15,8 @@ from typing import Any
 __all__ = ["run"]
 
 FACTORY = "bigarrays_server.app:create_app"
+#: The HTTP protocol of every worker: uvicorn's httptools one with limits on slow clients.
+PROTOCOL = "bigarrays_server.protocol:BoundedHttpProtocol"
 _UVICORN_OPTIONS = ("log_level", "timeout_keep_alive", "access_log")
 
 
@@ -39,13 +41,16 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     host, port:
         Where to listen (127.0.0.1 by default: pass ``0.0.0.0`` deliberately).
     workers:
-        Number of uvicorn worker processes; each has its own cache of ``cache_mb`` MiB.
+        Number of uvicorn worker processes; each has its own cache of ``cache_mb`` MiB,
+        revalidated against storage every ``cache_revalidate`` seconds (workers share nothing).
     write_token:
         Bearer token that allows PUT; None falls back to ``BIGARRAYS_WRITE_TOKEN`` (so the
         token need not appear in a process list), and without either the server is read-only.
     more:
-        Other :class:`~bigarrays_server.settings.Settings` fields (``max_cutout_mb``,
-        ``cors_origins``, ``slab_mb``, ``max_plan_chunks``, ``expose_storage_urls``) and the uvicorn options
+        Other :class:`~bigarrays_server.settings.Settings` fields (``cache_revalidate``,
+        ``cache_control``, ``storage_timeout``, ``max_cutout_mb``, ``cors_origins``,
+        ``slab_mb``, ``max_plan_chunks``, ``expose_storage_urls``, ``header_timeout``,
+        ``body_timeout``, ``max_header_kb``, ``max_connections``) and the uvicorn options
         ``log_level``, ``timeout_keep_alive``, ``access_log``.
 
     Raises
@@ -57,7 +62,6 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     """
     import uvicorn
     from bigarrays_server.datasets import DatasetRegistry
-    from bigarrays_server.generation import create_generation_file
     from bigarrays_server.settings import Settings
 
     if workers < 1:
@@ -72,22 +76,16 @@ def run(datasets: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 800
     settings = Settings(datasets=dict(datasets), cache_mb=cache_mb,
                         write_token=write_token, **more)
     DatasetRegistry.open(settings.datasets, writable=False)  # fail fast, naming the dataset
-    generation_file = None
-    if workers > 1 and write_token and settings.cache_mb > 0:
-        # Each worker caches chunks: a write through one must empty the others' caches.
-        generation_file = create_generation_file()
-        settings = settings.model_copy(update={"generation_file": generation_file})
     saved = {k: os.environ.get(k) for k in settings.to_env()}
     os.environ.update(settings.to_env())
     try:
-        # "auto" picks uvloop and httptools (installed with uvicorn[standard]) over asyncio and h11.
+        # uvloop (installed with uvicorn[standard]) when available; the protocol is httptools'.
         level = uv.get("log_level", "info")
-        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, loop="auto", http="auto",
+        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, loop="auto", http=PROTOCOL,
                     log_level=level, log_config=_log_config(level), access_log=uv.get("access_log", False),
+                    proxy_headers=False,  # no route uses the client's address
                     timeout_keep_alive=uv.get("timeout_keep_alive", 5))
     finally:
-        if generation_file is not None:
-            os.unlink(generation_file)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

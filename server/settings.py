@@ -2,18 +2,26 @@
 
 Owns: the names, types, defaults and parsing of every setting. Nothing here opens a dataset.
 
-=================================  ===========================================================  =======
-variable                           meaning                                                      default
-=================================  ===========================================================  =======
-``BIGARRAYS_DATASETS``             ``name=url,name=url`` or a JSON object ``{"name": "url"}``   (none)
-``BIGARRAYS_CACHE_MB``             decoded-chunk cache budget per worker process, MiB           512
-``BIGARRAYS_WRITE_TOKEN``          bearer token that allows ``PUT`` (unset: read-only server)   unset
-``BIGARRAYS_MAX_CUTOUT_MB``        largest cutout (decoded bytes) one request may ask for, MiB  1024
-``BIGARRAYS_MAX_PLAN_CHUNKS``      most chunks one ``/chunks?bbox=`` plan may list              100000
-``BIGARRAYS_SLAB_MB``              largest piece of a streamed cutout held in memory, MiB       32
-``BIGARRAYS_CORS_ORIGINS``         ``*`` or a comma-separated / JSON list of allowed origins    ``*``
-``BIGARRAYS_EXPOSE_STORAGE_URLS``  show clients storage URLs (else messages name the dataset)   false
-=================================  ===========================================================  =======
+==================================  ===========================================================  ==================
+variable                            meaning                                                      default
+==================================  ===========================================================  ==================
+``BIGARRAYS_DATASETS``              ``name=url,name=url`` or a JSON object ``{"name": "url"}``   (none)
+``BIGARRAYS_CACHE_MB``              decoded-chunk cache budget per worker process, MiB           512
+``BIGARRAYS_CACHE_REVALIDATE``      seconds a cached chunk is served before its stamp is         1
+                                    checked against storage again (0: on every request)
+``BIGARRAYS_CACHE_CONTROL``         ``Cache-Control`` of data answers (chunks, files, cutouts)   ``public, no-cache``
+``BIGARRAYS_STORAGE_TIMEOUT``       seconds the storage work of one request may take (504)       30
+``BIGARRAYS_WRITE_TOKEN``           bearer token that allows ``PUT`` (unset: read-only server)   unset
+``BIGARRAYS_MAX_CUTOUT_MB``         largest cutout (decoded bytes) one request may ask for, MiB  1024
+``BIGARRAYS_MAX_PLAN_CHUNKS``       most chunks one ``/chunks?bbox=`` plan may list              100000
+``BIGARRAYS_SLAB_MB``               largest piece of a streamed cutout held in memory, MiB       8
+``BIGARRAYS_CORS_ORIGINS``          ``*`` or a comma-separated / JSON list of allowed origins    ``*``
+``BIGARRAYS_EXPOSE_STORAGE_URLS``   show clients storage URLs (else messages name the dataset)   false
+``BIGARRAYS_HEADER_TIMEOUT``        seconds a client may take to send a request's headers        10
+``BIGARRAYS_BODY_TIMEOUT``          seconds a request body may pause before it is dropped        30
+``BIGARRAYS_MAX_HEADER_KB``         largest request head (request line and headers), KiB         64
+``BIGARRAYS_MAX_CONNECTIONS``       open connections per worker; more are answered 503           1000
+==================================  ===========================================================  ==================
 """
 
 from __future__ import annotations
@@ -73,14 +81,20 @@ class Settings(BaseSettings):
 
     datasets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     cache_mb: float = Field(512, ge=0)
+    cache_revalidate: float = Field(1.0, ge=0, le=86400)
+    cache_control: str = "public, no-cache"
+    storage_timeout: float = Field(30.0, gt=0, le=86400)
     write_token: str | None = None
     max_cutout_mb: float = Field(1024, gt=0)
     max_plan_chunks: int = Field(100_000, gt=0)
-    slab_mb: float = Field(32, gt=0)
+    #: Small enough that reading the next piece overlaps sending this one (and memory stays low).
+    slab_mb: float = Field(8, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     expose_storage_urls: bool = False
-    #: The workers' shared write counter (made by the runner when several workers may write).
-    generation_file: str | None = None
+    header_timeout: float = Field(10.0, gt=0, le=3600)
+    body_timeout: float = Field(30.0, gt=0, le=3600)
+    max_header_kb: float = Field(64, gt=0, le=16384)
+    max_connections: int = Field(1000, gt=0)
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -97,6 +111,14 @@ class Settings(BaseSettings):
             else:
                 value = [o.strip() for o in text.split(",") if o.strip()]
         return list(value)
+
+    @field_validator("cache_control")
+    @classmethod
+    def _cache_control(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not value.isascii() or not value.isprintable():
+            raise ValueError(f"cache_control {value!r} must be a non-empty header value of printable ASCII")
+        return value
 
     @field_validator("write_token", mode="before")
     @classmethod
@@ -115,18 +137,26 @@ class Settings(BaseSettings):
     def slab_bytes(self) -> int:
         return int(self.slab_mb * 2**20)
 
+    @property
+    def max_header_bytes(self) -> int:
+        return int(self.max_header_kb * 1024)
+
     def to_env(self) -> dict[str, str]:
         """These settings as ``BIGARRAYS_*`` variables (how the runner hands them to workers)."""
-        env = {
+        return {
             "BIGARRAYS_DATASETS": json.dumps(self.datasets),
             "BIGARRAYS_CACHE_MB": repr(self.cache_mb),
+            "BIGARRAYS_CACHE_REVALIDATE": repr(self.cache_revalidate),
+            "BIGARRAYS_CACHE_CONTROL": self.cache_control,
+            "BIGARRAYS_STORAGE_TIMEOUT": repr(self.storage_timeout),
             "BIGARRAYS_MAX_CUTOUT_MB": repr(self.max_cutout_mb),
             "BIGARRAYS_MAX_PLAN_CHUNKS": str(self.max_plan_chunks),
             "BIGARRAYS_SLAB_MB": repr(self.slab_mb),
             "BIGARRAYS_CORS_ORIGINS": json.dumps(self.cors_origins),
             "BIGARRAYS_WRITE_TOKEN": self.write_token or "",
             "BIGARRAYS_EXPOSE_STORAGE_URLS": "true" if self.expose_storage_urls else "false",
+            "BIGARRAYS_HEADER_TIMEOUT": repr(self.header_timeout),
+            "BIGARRAYS_BODY_TIMEOUT": repr(self.body_timeout),
+            "BIGARRAYS_MAX_HEADER_KB": repr(self.max_header_kb),
+            "BIGARRAYS_MAX_CONNECTIONS": str(self.max_connections),
         }
-        if self.generation_file:
-            env["BIGARRAYS_GENERATION_FILE"] = self.generation_file
-        return env

@@ -1,24 +1,36 @@
 """What a worker holds while it serves: settings, datasets, cache, reader, metrics.
 
 Owns: :class:`ServerState`, built by the lifespan and reached from routes through the
-:func:`get_state` dependency (tests may swap it with ``app.dependency_overrides``).
+:func:`get_state` dependency (tests may swap it with ``app.dependency_overrides``), and
+:meth:`ServerState.watch_datasets`, the background task that reopens datasets whose info
+changed. Workers share nothing: each one revalidates its own cache against storage
+(``bigarrays_server.cache``), so any number of workers, processes or machines serve the
+same answers within the revalidation interval.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
 from bigarrays_server.cache import ChunkCache
 from bigarrays_server.datasets import DatasetRegistry
-from bigarrays_server.generation import WriteGeneration
 from bigarrays_server.metrics import Metrics
 from bigarrays_server.reader import ChunkReader
 from bigarrays_server.redaction import Redactor
 from bigarrays_server.settings import Settings
+from bigarrays_server.storage_calls import run_storage
 from fastapi import Depends, Request
 
-__all__ = ["ServerState", "StateDep", "get_state"]
+__all__ = ["INFO_CHECK_MIN_SECONDS", "ServerState", "StateDep", "get_state"]
+
+log = logging.getLogger("bigarrays_server")
+
+#: The info of every dataset is checked at the cache's revalidation interval, but not more
+#: often than this (an interval of 0 revalidates chunks on every request, not infos).
+INFO_CHECK_MIN_SECONDS = 0.25
 
 
 @dataclass
@@ -28,8 +40,6 @@ class ServerState:
     cache: ChunkCache
     reader: ChunkReader
     metrics: Metrics
-    #: The counter of writes shared with the other workers, when there are several.
-    writes: WriteGeneration | None = None
     #: What clients may see of error messages (storage roots written as dataset names,
     #: unless the settings expose storage URLs).
     redactor: Redactor = Redactor({})
@@ -37,24 +47,29 @@ class ServerState:
     @classmethod
     def start(cls, settings: Settings, metrics: Metrics) -> ServerState:
         """Open every dataset (failing start-up, naming it, if one cannot be opened)."""
-        cache = ChunkCache(settings.cache_bytes)
+        cache = ChunkCache(settings.cache_bytes, settings.cache_revalidate)
         datasets = DatasetRegistry.open(settings.datasets, writable=settings.write_token is not None)
-        writes = WriteGeneration(settings.generation_file) if settings.generation_file else None
-        roots = {} if settings.expose_storage_urls else {d.name: [d.url, d.base.url] for d in datasets}
-        return cls(settings, datasets, cache, ChunkReader(cache), metrics, writes, Redactor(roots))
+        roots = {} if settings.expose_storage_urls else {d.name: [d.url, d.store.url] for d in datasets}
+        return cls(settings, datasets, cache, ChunkReader(cache), metrics, Redactor(roots))
 
-    def observe_writes(self) -> None:
-        """Empty the cache if another worker has written since; call before serving a request."""
-        if self.writes is not None and self.writes.others_wrote():
-            self.cache.clear()
+    async def watch_datasets(self) -> None:
+        """Forever: check every dataset's info at the revalidation interval; reopen the
+        changed ones and forget what was cached of them. Storage failures are logged."""
+        period = max(self.settings.cache_revalidate, INFO_CHECK_MIN_SECONDS)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                changed = await run_storage(self.settings.storage_timeout, "checking the datasets' infos",
+                                            self.datasets.refresh)
+            except Exception as exc:  # never let the watcher die
+                log.warning("checking the datasets' infos failed: %s", exc)
+                continue
+            if changed:
+                self.cache.clear()
 
-    def wrote(self) -> None:
-        """Tell the other workers that this one has stored a write (after invalidating it here)."""
-        if self.writes is not None:
-            self.writes.bump()
 
-
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    """The worker's state (a coroutine: FastAPI runs plain functions in its thread pool)."""
     state: ServerState = request.app.state.bigarrays
     return state
 

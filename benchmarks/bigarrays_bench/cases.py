@@ -281,7 +281,8 @@ def _server_cutout(cache_mb: float) -> Callable[[Env], list[Subject]]:
 
 
 def _server_chunks_prepare(env: Env) -> list[Subject]:
-    """wrk -t2 -c16 against one 256 KiB chunk: nginx serving the file vs the server's chunk route (cached)."""
+    """wrk -t2 -c16 against one 256 KiB chunk: nginx serving the file vs the server's chunk
+    route (cached, revalidated against the file every second as shipped)."""
     from bigarrays_bench.services import bigarrays_server, nginx, wrk_requests_per_second
 
     seconds = 1.0 if env.quick else 4.0
@@ -296,13 +297,130 @@ def _server_chunks_prepare(env: Env) -> list[Subject]:
         bigarrays_server({"img": root}, workers=2, cache_mb=512, log=env.scratch / "server.log"))
     subjects = [Subject("bigarrays", "bigarrays",
                         lambda: wrk_requests_per_second(f"{srv}/v1/img/chunks/0/{chunk.name}", seconds=seconds),
-                        direct=True, params={"workers": 2})]
+                        direct=True, params={"workers": 2, "cache_revalidate": 1})]
     if ngx is None:
         subjects.append(Subject("nginx", "nginx", None, cant=why))
     else:
         subjects.append(Subject("nginx", "nginx",
                                 lambda: wrk_requests_per_second(f"{ngx}/{chunk.key}", seconds=seconds), direct=True))
     return subjects
+
+
+def _remote_boxes(env: Env, kind: str) -> tuple[list[Box3], str]:
+    """The boxes of a remote case (``aligned``, ``shifted``, ``random``) and its amount unit."""
+    g = env.geometry
+    if kind == "random":
+        rng = np.random.default_rng(env.seed + 3)
+        n = 20 if env.quick else 100
+        origins = [tuple(int(rng.integers(0, s - 64 + 1)) for s in env.sizes.image) for _ in range(n)]
+        return [_box(o, (64, 64, 64)) for o in origins], "cutouts"  # type: ignore[arg-type]
+    origin = g.read_origin
+    if kind == "shifted":
+        origin = tuple(o + s for o, s in zip(origin, g.shift))  # type: ignore[assignment]
+    return [_box(origin, g.read_shape)], "bytes"
+
+
+def _timed_reads(handle: object, boxes: list[Box3], unit: str) -> Callable[[], float]:
+    def run() -> float:
+        total = 0
+        for b in boxes:
+            total += handle.read(b).nbytes  # type: ignore[attr-defined]
+        return float(len(boxes) if unit == "cutouts" else total)
+    return run
+
+
+def _check_same(env: Env, handles: dict[str, object], boxes: list[Box3]) -> None:
+    """Every reader gives the library's voxels (checked once, untimed)."""
+    ba = bc.open(str(env.data["img_raw"]))
+    for b in boxes[:3]:
+        want = ba.read(bc.Box(*b))
+        for name, h in handles.items():
+            if not np.array_equal(np.asarray(h.read(b)).reshape(want.shape), want):  # type: ignore[attr-defined]
+                raise RuntimeError(f"{name} read {b} differently from the library")
+
+
+def _remote_case(kind: str) -> Callable[[Env], list[Subject]]:
+    """Cutouts over HTTP: ``bc.Client`` against ``bigarrays serve --workers 2`` (as shipped:
+    default cache, revalidated every second) vs TensorStore's and CloudVolume's HTTP readers
+    on nginx (2 workers, sendfile) serving the same files."""
+    def prepare(env: Env) -> list[Subject]:
+        from bigarrays_bench.remote import bigarrays_client, cloudvolume_http, tensorstore_http
+        from bigarrays_bench.services import bigarrays_server, nginx
+
+        root = env.data["img_raw"]
+        boxes, unit = _remote_boxes(env, kind)
+        srv = env.resources.enter_context(
+            bigarrays_server({"img": root}, workers=2, cache_mb=512, log=env.scratch / "server.log"))
+        handle, client = bigarrays_client(srv, "img")
+        env.resources.callback(client.close)
+        handles: dict[str, object] = {"bigarrays": handle}
+        subjects = [Subject("bigarrays", "bigarrays", _timed_reads(handle, boxes, unit),
+                            params={"via": "bc.Client -> bigarrays serve --workers 2"})]
+        try:
+            ngx = env.resources.enter_context(nginx(root, env.scratch / "nginx"))
+        except FileNotFoundError as exc:
+            return subjects + [Subject(n, n, None, cant=str(exc)) for n in ("tensorstore", "cloudvolume")]
+        for name, opener in (("tensorstore", tensorstore_http), ("cloudvolume", cloudvolume_http)):
+            h = opener(f"{ngx}/")
+            handles[name] = h
+            subjects.append(Subject(name, name, _timed_reads(h, boxes, unit), params={"via": "nginx"}))
+        _check_same(env, handles, boxes)
+        return subjects
+    return prepare
+
+
+def _fileserver_case(kind: str) -> Callable[[Env], list[Subject]]:
+    """TensorStore reading the volume's files from ``bigarrays serve --workers 2``'s
+    ``/precomputed`` tree vs from nginx (2 workers, sendfile): the server as a file server,
+    the way Neuroglancer loads chunks too."""
+    def prepare(env: Env) -> list[Subject]:
+        from bigarrays_bench.remote import tensorstore_http
+        from bigarrays_bench.services import bigarrays_server, nginx
+
+        root = env.data["img_raw"]
+        boxes, unit = _remote_boxes(env, "random" if kind == "random" else "aligned")
+        srv = env.resources.enter_context(
+            bigarrays_server({"img": root}, workers=2, cache_mb=512, log=env.scratch / "server.log"))
+        via_server = tensorstore_http(f"{srv}/precomputed/img/")
+        subjects = [Subject("bigarrays", "bigarrays", _timed_reads(via_server, boxes, unit),
+                            params={"via": "TensorStore http kvstore -> bigarrays serve /precomputed"})]
+        try:
+            ngx = env.resources.enter_context(nginx(root, env.scratch / "nginx"))
+        except FileNotFoundError as exc:
+            return subjects + [Subject("nginx", "nginx", None, cant=str(exc))]
+        via_nginx = tensorstore_http(f"{ngx}/")
+        _check_same(env, {"server": via_server, "nginx": via_nginx}, boxes)
+        return subjects + [Subject("nginx", "nginx", _timed_reads(via_nginx, boxes, unit),
+                                   params={"via": "TensorStore http kvstore -> nginx"})]
+    return prepare
+
+
+def _compression_case(dataset: str, mb_per_s: float | None) -> Callable[[Env], list[Subject]]:
+    """The same cutout through ``bc.Client`` plain, with zstd and with gzip on the wire, over
+    loopback or a link throttled to ``mb_per_s``: when transport compression pays."""
+    def prepare(env: Env) -> list[Subject]:
+        from bigarrays_bench.remote import bigarrays_client
+        from bigarrays_bench.services import bigarrays_server, throttled_link
+
+        g = env.geometry
+        root = env.data[dataset]
+        shape = g.cseg_shape if dataset == "seg_cseg" else g.read_shape
+        origin = g.cseg_origin if dataset == "seg_cseg" else g.read_origin
+        if mb_per_s is not None:  # a slow link: a smaller box keeps a rep near a few seconds
+            shape = (shape[0] // 2, shape[1] // 2, shape[2] // 2)
+        boxes = [_box(origin, shape)]
+        srv = env.resources.enter_context(
+            bigarrays_server({"v": root}, workers=2, cache_mb=1024, log=env.scratch / "server.log"))
+        if mb_per_s is not None:
+            srv = env.resources.enter_context(throttled_link(int(srv.rsplit(":", 1)[1]), mb_per_s))
+        subjects = []
+        for label, coding in (("bigarrays", "zstd"), ("gzip", "gzip"), ("plain", None)):
+            handle, client = bigarrays_client(srv, "v", transport_compression=coding)
+            env.resources.callback(client.close)
+            subjects.append(Subject(label, label, _timed_reads(handle, boxes, "bytes"),
+                                    params={"transport_compression": coding, "link_mb_per_s": mb_per_s}))
+        return subjects
+    return prepare
 
 
 CASES: list[Case] = [
@@ -341,12 +459,30 @@ CASES: list[Case] = [
     Case("write_sharded", "sharded", "MB/s", "write 512x512x256 uint8 as one whole shard (gzip chunk data)",
          Target("tensorstore", 1.0), _write_sharded_prepare),
     Case("server_chunks", "server", "req/s", "wrk -t2 -c16 on one cached 256 KiB chunk: server (2 workers) vs nginx",
-         Target("nginx", 0.6), _server_chunks_prepare, max_reps=5),
+         Target("nginx", 1.0), _server_chunks_prepare, max_reps=5),
+    Case("remote_aligned", "remote", "MB/s", "512x512x256 over HTTP: bc.Client + bigarrays serve vs readers on nginx",
+         Target("tensorstore", 2.0), _remote_case("aligned")),
+    Case("remote_shifted", "remote", "MB/s", "same, origin shifted by (13,27,5)",
+         Target("tensorstore", 2.0), _remote_case("shifted")),
+    Case("remote_random", "remote", "cutouts/s", "100 64^3 cutouts at random origins over HTTP",
+         Target("tensorstore", 2.0), _remote_case("random")),
+    Case("fileserver_big", "fileserver", "MB/s", "TensorStore reading 512x512x256 from /precomputed vs from nginx",
+         Target("nginx", 0.8), _fileserver_case("big")),
+    Case("fileserver_random", "fileserver", "cutouts/s", "TensorStore, 100 random 64^3 from /precomputed vs nginx",
+         Target("nginx", 0.8), _fileserver_case("random")),
     Case("server_cutout", "server", "MB/s",
-         "512x512x256 raw cutout over HTTP (default server, warm cache) vs in-process",
-         Target("in-process", 0.8), _server_cutout(512)),
+         "512x512x256 raw cutout over HTTP (default server, warm cache) vs in-process (no target: informative)",
+         None, _server_cutout(512)),
     Case("server_cutout_nocache", "server", "MB/s", "same, server with --cache-mb 0 (reads every chunk every time)",
          None, _server_cutout(0)),
+    Case("wire_img_loopback", "wire", "MB/s", "512x512x256 image cutout, zstd / gzip / plain on the wire, loopback",
+         None, _compression_case("img_raw", None)),
+    Case("wire_img_100MBps", "wire", "MB/s", "256x256x128 image cutout over a 100 MB/s link: zstd / gzip / plain",
+         None, _compression_case("img_raw", 100.0)),
+    Case("wire_seg_loopback", "wire", "MB/s", "384x384x256 uint64 segmentation, zstd / gzip / plain, loopback",
+         None, _compression_case("seg_cseg", None)),
+    Case("wire_seg_100MBps", "wire", "MB/s", "192x192x128 uint64 segmentation over a 100 MB/s link",
+         None, _compression_case("seg_cseg", 100.0)),
     Case("flat_cutout", "flat", "cutouts/s", "one 128^3 unaligned cutout as the declared volume grows 1 GB..1 PB",
          None, _flat_prepare),
 ]

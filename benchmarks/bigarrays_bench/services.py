@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["bigarrays_server", "free_port", "nginx", "wrk_requests_per_second"]
+__all__ = ["bigarrays_server", "free_port", "nginx", "throttled_link", "wrk_requests_per_second"]
 
 
 def free_port() -> int:
@@ -54,13 +54,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def bigarrays_server(datasets: dict[str, Path], *, workers: int = 1, cache_mb: float = 512,
-                     log: Path) -> Iterator[str]:
-    """Run ``bigarrays serve NAME=DIR ...``; yields its base URL."""
+                     log: Path, args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Run ``bigarrays serve NAME=DIR ... [args]``; yields its base URL."""
     port = free_port()
     exe = shutil.which("bigarrays") or ""
     cmd = ([exe] if exe else [sys.executable, "-m", "bigarrays_cli"]) + [
         "serve", *(f"{n}={p}" for n, p in datasets.items()), "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--cache-mb", str(cache_mb), "--log-level", "warning"]
+        "--workers", str(workers), "--cache-mb", str(cache_mb), "--log-level", "warning", *args]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -126,3 +126,74 @@ def wrk_requests_per_second(url: str, *, seconds: float, threads: int = 2, conne
         if line.startswith("Requests/sec:"):
             return float(line.split()[1])
     raise RuntimeError(f"no Requests/sec in wrk's output: {done.stdout}")
+
+
+@contextmanager
+def throttled_link(port: int, mb_per_s: float) -> Iterator[str]:
+    """A TCP proxy on 127.0.0.1 to ``port`` whose answers (server to client) pass at most
+    ``mb_per_s`` MB/s in all (one token bucket shared by every connection, as one link is):
+    a slow network for the cases that ask when compression on the wire pays. Yields its base
+    URL; runs in a daemon thread, stopped when the block ends."""
+    import asyncio
+    import threading
+
+    rate = mb_per_s * 1e6
+    loop = asyncio.new_event_loop()
+    state = {"next": 0.0}
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limited: bool) -> None:
+        try:
+            while True:
+                data = await reader.read(262144)  # coarse enough for asyncio's timer to hold the rate
+                if not data:
+                    break
+                if limited:
+                    now = loop.time()
+                    start = max(now, state["next"])
+                    state["next"] = start + len(data) / rate
+                    if state["next"] > now:
+                        await asyncio.sleep(state["next"] - now)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            client_w.close()
+            return
+        try:
+            await asyncio.gather(pipe(client_r, up_w, False), pipe(up_r, client_w, True))
+        except asyncio.CancelledError:
+            pass  # the link is being shut down
+
+    async def start() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        holder["server"] = server
+        holder["port"] = server.sockets[0].getsockname()[1]
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
+    thread.start()
+    ready.wait(10)
+    async def shutdown() -> None:
+        server = holder["server"]
+        server.close()  # type: ignore[attr-defined]
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        yield f"http://127.0.0.1:{holder['port']}"
+    finally:
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

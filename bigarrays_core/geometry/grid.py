@@ -11,6 +11,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from bigarrays_core.errors import InvalidKeyError
 from bigarrays_core.geometry.bbox import Box, Vec3
@@ -42,9 +43,9 @@ class ChunkGrid:
     size: Vec3
     chunk_size: Vec3
 
-    @property
+    @cached_property
     def bounds(self) -> Box:
-        """The volume's voxels."""
+        """The volume's voxels (made once: every read and plan asks for it)."""
         return Box.from_shape(self.voxel_offset, self.size)
 
     @property

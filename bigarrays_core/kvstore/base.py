@@ -15,20 +15,26 @@ from, never guessed from their size.
 Byte ranges (:meth:`KVStore.get_ranges`) let adapters such as the sharded format read
 parts of large values; every store answers them, most without reading the whole value.
 
+Stamps (:meth:`KVStore.stat_many`) say which version of a value is stored without reading
+it (a file's size, mtime and inode; an object's generation or ETag), so a cache can check
+cheaply whether what it holds is still what is stored.
+
 This module imports nothing from the rest of bigarrays but the errors.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from typing import NamedTuple
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
-__all__ = ["ByteRange", "ByteSpan", "KVStore", "Value", "WriteOptions", "check_key", "check_range"]
+__all__ = ["ByteRange", "ByteSpan", "KVStore", "Stamp", "Value", "WriteOptions", "check_key", "check_range"]
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd"}
@@ -86,6 +92,41 @@ def check_range(r: ByteRange) -> ByteRange:
     return r
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """Which version of a value is stored, as a store can tell without reading it.
+
+    Two stamps of the same key compare equal only if the stored value is (as far as the
+    store can tell) the same: a rewrite gives a different stamp. Fields a store cannot
+    fill are None. ``mtime_ns`` is the value's modification time (nanoseconds since the
+    epoch) when the store knows one; it is information, not part of what changes: on a
+    file system whose clock is coarse, two writes in the same tick may share it, which is
+    why stores add what else they know (an inode, a generation, an ETag) to ``version``.
+    """
+
+    #: The size in bytes of what a read returns (the stored, possibly compressed, bytes);
+    #: None when the store cannot tell without reading.
+    size: int | None = None
+    #: Modification time, ns since the epoch (None when unknown).
+    mtime_ns: int | None = None
+    #: Everything else that identifies the stored version: an object generation or ETag, a
+    #: file's variant, device, inode and change time, a version counter, a content digest.
+    version: str | None = None
+    #: The content encoding the store recorded for the value (as :attr:`Value.encoding`):
+    #: ``size`` counts those encoded bytes.
+    encoding: str | None = None
+
+    def token(self) -> str:
+        """A short, stable text naming this stamp (for HTTP ETags and cache keys): equal
+        stamps give equal tokens, in every process and on every machine."""
+        cached: str | None = self.__dict__.get("_token")
+        if cached is None:
+            text = f"{self.size}|{self.mtime_ns}|{self.version}|{self.encoding}"
+            cached = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+            object.__setattr__(self, "_token", cached)  # made once: a stamp never changes
+        return cached
+
+
 class WriteOptions:
     """How a batch of values is stored: content encoding, content type, cache control."""
 
@@ -120,6 +161,9 @@ class KVStore(ABC):
     #: True when the store is cheap to call from many threads (local disk, memory):
     #: readers then fetch in their worker threads instead of in one big batch.
     threaded_io: bool = True
+    #: True when :meth:`stat_many` is a local metadata call (no network request, no read), so
+    #: cheap enough to make where blocking must be brief (a server's event loop).
+    local_stat: bool = False
 
     def describe(self, key: str) -> str:
         """The full URL of ``key``, for messages."""
@@ -202,7 +246,31 @@ class KVStore(ABC):
             out.append(None if data is None else memoryview(data)[r.start:r.stop])
         return out
 
+    def stat_many(self, keys: Sequence[str]) -> builtins.list[Stamp | None]:
+        """The :class:`Stamp` of each key's stored value, in order; ``None`` where the key
+        (and its compressed variants) is missing.
+
+        Meant to be cheap (one metadata call per key, batched): stores override it with a
+        real stat (file metadata, object HEAD). This default is correct for any store but
+        reads every value: it stamps each one with its size, content encoding and a digest
+        of its bytes.
+
+        Raises :class:`InvalidKeyError` for an unsafe key, :class:`StorageError` when the
+        store fails.
+        """
+        out: list[Stamp | None] = []
+        for value in self.iter_values(keys):
+            if value is None:
+                out.append(None)
+            else:  # digested at once: the value may be a view of a reused buffer
+                digest = hashlib.blake2b(value.data, digest_size=16).hexdigest()
+                out.append(Stamp(size=len(value.data), version=f"blake2b:{digest}", encoding=value.encoding))
+        return out
+
     # -- single-key helpers ------------------------------------------------------------
+    def stat(self, key: str) -> Stamp | None:
+        return self.stat_many([key])[0]
+
     def get(self, key: str) -> bytes | None:
         return self.get_many([key])[0]
 

@@ -14,6 +14,7 @@ layer decodes them.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -27,6 +28,7 @@ from bigarrays_core.kvstore.base import (
     ByteRange,
     ByteSpan,
     KVStore,
+    Stamp,
     Value,
     WriteOptions,
     check_key,
@@ -83,6 +85,8 @@ class LocalStore(KVStore):
         Also flush each value to the disk before renaming it into place (survives power
         loss, not only a crashed process), at a cost in write speed.
     """
+
+    local_stat = True
 
     def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
         self.root = path_from_url(url)
@@ -254,6 +258,47 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             finally:
                 os.close(fd)
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """The stamp of the variant a read would return (plain, ``.gz``, ``.zstd``, or a
+        CloudVolume ``.br`` / ``.xz`` / ``.bz2`` file): its size, mtime and content encoding
+        (the suffix's), and as ``version`` its suffix, device, inode and change time. No
+        value is read.
+
+        Every write through this store renames a new file into place, so a rewrite always
+        has another inode than the file it replaced; a file rewritten in place keeps its
+        inode, and only its times (as fine as the file system's clock) and size tell.
+        """
+        out: list[Stamp | None] = []
+        for key in keys:
+            out.append(self._stat_key(key))
+        return out
+
+    def _stat_key(self, key: str) -> Stamp | None:
+        for _attempt in range(3):  # a concurrent writer may remove the variant we found
+            try:
+                found = self._locate(key)
+            except StorageError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
+                    return None  # a name no file can have here: not stored
+                raise
+            for path, suffix in [found] if found is not None else []:
+                try:
+                    st = os.stat(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.ENAMETOOLONG:  # a name no file can have here: not stored
+                        continue
+                    raise self._fail("stat", key, exc) from exc
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                version = f"{suffix or 'plain'}:{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
+                return Stamp(size=st.st_size, mtime_ns=st.st_mtime_ns, version=version,
+                             encoding=ENCODING_OF_SUFFIX.get(suffix))
+            if found is None:
+                return None
         return None
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:

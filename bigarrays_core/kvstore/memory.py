@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Value, WriteOptions, check_key, check_range
+from bigarrays_core.kvstore.base import (
+    ByteRange,
+    ByteSpan,
+    KVStore,
+    Stamp,
+    Value,
+    WriteOptions,
+    check_key,
+    check_range,
+)
 
 __all__ = ["MemoryStore"]
 
 _NAMED: dict[str, dict[str, Value]] = {}
+#: Per named store: key -> (the value object last stamped, its version number).
+_NAMED_VERSIONS: dict[str, dict[str, tuple[Value, int]]] = {}
 _NAMED_LOCK = threading.Lock()
+#: Version numbers, unique in the process (a key deleted and written again gets a new one).
+_VERSIONS = itertools.count(1)
 
 
 class MemoryStore(KVStore):
@@ -19,8 +33,11 @@ class MemoryStore(KVStore):
     Each value is kept with the content encoding it was written with
     (``WriteOptions.content_encoding``), which :meth:`iter_values` reports, as a file
     suffix or a ``Content-Encoding`` header would. ``data`` gives initial contents (copied;
-    no encoding recorded).
+    no encoding recorded). Each key has a version number (:meth:`stat_many`), a new one
+    whenever its value is replaced.
     """
+
+    local_stat = True
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
                  data: Mapping[str, bytes] | None = None) -> None:
@@ -28,11 +45,14 @@ class MemoryStore(KVStore):
         self.read_only = read_only
         if data is not None:
             self._values = {check_key(k): Value(bytes(v)) for k, v in data.items()}
+            self._versions: dict[str, tuple[Value, int]] = {}
         elif self.url in ("memory:", "memory:/", "memory://"):
             self._values = {}
+            self._versions = {}
         else:
             with _NAMED_LOCK:
                 self._values = _NAMED.setdefault(self.url, {})
+                self._versions = _NAMED_VERSIONS.setdefault(self.url, {})
         self._lock = threading.Lock()
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -78,7 +98,9 @@ class MemoryStore(KVStore):
         encoding = options.content_encoding if options is not None else None
         with self._lock:
             for k, v in items.items():
-                self._values[k] = Value(bytes(v), encoding)
+                value = Value(bytes(v), encoding)
+                self._values[k] = value
+                self._versions[k] = (value, next(_VERSIONS))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         keys = list(keys)
@@ -88,6 +110,26 @@ class MemoryStore(KVStore):
         with self._lock:
             for k in keys:
                 self._values.pop(k, None)
+                self._versions.pop(k, None)
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """Each value's size, content encoding and version number. The number is the one its
+        write was given; a value put into the shared dict without the store (another object
+        than the one last stamped) gets a new number when it is first stamped."""
+        for k in keys:
+            check_key(k)
+        out: list[Stamp | None] = []
+        with self._lock:
+            for k in keys:
+                value = self._values.get(k)
+                if value is None:
+                    out.append(None)
+                    continue
+                known = self._versions.get(k)
+                if known is None or known[0] is not value:
+                    known = self._versions[k] = (value, next(_VERSIONS))
+                out.append(Stamp(size=len(value.data), version=f"memory:{known[1]}", encoding=value.encoding))
+        return out
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         for k in keys:

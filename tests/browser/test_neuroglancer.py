@@ -1,7 +1,9 @@
 """Neuroglancer (the PyPI wheel's client) in headless Chromium renders datasets served by bigarrays.
 
 The page loads ``precomputed://http://127.0.0.1:PORT/precomputed/{ds}`` from a real
-``bigarrays serve`` process: once stored raw, once zstd-compressed (transcoded on the fly).
+``bigarrays serve`` process: once stored raw, once zstd-compressed (passed through with
+``Content-Encoding: zstd`` to the browser, which accepts it),
+once sharded as TensorStore writes it (Neuroglancer reads the shard files with byte ranges).
 The dataset is an x-gradient with y-stripes; the screenshot must show it, not a blank
 canvas. Skipped only when Chromium is absent and ``CI`` is not set.
 """
@@ -23,7 +25,7 @@ import pytest
 import bigarrays_core as bc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
-from server_live import LiveServer  # noqa: E402
+from server_live import LiveServer, tensorstore_sharded  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and not os.environ.get("CI"):
@@ -52,6 +54,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                        compression=compression, layer_type="image")
         ba[:, :, :] = pattern()
         urls[name] = url
+    tensorstore_sharded(str(root / "sharded"), pattern(), chunk_size=(64, 64, 32))
+    urls["sharded"] = f"file://{root / 'sharded'}"
     server = LiveServer(urls, str(root / "server.log"))
     yield server.url
     server.stop()
@@ -91,7 +95,7 @@ def screenshot(viewer, source: str) -> np.ndarray:  # type: ignore[no-untyped-de
     return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
 
 
-@pytest.mark.parametrize("name", ["plain", "zstd"])
+@pytest.mark.parametrize("name", ["plain", "zstd", "sharded"])
 def test_neuroglancer_renders_the_served_dataset(served: str, viewer: object, name: str) -> None:
     img = screenshot(viewer, f"precomputed://{served}/precomputed/{name}")
     assert img.std() > 15, f"blank screenshot (std {img.std():.1f})"

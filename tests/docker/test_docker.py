@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 COMPOSE = ROOT / "docker-compose.yml"
+NGINX_CONF = ROOT / "docker" / "nginx.conf"
+REPLICAS = ("bigarrays-1", "bigarrays-2")
 
 
 def _tool(name: str) -> str:
@@ -99,8 +101,9 @@ def _entrypoint_variables() -> set[str]:
 def test_image_environment_is_what_the_entrypoint_reads() -> None:
     env = set(re.findall(r"\b(BIGARRAYS_[A-Z_]+)=", " ".join(ln for ln in _dockerfile() if ln.startswith("ENV "))))
     assert env and env <= _entrypoint_variables()
-    compose_env = {k for k in _compose()["services"]["bigarrays"]["environment"] if k.startswith("BIGARRAYS_")}
-    assert compose_env <= _entrypoint_variables()
+    for name in (*REPLICAS, "demo-data"):
+        compose_env = {k for k in _compose()["services"][name]["environment"] if k.startswith("BIGARRAYS_")}
+        assert compose_env <= _entrypoint_variables(), name
     # Every variable the entrypoint documents is one it uses, and vice versa.
     documented = set(re.findall(r"^#\s+(BIGARRAYS_[A-Z_]+)", ENTRYPOINT.read_text(), re.M))
     assert documented == _entrypoint_variables()
@@ -123,20 +126,60 @@ def test_entrypoint_flags_exist_in_the_cli() -> None:
 
 
 def test_compose_wires_services_and_publishes_on_localhost_only() -> None:
-    services = _compose()["services"]
-    assert {"bigarrays", "minio", "fake-gcs"} <= set(services)
+    compose = _compose()
+    services = compose["services"]
+    assert {*REPLICAS, "proxy", "demo-data", "minio", "fake-gcs"} <= set(services)
     for svc in services.values():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), port
-    env = services["bigarrays"]["environment"]
-    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
-    assert env["STORAGE_EMULATOR_HOST"] == "http://fake-gcs:4443"
-    assert env["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
-    assert env["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
-    assert any(v.endswith(":/data") for v in services["bigarrays"]["volumes"])
-    named = set(_compose()["volumes"])
-    assert services["bigarrays"]["volumes"][0].split(":")[0] in named
-    assert (ROOT / services["bigarrays"]["build"]["dockerfile"]).exists()
+    for name in REPLICAS:
+        replica = services[name]
+        assert not replica.get("ports"), "replicas are reached through the proxy only"
+        env = replica["environment"]
+        assert env == services[REPLICAS[0]]["environment"]  # replicas alike: any of them answers
+        assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["STORAGE_EMULATOR_HOST"] == "http://fake-gcs:4443"
+        assert env["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+        assert env["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
+        assert "BIGARRAYS_CACHE_REVALIDATE" in env
+        assert replica["volumes"] == services["demo-data"]["volumes"]  # shared storage
+        assert replica["volumes"][0].split(":")[0] in set(compose["volumes"])
+        assert replica["depends_on"]["demo-data"]["condition"] == "service_completed_successfully"
+        assert replica["image"] == services["demo-data"]["image"]
+    assert services["demo-data"]["command"] == ["prepare"]
+    assert (ROOT / services["demo-data"]["build"]["dockerfile"]).exists()
+    proxy = services["proxy"]
+    assert set(proxy["depends_on"]) == set(REPLICAS)
+    (mount,) = proxy["volumes"]
+    assert (ROOT / mount.split(":")[0]).resolve() == NGINX_CONF
+    upstreams = re.findall(r"^\s*server\s+([\w.-]+):8000;", NGINX_CONF.read_text(), re.M)
+    assert sorted(upstreams) == sorted(REPLICAS)
+
+
+def test_proxy_configuration_is_valid_nginx(tmp_path: Path) -> None:
+    """``nginx -t`` on the proxy's configuration (the replicas' names made local: nginx resolves
+    upstream names when it checks a configuration)."""
+    nginx = _tool("nginx")
+    text = NGINX_CONF.read_text()
+    for name in REPLICAS:
+        text = text.replace(f"{name}:8000", "127.0.0.1:8000")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n" + text)
+    r = subprocess.run([nginx, "-t", "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "proxy_buffering off" in text  # cutouts stream through it
+
+
+def test_entrypoint_prepare_builds_the_demo_only_without_datasets(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with_datasets = subprocess.run(["sh", str(ENTRYPOINT), "prepare"], timeout=120, capture_output=True,
+                                   env={**env, "BIGARRAYS_DATASETS": "a=/x", "BIGARRAYS_DEMO_DIR": str(tmp_path)})
+    assert with_datasets.returncode == 0 and not any(tmp_path.iterdir())
+    demo = subprocess.run(["sh", str(ENTRYPOINT), "prepare"], timeout=300, capture_output=True,
+                          env={**env, "BIGARRAYS_DATASETS": "", "BIGARRAYS_DEMO_DIR": str(tmp_path / "demo")})
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "demo" / "em" / "info").exists()
 
 
 def _start_entrypoint(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:

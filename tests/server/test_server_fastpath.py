@@ -58,7 +58,8 @@ class FastOnly:
         fast = ChunkFastPath(self.refuser, CorsPolicy(state.settings.cors_origins), state.metrics, lambda: state)
         self._portal_cm = anyio.from_thread.start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://testserver")
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://testserver",
+                                        headers={"Accept-Encoding": "identity"})
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return self._portal.call(lambda: self.client.request(method, url, **kwargs))
@@ -158,3 +159,61 @@ def test_body_view_is_the_fortran_bytes_without_a_copy() -> None:
     c_ordered = np.ascontiguousarray(arr[:, :, 1:3])
     assert bytes(body_view(c_ordered)) == c_ordered.tobytes(order="F")
     assert bytes(body_view(arr.astype(">u2"))) == arr.tobytes(order="F")
+
+
+CUTOUTS = [("em", "-70:20,0:60,0:40"), ("rgb", "3:60,1:40,2:19"), ("seg", "-5:40,3:9,0:32,0:1"),
+           ("holes", "60:70,60:70,30:34")]
+
+
+@pytest.mark.parametrize("name,bbox", CUTOUTS)
+def test_a_small_cached_cutout_is_answered_exactly_as_the_route_answers_it(fresh: InProcess, urls: dict[str, str],
+                                                                          name: str, bbox: str) -> None:
+    url = f"/v1/{name}/cutout/0/{bbox}"
+    cache = fresh.app.state.bigarrays.cache
+    for headers in ({}, {"Origin": "http://viewer.example"}, {"Accept": "application/x-npy"}):
+        for query in ({}, {"format": "npy"}, {"format": "raw"}):
+            for method in ("GET", "HEAD"):
+                cache.clear()
+                routed = fresh.request(method, url, headers=headers, params=query)  # misses: through FastAPI
+                fast = fresh.request(method, url, headers=headers, params=query)
+                assert routed.status_code == fast.status_code == 200, routed.text
+                assert fast.headers.raw == routed.headers.raw, (method, headers, query)
+                assert fast.content == routed.content
+                tag = fast.headers["etag"]
+                again = fresh.request(method, url, headers={**headers, "If-None-Match": tag}, params=query)
+                assert again.status_code == 304 and again.headers["etag"] == tag
+    want = bc.open(urls[name]).read(*_box_and_channels(bbox))
+    assert fresh.get(url).content == want.tobytes(order="F")
+
+
+def _box_and_channels(bbox: str) -> tuple[bc.Box, tuple[int, int] | None]:
+    parts = bbox.split(",")
+    if len(parts) == 4:
+        c0, c1 = parts[3].split(":")
+        return bc.Box.parse(",".join(parts[:3])), (int(c0), int(c1))
+    return bc.Box.parse(bbox), None
+
+
+def test_cached_cutouts_skip_the_app_and_everything_else_falls_through(api: InProcess) -> None:
+    url = "/v1/em/cutout/0/-70:20,0:60,0:40"
+    assert api.get(url).status_code == 200  # its chunks now cached
+    fast = FastOnly(api)
+    try:
+        assert fast.request("GET", url).status_code == 200
+        assert fast.request("GET", url, params={"format": "npy"}).status_code == 200
+        assert fast.request("HEAD", url).status_code == 200
+        assert fast.refuser.paths == []
+        for kwargs in ({"headers": {"Range": "bytes=0-9"}}, {"headers": {"Accept-Encoding": "zstd"}},
+                       {"headers": {"If-Match": '"x"'}}, {"params": {"format": "tiff"}},
+                       {"params": {"format": "raw", "x": "1"}}):
+            before = len(fast.refuser.paths)
+            assert fast.request("GET", url, **kwargs).status_code == 599, kwargs
+            assert len(fast.refuser.paths) == before + 1
+        for path in ("/v1/em/cutout/0/0:150,0:100,0:70",  # not cached
+                     "/v1/em/cutout/0/0:0,0:1,0:1", "/v1/nope/cutout/0/0:1,0:1,0:1", "/v1/em/cutout/9/0:1,0:1,0:1",
+                     "/v1/zst/cutout/0/0:128,0:96,0:64"):  # not cached either
+            before = len(fast.refuser.paths)
+            assert fast.request("GET", path).status_code == 599, path
+            assert len(fast.refuser.paths) == before + 1
+    finally:
+        fast.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,13 +19,23 @@ from bigarrays_core.client import _BodyReader
 
 Live = tuple[LiveServer, dict[str, str], dict[str, np.ndarray]]
 
+#: The live server's revalidation interval: reads made longer than this after a write (through
+#: either worker, or beside the server) see it.
+REVALIDATE = 0.3
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def after_the_interval() -> None:
+    time.sleep(REVALIDATE + 0.1)
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("live")
     urls, arrays = make_datasets(str(root / "data"), np.random.default_rng(99))
     server = LiveServer(urls, str(root / "server.log"), workers=2,
-                        args=["--write-token", TOKEN, "--max-cutout-mb", "1", "--cache-mb", "32"])
+                        args=["--write-token", TOKEN, "--max-cutout-mb", "1", "--cache-mb", "32",
+                              "--cache-revalidate", str(REVALIDATE)])
     yield server, urls, arrays
     server.stop()
 
@@ -34,14 +45,15 @@ def test_raw_and_npy_cutouts_equal_the_library(live: Live) -> None:
     ba = bc.open(urls["em"])
     for bbox in ("-70:20,0:60,0:40", "-64--10_10-30_5-15", "60:90,100:120,70:80"):
         box = bc.Box.parse(bbox)
-        r = httpx.get(f"{server.url}/v1/em/cutout/0/{bbox}")
+        r = httpx.get(f"{server.url}/v1/em/cutout/0/{bbox}", headers=IDENTITY)
         assert r.status_code == 200, r.text
         got = np.frombuffer(r.content, np.uint16).reshape(tuple(map(int, r.headers["x-shape"].split(","))), order="F")
         np.testing.assert_array_equal(got, ba.read(box))
         n = httpx.get(f"{server.url}/v1/em/cutout/0/{bbox}", params={"format": "npy"})
         np.testing.assert_array_equal(np.load(io.BytesIO(n.content)), ba.read(box))
-        h = httpx.head(f"{server.url}/v1/em/cutout/0/{bbox}")
+        h = httpx.head(f"{server.url}/v1/em/cutout/0/{bbox}", headers=IDENTITY)
         assert h.status_code == 200 and h.content == b"" and h.headers["content-length"] == str(len(r.content))
+        assert h.headers["etag"] == r.headers["etag"]
 
 
 def test_put_with_and_without_token(live: Live) -> None:
@@ -123,6 +135,7 @@ def test_client_writes_with_the_token_and_maps_errors(live: Live) -> None:
 
 def test_open_over_http_reads_the_precomputed_tree(live: Live) -> None:
     server, urls, _ = live
+    after_the_interval()  # other tests wrote through one worker
     for name in ("zst", "gz", "holes", "em"):
         remote = bc.open(f"{server.url}/precomputed/{name}", read_only=True)
         local = bc.open(urls[name])
@@ -144,7 +157,8 @@ def test_streaming_a_cutout_of_gigabytes_keeps_server_memory_bounded(tmp_path) -
         total = 0
         nines = 0
         procs = [psutil.Process(p) for p in server.pids()]
-        with httpx.stream("GET", f"{server.url}/v1/sparse/cutout/0/0:4096,0:4096,0:256", timeout=120) as r:
+        with httpx.stream("GET", f"{server.url}/v1/sparse/cutout/0/0:4096,0:4096,0:256", timeout=120,
+                          headers=IDENTITY) as r:
             assert r.status_code == 200
             assert int(r.headers["content-length"]) == 4096 * 4096 * 256
             for i, part in enumerate(r.iter_raw(2**22)):
@@ -204,8 +218,9 @@ def test_body_reader_is_not_used_where_httpx_would_take_a_proxy(monkeypatch: pyt
     assert _BodyReader.for_url("http://data.example:8000", 5.0) is not None
 
 
-def test_a_write_through_one_worker_is_read_by_every_worker(live: Live) -> None:
-    """Both workers cache a chunk; after a PUT through either, no worker serves the old voxels."""
+def test_a_write_through_one_worker_is_read_by_every_worker_after_the_interval(live: Live) -> None:
+    """Both workers cache a chunk; once the revalidation interval has passed after a PUT
+    through either, no worker serves the old voxels (and the worker that took the PUT at once)."""
     server, _, _ = live
     url = f"{server.url}/v1/holes/cutout/0/64:128,64:128,32:64"
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -221,5 +236,39 @@ def test_a_write_through_one_worker_is_read_by_every_worker(live: Live) -> None:
     for value in (7, 9):
         with httpx.Client() as http:
             put = http.put(url, content=bytes([value]) * (64 * 64 * 32), headers=headers)
-        assert put.status_code == 200, put.text
+            assert put.status_code == 200, put.text
+            assert http.get(url).content == bytes([value]) * (64 * 64 * 32)  # same connection, same worker
+        after_the_interval()
         assert read_fresh_connections() == {bytes([value]) * (64 * 64 * 32)}
+
+
+@pytest.mark.parametrize("coding", ["zstd", "gzip"])
+def test_client_asks_for_a_content_coding_when_told(live: Live, coding: str) -> None:
+    server, urls, _ = live
+    after_the_interval()
+    for name, key in (("seg", np.s_[:, :, :]), ("rgb", np.s_[3:60, 1:40, 2:19]), ("em", np.s_[-64:86, 10:110, 5:75])):
+        with bc.Client(server.url, transport_compression=coding, piece_bytes=100_000) as client:
+            np.testing.assert_array_equal(client[name][key], bc.open(urls[name])[key])
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'status="5' not in metrics
+    with pytest.raises(ValueError, match="transport_compression"):
+        bc.Client(server.url, transport_compression="br")
+
+
+def test_body_reader_decodes_a_coded_body_and_refuses_a_wrong_size(live: Live) -> None:
+    server, _, arrays = live
+    want = arrays["zst"][0:64, 0:64, 0:32]
+    for coding in ("zstd", "gzip"):
+        reader = _BodyReader(server.url, 10.0, coding)
+        try:
+            buf = bytearray(want.nbytes)
+            for _ in range(2):  # and again on the kept-alive connection
+                assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+                assert bytes(buf) == want.tobytes(order="F")
+            small = bytearray(want.nbytes - 1)
+            assert not reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(small))
+            big = bytearray(want.nbytes + 1)
+            assert not reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(big))
+            assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
+        finally:
+            reader.close()
