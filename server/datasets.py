@@ -19,7 +19,8 @@ __all__ = ["Dataset", "DatasetRegistry"]
 
 @dataclass
 class Dataset:
-    """One configured dataset: its name, URL and the BigArray of every mip."""
+    """One configured dataset: its name, URL and the BigArray of every mip bigarrays can read
+    (``mips`` skips scales with a ``problem``, e.g. an encoding whose package is missing)."""
 
     name: str
     url: str
@@ -33,25 +34,37 @@ class Dataset:
         writes must be chunk-aligned.
         """
         base = bc.open(url, read_only=not writable)
-        return cls(name, url, [base] + [base.at_mip(k) for k in range(1, base.num_mips)])
+        usable = [k for k, s in enumerate(base.parsed_info.scales) if k > 0 and s.usable]
+        return cls(name, url, [base] + [base.at_mip(k) for k in usable])
 
     @property
     def base(self) -> bc.BigArray:
         return self.mips[0]
 
     def at(self, mip: int) -> bc.BigArray:
-        """The BigArray of ``mip``; 404 when the dataset has no such scale."""
-        if not 0 <= mip < len(self.mips):
-            raise ApiError(404, "not_found",
-                           f"dataset {self.name!r} has no mip {mip}; it has mips 0..{len(self.mips) - 1}",
-                           {"dataset": self.name, "mip": mip, "num_mips": len(self.mips)})
-        return self.mips[mip]
+        """The BigArray of ``mip``; 404 when the dataset has no such scale, the scale's
+        :class:`~bigarrays_core.InfoError` (502) when it cannot be read."""
+        for ba in self.mips:
+            if ba.mip == mip:
+                return ba
+        self._raise_if_unusable(mip)
+        num_mips = self.base.num_mips
+        raise ApiError(404, "not_found", f"dataset {self.name!r} has no mip {mip}; it has mips 0..{num_mips - 1}",
+                       {"dataset": self.name, "mip": mip, "num_mips": num_mips})
+
+    def _raise_if_unusable(self, mip: int) -> None:
+        problem = self.base.parsed_info.problems.get(mip)
+        if problem is not None:
+            raise problem.error(f"dataset {self.name!r} mip {mip}")
 
     def by_scale_key(self, key: str) -> bc.BigArray:
         """The BigArray whose scale key is ``key``; 404 otherwise."""
         for ba in self.mips:
             if ba.key == key:
                 return ba
+        for scale in self.base.parsed_info.scales:
+            if scale.key == key:
+                self._raise_if_unusable(scale.index)
         raise ApiError(404, "not_found", f"dataset {self.name!r} has no scale with key {key!r}",
                        {"dataset": self.name, "scale_key": key, "scale_keys": [b.key for b in self.mips]})
 
