@@ -126,7 +126,7 @@ class ZfpcCodec(ChunkCodec):
             yield tuple(where) + (slice(None),) * (4 - len(where)), stream
 
     def _decoded(self, stream: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        values = imagecodecs.zfp_decode(stream)
+        values = imagecodecs.zfp_decode(stream, numthreads=1)  # bigarrays decodes chunks in parallel
         if values.dtype != self.dtype.newbyteorder("=") or values.shape != tuple(shape):
             raise ValueError(f"zfp stream holds {values.shape} {values.dtype.name}, expected {tuple(shape)} "
                              f"{self.dtype.name}")
