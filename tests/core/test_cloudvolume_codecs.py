@@ -112,6 +112,25 @@ def test_region_decode_equals_whole_decode(encoding: str, dtype: str, channels: 
         assert_same(out, whole[region])
 
 
+@pytest.mark.parametrize("variant", ["compresso format 0", "crackle markov", "crackle pins"])
+def test_other_stream_variants_the_libraries_write_are_read(variant: str, rng: np.random.Generator) -> None:
+    """Streams bigarrays does not write itself but other writers may: compresso without its z
+    index (format 0: whole decodes only), crackle with a Markov model or with "pins" labels."""
+    import compresso
+
+    encoding = variant.split()[0]
+    p = pipeline(encoding, "uint32", 1)
+    chunk = sample(encoding, "uint32", CHUNK + (1,), rng)
+    labels = np.asfortranarray(chunk[..., 0])
+    body = {"compresso format 0": lambda: compresso.compress(labels, random_access_z_index=False),
+            "crackle markov": lambda: crackle.compress(labels, markov_model_order=3),
+            "crackle pins": lambda: crackle.compress(labels, allow_pins=1)}[variant]()
+    assert_same(p.decode(body, chunk.shape), chunk)
+    out = np.zeros((5, 12, 3, 1), np.uint32, order="F")
+    p.decode_into(body, chunk.shape, (slice(2, 7), slice(0, 12), slice(4, 7), slice(0, 1)), out)
+    assert_same(out, chunk[2:7, :, 4:7])
+
+
 def test_kempressed_is_fpzip_of_two_plus_v_with_z_and_channels_swapped(rng: np.random.Generator) -> None:
     import fpzip
 
