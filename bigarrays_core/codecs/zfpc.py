@@ -34,6 +34,7 @@ import numpy as np
 import zfpc
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
+from bigarrays_core.codecs.paste import paste
 from bigarrays_core.codecs.settings import flags_setting, number_setting
 from bigarrays_core.errors import InfoError
 
@@ -87,7 +88,7 @@ class ZfpcCodec(ChunkCodec):
             return self._decoded(streams[0][1], shape)
         out = np.empty(shape, dtype=self.dtype.newbyteorder("="), order="F")
         for where, stream in streams:
-            out[where] = self._decoded(stream, _plane_shape(where, shape))
+            paste(out[where], self._decoded(stream, _plane_shape(where, shape)))
         return out
 
     def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
@@ -100,7 +101,7 @@ class ZfpcCodec(ChunkCodec):
             plane = self._decoded(stream, _plane_shape(where, shape))
             inside = tuple(slice(lo, hi) for w, (lo, hi) in zip(where, bounds) if isinstance(w, slice))
             dest = tuple(slice(None) if isinstance(w, slice) else w - lo for w, (lo, _) in zip(where, bounds))
-            out[dest] = plane[inside]
+            paste(out[dest], plane[inside])
 
     def _streams(self, data: bytes | memoryview, shape: Shape4) -> Iterator[tuple[tuple[Any, ...], bytes]]:
         """``(where, stream)`` for every zfp stream: ``where`` indexes the chunk (an int on each
