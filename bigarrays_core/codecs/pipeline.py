@@ -154,7 +154,7 @@ class ChunkPipeline:
             if plain is not None:
                 try:
                     return step(plain)
-                except Exception:  # noqa: BLE001 - not brotli after all: report the first error
+                except Exception:  # not brotli after all: report the first error
                     pass
             raise self._decode_error(exc, data, shape, where, key) from exc
 
