@@ -35,6 +35,7 @@ import os
 import crackle
 import crackle.codec
 import fastcrackle
+import google_crc32c
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
@@ -82,36 +83,45 @@ class CrackleCodec(ChunkCodec):
         want = (shape[0], shape[1], z1 - z0)
         if labels.shape != want or labels.dtype.itemsize != self.dtype.itemsize:
             raise ValueError(f"crackle decoded {labels.shape} {labels.dtype}, expected {want} {self.dtype.name}")
-        _check_slices(data, labels, z0)
+        _check_slices(data, header, labels, z0)
         out: np.ndarray = labels.view(self.dtype.newbyteorder("="))[:, :, :, np.newaxis]
         return out
 
 
 def _check_length_and_labels(data: bytes, header: crackle.CrackleHeader) -> None:
-    """The stream is exactly as long as its sections, and its labels match their CRC-32C."""
+    """The stream is exactly as long as its sections, and its labels match their CRC-32C.
+
+    The sections are those of crackle's format 1 (its README): header, slice index (its
+    CRC is checked by the decoder), labels, Markov model, crack codes, the labels' CRC and
+    one CRC per slice.
+    """
     if header.format_version == 0:
         return  # the first format has neither CRCs nor a trailer to measure against
-    crack_codes_end = int(crackle.codec.grid_index(data)[-1]) + header.num_markov_model_bytes
-    expected = crack_codes_end + 4 + 4 * header.sz  # + the labels' CRC and one per slice
+    sz = header.sz
+    labels_start = header.header_bytes + header.grid_index_bytes
+    if len(data) < labels_start:
+        raise ValueError(f"truncated crackle stream: {len(data)} bytes, its slice index ends at {labels_start}")
+    crack_codes = int(np.frombuffer(data, dtype="<u4", count=sz, offset=header.header_bytes).sum(dtype=np.uint64))
+    expected = labels_start + header.num_label_bytes + header.num_markov_model_bytes + crack_codes + 4 + 4 * sz
     if len(data) != expected:
         raise ValueError(f"crackle stream is {len(data)} bytes, its header and index describe {expected}")
-    start = header.header_bytes + header.grid_index_bytes
-    computed = crackle.codec.crc32c(data[start:start + header.num_label_bytes])
-    if computed != crackle.codec.labels_crc(data):
+    labels = np.frombuffer(data, dtype=np.uint8, count=header.num_label_bytes, offset=labels_start)
+    if google_crc32c.value(labels) != int.from_bytes(data[len(data) - 4 * sz - 4:len(data) - 4 * sz], "little"):
         raise ValueError("crackle labels do not match their CRC-32C (damaged stream)")
 
 
-def _check_slices(data: bytes, labels: np.ndarray, z0: int) -> None:
+def _check_slices(data: bytes, header: crackle.CrackleHeader, labels: np.ndarray, z0: int) -> None:
     """Each decoded slice's connected components match the stream's CRC-32C for that slice."""
-    stored = crackle.codec.crack_crcs(data)
-    if stored is None:  # format version 0 has no CRCs
+    if header.format_version == 0:  # no CRCs
         return
     nz = labels.shape[2]
+    stored = np.frombuffer(data, dtype="<u4", count=header.sz, offset=len(data) - 4 * header.sz)
     components, per_slice, _ = fastcrackle.connected_components(np.asfortranarray(labels))
     # Numbered through the chunk (x fastest); each slice's own numbering starts at 0.
     firsts = np.concatenate(([0], np.cumsum(per_slice, dtype=np.uint64)[:-1])).astype(np.uint32)
     slices = components.reshape((-1, nz), order="F")
     slices -= firsts
+    slices.flags.writeable = False  # google_crc32c takes read-only buffers only
     for z in range(nz):
-        if crackle.codec.crc32c(slices[:, z]) != int(stored[z0 + z]):
+        if google_crc32c.value(slices[:, z]) != int(stored[z0 + z]):
             raise ValueError(f"crackle slice z={z0 + z} does not match its CRC-32C (damaged stream)")
