@@ -46,7 +46,9 @@ class CompressoCodec(ChunkCodec):
         if max(chunk.shape[:3]) > _MAX_AXIS:
             raise ValueError(f"a {'x'.join(map(str, chunk.shape[:3]))} chunk is too large for compresso "
                              f"(at most {_MAX_AXIS} voxels per axis)")
-        labels = np.asfortranarray(chunk[:, :, :, 0], dtype=self.dtype.newbyteorder("="))
+        labels = chunk[:, :, :, 0]  # as CloudVolume passes it: the library copies what it needs once
+        if labels.dtype != self.dtype.newbyteorder("="):
+            labels = labels.astype(self.dtype.newbyteorder("="))
         return bytes(compresso.compress(labels))
 
     def _checked(self, data: bytes | memoryview, shape: Shape4) -> tuple[bytes, dict[str, Any]]:

@@ -31,7 +31,9 @@ class KempressedCodec(ChunkCodec):
 
     def encode(self, chunk: np.ndarray) -> bytes:
         native = self.dtype.newbyteorder("=")
-        shifted = np.add(np.asarray(chunk).swapaxes(2, 3), native.type(2), dtype=native)
+        swapped = np.asarray(chunk).swapaxes(2, 3)
+        shifted = np.empty(swapped.shape, dtype=native, order="F")  # the layout fpzip takes: no second copy
+        np.add(swapped, native.type(2), out=shifted)
         return encode_fpzip(shifted)
 
     def _stored(self, data: bytes, shape: Shape4) -> np.ndarray:
