@@ -27,7 +27,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bigarrays_bench.cases import CASES, FULL_GEOMETRY, QUICK_GEOMETRY, Case, Env, Subject  # noqa: E402
+from bigarrays_bench.cases import CASES as BASE_CASES  # noqa: E402
+from bigarrays_bench.cases import FULL_GEOMETRY, QUICK_GEOMETRY, Case, Env, Subject  # noqa: E402
+from bigarrays_bench.codec_cases import CODEC_CASES, format_size_table, size_table  # noqa: E402
 from bigarrays_bench.datasets import FULL, QUICK, ensure_datasets  # noqa: E402
 from bigarrays_bench.libraries import LIBRARIES  # noqa: E402
 from bigarrays_bench.memory import measure_memory  # noqa: E402
@@ -36,10 +38,13 @@ from bigarrays_bench.report import Summary, flat_summary, format_table, summaris
 from bigarrays_core.kernels.paste import precompile as precompile_paste  # noqa: E402
 
 MEMORY_CASE = "memory"
+#: The size table of the codec cases (stored bytes per encoding), run with the "codecs" group.
+SIZES_CASE = "codec_sizes"
+CASES = BASE_CASES + CODEC_CASES
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    names = sorted({c.name for c in CASES} | {c.group for c in CASES} | {MEMORY_CASE})
+    names = sorted({c.name for c in CASES} | {c.group for c in CASES} | {MEMORY_CASE, SIZES_CASE})
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", action="append", default=[], metavar="NAME",
@@ -147,8 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         mem = []
 
+    sizes_rows = []
+    if not wanted or SIZES_CASE in wanted or "codecs" in wanted:
+        print("codec_sizes: stored bytes of the codec cases' data per encoding ...", flush=True)
+        sizes_rows = size_table(env)
+        for row in sizes_rows:
+            emit(row)
+
     print()
     print(format_table(summaries, flats))
+    if sizes_rows:
+        print()
+        print(format_size_table(sizes_rows))
     if mem:
         print()
         print("memory (one aligned raw read after a warm-up read of its size; peak growth / output size;"

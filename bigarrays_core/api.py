@@ -48,7 +48,7 @@ def create(
     voxel_offset: Sequence[int] = (0, 0, 0),
     num_channels: int = 1,
     encoding: str = "raw",
-    compression: str | Mapping[str, Any] | None = None,
+    compression: str | Mapping[str, Any] | None = "auto",
     layer_type: str | None = None,
     num_mips: int = 1,
     downsample_factor: Sequence[int] = (2, 2, 1),
@@ -56,6 +56,7 @@ def create(
     png_level: int | None = None,
     compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
     sharding: bool | Mapping[str, Any] | None = None,
+    encoding_settings: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     fill_missing: bool = True,
     bounded: bool = False,
@@ -64,9 +65,13 @@ def create(
 ) -> BigArray:
     """Write a new ``info`` at ``url`` and return its mip 0 as a :class:`BigArray`.
 
-    ``compression`` is ``None``, ``"gzip"``, ``"zstd"``, ``"blosc"`` or an object such as
-    ``{"id": "zstd", "level": 5}`` / ``{"id": "blosc", "cname": "lz4", "level": 5, "shuffle": 1}``.
-    ``num_mips`` scales are declared, each ``downsample_factor`` coarser than the last.
+    ``encoding`` is one of :data:`bigarrays_core.format.ENCODINGS`; ``encoding_settings`` holds
+    its settings as CloudVolume names them in the info (``{"jxl_quality": 90}``, ...).
+    ``compression`` is ``None``, ``"gzip"``, ``"zstd"``, ``"blosc"``, ``"br"`` (brotli) or an
+    object such as ``{"id": "zstd", "level": 5}`` / ``{"id": "blosc", "cname": "lz4", "level": 5,
+    "shuffle": 1}``; ``"auto"`` (the default) is gzip for compresso and crackle (as CloudVolume
+    writes them) and none otherwise. ``num_mips`` scales are declared, each
+    ``downsample_factor`` coarser than the last.
 
     ``sharding=True`` stores every scale sharded (``neuroglancer_uint64_sharded_v1``) with
     the spec bigarrays picks for its grid, as TensorStore and CloudVolume/igneous do for
@@ -86,6 +91,7 @@ def create(
         num_channels=num_channels, encoding=encoding, compression=compression, layer_type=layer_type,
         num_mips=num_mips, downsample_factor=downsample_factor, jpeg_quality=jpeg_quality, png_level=png_level,
         compressed_segmentation_block_size=compressed_segmentation_block_size, sharding=sharding,
+        encoding_settings=encoding_settings,
     )
     store = open_store(url, **store_options) if not isinstance(url, KVStore) else url
     if not overwrite and store.exists("info"):

@@ -68,6 +68,9 @@ class BigArray:
 
     def __init__(self, store: KVStore, info: Info, mip: int = 0, *, fill_missing: bool = True,
                  bounded: bool = False, non_aligned_writes: bool = False) -> None:
+        scale = info.scale(mip)
+        if scale.problem is not None:  # only this scale is unusable; the others open
+            raise scale.problem.error(f"{store.url} mip {mip}")
         self._store = store
         self._info = info
         self._io = ScaleIO.of(store, info, mip)

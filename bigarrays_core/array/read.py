@@ -78,8 +78,9 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     # Several batches per thread: for threaded sources faster threads take more; for object
     # stores (which fetch a batch concurrently) pasting one batch overlaps fetching the
     # next. A few chunks, or a small plain copy, are read faster in the caller's thread
-    # than handed to the pool (measured; copies are bound by memory speed). Every decoder
-    # releases the GIL in its heavy work.
+    # than handed to the pool (measured; copies are bound by memory speed). Most decoders
+    # release the GIL in their heavy work; compresso, crackle and fpzip hold it (the other
+    # threads still read and paste meanwhile; crackle decodes on threads of its own).
     serial = source.threaded and (
         len(plan) <= source.inline_chunks or (source.copies_only and out.nbytes <= _INLINE_COPY_BYTES))
     run_batches(work, plan, per_thread=4, inline_below=len(plan) + 1 if serial else 2)

@@ -5,8 +5,8 @@ and back. A chunk array is 4-D ``(x, y, z, c)`` with the scale's dtype; ``decode
 returns such an array (any memory order, possibly read-only, possibly a view of the
 input bytes) and raises on bytes that do not decode to exactly ``shape``.
 
-A :class:`ByteCodec` is the optional second stage (gzip, zstd, blosc) on the encoded
-bytes. Codecs are values: configured once, stateless between calls, safe to call from
+A :class:`ByteCodec` is the optional second stage (gzip, zstd, blosc, brotli) on the
+encoded bytes. Codecs are values: configured once, stateless between calls, safe to call from
 several threads at once, and they release the GIL in their heavy work where the
 underlying library does.
 
@@ -16,6 +16,7 @@ Must not import from ``kvstore``, ``array`` or the server.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,10 +37,33 @@ class ChunkCodec(ABC):
     name: ClassVar[str]
     #: The Content-Type stored chunks get on object stores.
     content_type: ClassVar[str] = "application/octet-stream"
+    #: The ``data_type`` names the encoding stores (None: every one).
+    dtypes: ClassVar[tuple[str, ...] | None] = None
+    #: The channel counts it stores (None: any).
+    channels: ClassVar[tuple[int, ...] | None] = None
+    #: The scale members (info fields) holding its settings, read by :meth:`from_scale`.
+    settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dtype: np.dtype[Any], num_channels: int) -> None:
         self.dtype = np.dtype(dtype)
         self.num_channels = num_channels
+        if self.dtypes is not None and self.dtype.name not in self.dtypes:
+            raise ValueError(f"{self.name} stores data_type {' or '.join(self.dtypes)}, not {self.dtype.name}")
+        if self.channels is not None and num_channels not in self.channels:
+            counts = " or ".join(map(str, self.channels))
+            raise ValueError(f"{self.name} stores {counts} channel{'s' if self.channels != (1,) else ''}, "
+                             f"not {num_channels}")
+
+    @classmethod
+    def from_scale(cls, dtype: np.dtype[Any], num_channels: int, scale: Mapping[str, Any]) -> ChunkCodec:
+        """The codec for a scale of the info: ``scale`` is its JSON object, whose members
+        (``jpeg_quality``, ``jxl_effort``, ...) hold the encoding's settings.
+
+        Raises ``ValueError`` for a dtype or channel count the encoding cannot store and
+        :class:`~bigarrays_core.errors.InfoError` whose ``field`` is the member's name for a
+        bad setting. Codecs with settings override this.
+        """
+        return cls(dtype, num_channels)
 
     @abstractmethod
     def encode(self, chunk: np.ndarray) -> bytes:

@@ -13,13 +13,15 @@ reading past the buffer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
+from typing import Any
 
 import compressed_segmentation as cseg
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
+from bigarrays_core.errors import InfoError
 
 __all__ = ["CompressedSegmentationCodec"]
 
@@ -42,13 +44,26 @@ def _kernel() -> ModuleType:
 class CompressedSegmentationCodec(ChunkCodec):
     name = "compressed_segmentation"
     content_type = "image/x.compressed_segmentation"
+    dtypes = ("uint32", "uint64")
+    settings = ("compressed_segmentation_block_size",)
 
     def __init__(self, dtype: np.dtype, num_channels: int, block_size: Sequence[int] = (8, 8, 8)) -> None:
         super().__init__(dtype, num_channels)
-        if self.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
-            raise ValueError(f"compressed_segmentation stores uint32 or uint64, not {self.dtype.name}")
         bx, by, bz = (int(b) for b in block_size)
         self.block_size = (bx, by, bz)
+
+    @classmethod
+    def from_scale(cls, dtype: np.dtype, num_channels: int,
+                   scale: Mapping[str, Any]) -> CompressedSegmentationCodec:
+        """``compressed_segmentation_block_size`` is required (Neuroglancer's rule)."""
+        member = "compressed_segmentation_block_size"
+        block = scale.get(member)
+        if block is None:
+            raise InfoError(f"{member}: missing (required for compressed_segmentation)", field=member)
+        if (not isinstance(block, (list, tuple)) or len(block) != 3
+                or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 1 for b in block)):
+            raise InfoError(f"{member}: expected a list of 3 integers >= 1, got {block!r}", field=member)
+        return cls(dtype, num_channels, block)
 
     # -- encode --------------------------------------------------------------------------
     def encode(self, chunk: np.ndarray) -> bytes:

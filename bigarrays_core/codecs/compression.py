@@ -1,12 +1,17 @@
 """The scale's ``compression`` field: which :class:`ByteCodec` sits on top of the encoding.
 
-In the info it is ``{"id": "gzip", "level": 1}``, ``{"id": "zstd", "level": 3}`` or
-``{"id": "blosc", "level": 5, "cname": "blosclz", "shuffle": 1}``; a bare string
-(``"gzip"``) means the defaults. Absent or ``"none"`` means no compression.
+In the info it is ``{"id": "gzip", "level": 1}``, ``{"id": "zstd", "level": 3}``,
+``{"id": "blosc", "level": 5, "cname": "blosclz", "shuffle": 1}`` or ``{"id": "br",
+"level": 5}`` (brotli, CloudVolume's name for it); a bare string (``"gzip"``) means the
+defaults. Absent or ``"none"`` means no compression.
+
+gzip, zstd and br are also *content encodings*: stores record them (a file suffix, a
+``Content-Encoding`` header), and :func:`content_codec` gives the codec that undoes each.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -14,10 +19,10 @@ from typing import Any
 from bigarrays_core.codecs.base import ByteCodec
 from bigarrays_core.errors import InfoError, UnknownCodecError
 
-__all__ = ["COMPRESSIONS", "byte_codec", "parse_compression_spec"]
+__all__ = ["COMPRESSIONS", "byte_codec", "content_codec", "parse_compression_spec"]
 
-COMPRESSIONS = ("gzip", "zstd", "blosc")
-_PARAMS = {"gzip": {"level"}, "zstd": {"level"}, "blosc": {"level", "cname", "shuffle"}}
+COMPRESSIONS = ("gzip", "zstd", "blosc", "br")
+_PARAMS = {"gzip": {"level"}, "zstd": {"level"}, "blosc": {"level", "cname", "shuffle"}, "br": {"level"}}
 
 
 def parse_compression_spec(spec: Any, where: str) -> dict[str, Any] | None:
@@ -42,6 +47,7 @@ def parse_compression_spec(spec: Any, where: str) -> dict[str, Any] | None:
         codec = byte_codec({**spec, "id": cid})
     except (TypeError, ValueError) as exc:
         raise InfoError(f"{where}: {exc}", field=where) from None
+    assert codec is not None
     return codec.config()
 
 
@@ -49,6 +55,7 @@ _CODECS = {
     "gzip": "bigarrays_core.codecs.gzip:GzipCodec",
     "zstd": "bigarrays_core.codecs.zstd:ZstdCodec",
     "blosc": "bigarrays_core.codecs.blosc:BloscCodec",
+    "br": "bigarrays_core.codecs.brotli:BrotliCodec",
 }
 
 
@@ -66,3 +73,14 @@ def byte_codec(config: Mapping[str, Any] | None, *, typesize: int = 1) -> ByteCo
         params["typesize"] = typesize
     codec: ByteCodec = cls(**params)
     return codec
+
+
+@functools.cache
+def content_codec(encoding: str) -> ByteCodec | None:
+    """The codec (default settings) that undoes the content encoding ``encoding`` a store
+    recorded (``"gzip"``, ``"zstd"``, ``"br"``), or None for one bigarrays does not write."""
+    for cid in COMPRESSIONS:
+        codec = byte_codec({"id": cid})
+        if codec is not None and codec.content_encoding == encoding:
+            return codec
+    return None

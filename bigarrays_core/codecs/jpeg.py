@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import imagecodecs
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Shape4
 from bigarrays_core.codecs.image_layout import chunk_to_image, image_to_chunk
+from bigarrays_core.codecs.settings import integer_setting
 
 __all__ = ["JpegCodec"]
 
@@ -19,14 +23,19 @@ _EOI_SLACK = 64
 class JpegCodec(ChunkCodec):
     name = "jpeg"
     content_type = "image/jpeg"
+    dtypes = ("uint8",)
+    channels = (1, 3)
+    settings = ("jpeg_quality",)
 
     def __init__(self, dtype: np.dtype, num_channels: int, quality: int | None = None) -> None:
         super().__init__(dtype, num_channels)
-        if self.dtype != np.uint8 or num_channels not in (1, 3):
-            raise ValueError(f"jpeg stores uint8 with 1 or 3 channels, not {self.dtype.name} x {num_channels}")
         self.quality = DEFAULT_QUALITY if quality is None else int(quality)
         if not 0 <= self.quality <= 100:
             raise ValueError(f"jpeg quality must be 0..100, got {quality}")
+
+    @classmethod
+    def from_scale(cls, dtype: np.dtype, num_channels: int, scale: Mapping[str, Any]) -> JpegCodec:
+        return cls(dtype, num_channels, integer_setting(scale, "jpeg_quality", DEFAULT_QUALITY, 0, 100))
 
     def encode(self, chunk: np.ndarray) -> bytes:
         x, y, z, _ = chunk.shape

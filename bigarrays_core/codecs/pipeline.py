@@ -3,13 +3,22 @@
 Whether stored bytes are compressed is decided by where they came from, in this order:
 
 1. the content encoding the store recorded for the value (CloudVolume's ``.gz`` /
-   ``.zstd`` file suffixes on local disk, ``Content-Encoding`` on object stores): the bytes
-   are decoded with it, strictly;
+   ``.zstd`` / ``.br`` file suffixes on local disk, ``Content-Encoding`` on object stores):
+   the bytes are decoded with it, strictly;
 2. otherwise a value of exactly the raw chunk size in a raw scale that records no
    compression is the raw chunk (that is what the info and the store both say);
 3. otherwise, as BigArrays.jl and CloudVolume read, gzip and zstd are recognised by their
    magic bytes (objects whose Content-Encoding a client already undid, tools that record
-   nothing), and blosc is undone when the scale records it.
+   nothing), blosc is undone when the scale records it, and so is brotli, which has no
+   magic bytes: a scale that records ``br`` holds brotli streams, or their content where
+   a client already undid the Content-Encoding (then they do not parse as brotli);
+4. last, for CloudVolume's brotli chunks on object stores (CloudVolume records
+   ``Content-Encoding: br``, which S3 and GCS reads do not report, and nothing in the
+   info): when the bytes do not decode as the scale's encoding, the scale records no
+   compression and the store recorded nothing, they are decoded again as one complete
+   brotli stream, and kept if its content decodes. No encoding's chunks parse as brotli
+   (each has a signature, a size or a structure brotli streams do not have), so this
+   never turns a damaged chunk into a wrong one: the first error is reported.
 
 A size coincidence never overrides a recorded encoding. Every failure becomes
 :class:`ChunkDecodeError` naming the key.
@@ -17,9 +26,13 @@ A size coincidence never overrides a recorded encoding. Every failure becomes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 
 from bigarrays_core.codecs.base import ByteCodec, ChunkCodec, Region4, Shape4
+from bigarrays_core.codecs.compression import content_codec
 from bigarrays_core.codecs.raw import RawCodec
 from bigarrays_core.errors import ChunkDecodeError, ChunkEncodeError
 from bigarrays_core.kvstore.base import WriteOptions
@@ -28,6 +41,10 @@ __all__ = ["ChunkPipeline"]
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: The content encoding with no magic bytes (see the module docstring, rules 3 and 4).
+_BROTLI = "br"
+
+T = TypeVar("T")
 
 
 class ChunkPipeline:
@@ -77,10 +94,7 @@ class ChunkPipeline:
         the error's ``key`` attribute; ``encoding`` is the content encoding the store
         recorded for the value (see the module docstring).
         """
-        try:
-            return self.codec.decode(self._decompressed(data, shape, encoding), shape)
-        except Exception as exc:  # every codec library has its own error types
-            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
+        return self._decoding(lambda plain: self.codec.decode(plain, shape), data, shape, where, key, encoding)
 
     def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
                     where: str = "chunk", key: str | None = None, encoding: str | None = None) -> None:
@@ -89,10 +103,8 @@ class ChunkPipeline:
         ``out`` has the region's shape; see :meth:`ChunkCodec.decode_into`. Arguments and
         errors as :meth:`decode`.
         """
-        try:
-            self.codec.decode_into(self._decompressed(data, shape, encoding), shape, region, out)
-        except Exception as exc:  # every codec library has its own error types
-            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
+        self._decoding(lambda plain: self.codec.decode_into(plain, shape, region, out), data, shape, where, key,
+                       encoding)
 
     def unwrap(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk", key: str | None = None,
                encoding: str | None = None) -> bytes | memoryview:
@@ -100,12 +112,15 @@ class ChunkPipeline:
         by the same rule as :meth:`decode` (``data`` itself when it has none).
 
         For passing chunks on in a standard encoding (Neuroglancer reads raw, jpeg, png and
-        compressed_segmentation, not zstd or blosc). Errors as :meth:`decode`.
+        compressed_segmentation, not zstd or blosc). The encoding itself is not decoded, so
+        only a raw chunk's size is checked. Errors as :meth:`decode`.
         """
-        try:
-            return self._decompressed(data, shape, encoding)
-        except Exception as exc:  # every codec library has its own error types
-            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
+        def checked(plain: bytes | memoryview) -> bytes | memoryview:
+            if self._raw_nbytes is not None and len(plain) != self._raw_nbytes(shape):
+                raise ValueError(f"raw chunk is {len(plain)} bytes, expected {self._raw_nbytes(shape)}")
+            return plain
+
+        return self._decoding(checked, data, shape, where, key, encoding)
 
     def region_span(self, shape: Shape4, region: Region4) -> tuple[int, int, int] | None:
         """``(size, start, stop)``: the bytes of a stored chunk that hold ``region``, if known.
@@ -128,17 +143,60 @@ class ChunkPipeline:
         except Exception as exc:  # as decode
             raise self._decode_error(exc, span, shape, where, key) from exc
 
+    def _decoding(self, step: Callable[[bytes | memoryview], T], data: bytes | memoryview, shape: Shape4,
+                  where: str, key: str | None, encoding: str | None) -> T:
+        """``step`` applied to the bytes of the chunk's encoding, by the rules of the module
+        docstring; every failure becomes :class:`ChunkDecodeError`."""
+        try:
+            return step(self._decompressed(data, shape, encoding))
+        except Exception as exc:  # every codec library has its own error types
+            plain = self._unrecorded_brotli(data, shape, encoding)
+            if plain is not None:
+                try:
+                    return step(plain)
+                except Exception:  # not brotli after all: report the first error
+                    pass
+            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
+
     def _decompressed(self, data: bytes | memoryview, shape: Shape4,
                       encoding: str | None) -> bytes | memoryview:
         if encoding is not None:
-            return self._content_decoder(encoding).decode(data)
+            return self._recorded_decoder(encoding).decode(data)
         # A raw chunk of exactly the raw size is taken as is, unless the scale records a
         # compression (then an incompressible chunk may happen to have that size).
-        if not self.plain_raw or len(data) != self._raw_nbytes(shape):  # type: ignore[misc]
-            compressor = self._sniffed(data)
-            if compressor is not None:
-                return compressor.decode(data)
+        if self.plain_raw and len(data) == self._raw_nbytes(shape):  # type: ignore[misc]
+            return data
+        compressor = self._sniffed(data)
+        if compressor is not None:
+            return compressor.decode(data)
+        if self.compressor is not None and self.compressor.content_encoding == _BROTLI:
+            try:
+                return self.compressor.decode(data)
+            except ValueError:
+                return data  # a client undid the Content-Encoding already (rule 3)
         return data
+
+    def _unrecorded_brotli(self, data: bytes | memoryview, shape: Shape4, encoding: str | None) -> bytes | None:
+        """The content of ``data`` if rule 4 of the module docstring applies to it and it is
+        one complete brotli stream, else None."""
+        if encoding is not None or self.compressor is not None or self._sniffed(data) is not None:
+            return None
+        if self.plain_raw and len(data) == self._raw_nbytes(shape):  # type: ignore[misc]
+            return None
+        codec = content_codec(_BROTLI)
+        assert codec is not None
+        try:
+            return codec.decode(data)
+        except ValueError:
+            return None
+
+    def _recorded_decoder(self, encoding: str) -> ByteCodec:
+        """The codec that undoes a content encoding the store recorded: the scale's own
+        compression when it is that one, else the shared codec for gzip, zstd or br, else
+        :meth:`_content_decoder`."""
+        if self.compressor is not None and self.compressor.content_encoding == encoding:
+            return self.compressor
+        return content_codec(encoding) or self._content_decoder(encoding)
 
     def _content_decoder(self, encoding: str) -> ByteCodec:
         """The codec that undoes a content encoding a store recorded: gzip and zstd (kept per

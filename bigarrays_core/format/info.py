@@ -8,6 +8,14 @@ and never written.
 Besides the standard members, a scale may carry ``"compression"``: bigarrays' record of
 the byte compression on top of the encoding, e.g. ``{"id": "zstd", "level": 3}`` (see
 :mod:`bigarrays_core.codecs.compression`). Other tools ignore it.
+
+How a scale is encoded is judged per scale. The geometry of every scale (key, size,
+offset, resolution, chunk sizes) must be valid or the info is refused; but a scale whose
+encoding is unknown, cannot store the volume's dtype or channel count, needs a package
+that is not installed, or whose encoding settings or compression are invalid, only gets a
+:class:`ScaleProblem` (``Scale.problem``): the other scales open, read and write, and
+opening that one raises the problem's :class:`InfoError`, which names the scale (index
+and key), the field and what to do.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ __all__ = [
     "ENCODINGS",
     "Info",
     "Scale",
+    "ScaleProblem",
     "create_info",
     "scale_key_for",
 ]
@@ -37,20 +46,17 @@ DTYPES: dict[str, np.dtype[Any]] = {
     for name in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
                  "float32", "float64", "bool")
 }
-ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation")
-_KNOWN_UNSUPPORTED_ENCODINGS = ("compresso", "jxl", "crackle", "fpzip", "kempressed", "zfpc", "npz")
-
-#: Which dtypes and channel counts each encoding can store (precomputed-format.md §1.3).
-ENCODING_RULES: dict[str, tuple[tuple[str, ...] | None, tuple[int, ...] | None]] = {
-    "raw": (None, None),
-    "jpeg": (("uint8",), (1, 3)),
-    "png": (("uint8", "uint16"), (1, 2, 3, 4)),
-    "compressed_segmentation": (("uint32", "uint64"), None),
-}
+#: Every encoding bigarrays reads and writes (see :mod:`bigarrays_core.codecs`).
+ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation", "compresso", "jxl", "crackle", "fpzip",
+             "kempressed", "zfpc")
 _INT64_MAX = 2**63 - 1
 #: The most bytes one decoded chunk may hold (voxels x channels x itemsize): a chunk is
 #: decoded in memory as a whole, so an info that declares bigger ones is refused up front.
 MAX_CHUNK_BYTES = 2**31
+#: Encodings of label volumes (the default layer type for them is "segmentation").
+_SEGMENTATION_ENCODINGS = ("compressed_segmentation", "compresso", "crackle")
+#: Encodings whose decoders do not check their input: gzip'd by default (see create_info).
+_CHECKED_BY_GZIP = ("compresso", "crackle")
 
 
 def _is_int(v: Any) -> bool:
@@ -94,8 +100,29 @@ def scale_key_for(resolution: Sequence[float]) -> str:
 
 
 @dataclass(frozen=True)
+class ScaleProblem:
+    """Why one scale cannot be read or written (the dataset's other scales can)."""
+
+    #: The info field at fault, e.g. ``"info.scales[2].encoding"``.
+    field: str
+    #: What is wrong, naming the field, the scale (index and key) and what to do.
+    message: str
+    #: The ``pip install`` argument that makes the scale usable, when a package is missing.
+    install: str | None = None
+
+    def error(self, context: str | None = None) -> InfoError:
+        """The :class:`InfoError` to raise, with ``context`` (e.g. the dataset URL) first."""
+        return InfoError(f"{context}: {self.message}" if context else self.message, field=self.field)
+
+
+@dataclass(frozen=True)
 class Scale:
-    """One validated scale of an info (``index`` is its mip)."""
+    """One validated scale of an info (``index`` is its mip).
+
+    ``problem`` is None when bigarrays can read and write the scale; otherwise it says why
+    not, and ``encoding`` and ``compression`` are as given (``compression`` None when it is
+    the culprit).
+    """
 
     index: int
     key: str
@@ -110,11 +137,17 @@ class Scale:
     compression: dict[str, Any] | None
     sharding: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    problem: ScaleProblem | None = field(default=None, compare=False)
 
     @property
     def chunk_size(self) -> tuple[int, int, int]:
         """The chunk size bigarrays reads and writes (the first of ``chunk_sizes``)."""
         return self.chunk_sizes[0]
+
+    @property
+    def usable(self) -> bool:
+        """Whether bigarrays can read and write this scale (``problem`` is None)."""
+        return self.problem is None
 
 
 def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Scale:
@@ -154,47 +187,15 @@ def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Sca
     chunk_sizes = tuple(_vec(c, f"{where}.chunk_sizes[{i}]", minimum=1) for i, c in enumerate(cs))
     for i, c in enumerate(chunk_sizes):
         _check_chunk_bytes(c, data_type, num_channels, f"{where}.chunk_sizes[{i}]")
-    enc_raw = raw["encoding"]
-    if isinstance(enc_raw, str) and enc_raw.lower() in _KNOWN_UNSUPPORTED_ENCODINGS:
+    block = raw.get("compressed_segmentation_block_size")
+    if isinstance(block, (list, tuple)) and all(_is_int(v) and v >= 1 for v in block) \
+            and math.prod(block) > MAX_CHUNK_BYTES:
         raise InfoError(
-            f"{where}.encoding: {enc_raw!r} is not supported by bigarrays; supported: {list(ENCODINGS)}",
-            field=f"{where}.encoding",
+            f"{where}.compressed_segmentation_block_size: a block of {'x'.join(map(str, block))} voxels "
+            f"is too large (at most {MAX_CHUNK_BYTES} voxels, more than any chunk holds)",
+            field=f"{where}.compressed_segmentation_block_size",
         )
-    encoding = _enum(enc_raw, ENCODINGS, f"{where}.encoding")
-    dtypes, channels = ENCODING_RULES[encoding]
-    if dtypes is not None and data_type not in dtypes:
-        raise InfoError(
-            f"{where}.encoding: {encoding} stores data_type {' or '.join(dtypes)}, not {data_type}",
-            field=f"{where}.encoding",
-        )
-    if channels is not None and num_channels not in channels:
-        raise InfoError(
-            f"{where}.encoding: {encoding} stores {', '.join(map(str, channels))} channels, not {num_channels}",
-            field=f"{where}.encoding",
-        )
-    block = None
-    if encoding == "compressed_segmentation":
-        if "compressed_segmentation_block_size" not in raw:
-            raise InfoError(
-                f"{where}.compressed_segmentation_block_size: missing (required for compressed_segmentation)",
-                field=f"{where}.compressed_segmentation_block_size",
-            )
-        block = _vec(raw["compressed_segmentation_block_size"], f"{where}.compressed_segmentation_block_size",
-                     minimum=1)
-        if math.prod(block) > MAX_CHUNK_BYTES:
-            raise InfoError(
-                f"{where}.compressed_segmentation_block_size: a block of {block[0]}x{block[1]}x{block[2]} voxels "
-                f"is too large (at most {MAX_CHUNK_BYTES} voxels, more than any chunk holds)",
-                field=f"{where}.compressed_segmentation_block_size",
-            )
-    jpeg_quality = raw.get("jpeg_quality")
-    if jpeg_quality is not None and (not _is_int(jpeg_quality) or not 0 <= jpeg_quality <= 100):
-        raise InfoError(f"{where}.jpeg_quality: expected an integer 0..100, got {jpeg_quality!r}",
-                        field=f"{where}.jpeg_quality")
-    png_level = raw.get("png_level")
-    if png_level is not None and (not _is_int(png_level) or not 0 <= png_level <= 9):
-        raise InfoError(f"{where}.png_level: expected an integer 0..9, got {png_level!r}",
-                        field=f"{where}.png_level")
+    encoding, compression, problem = _encoding_of(raw, index, key.strip("/"), data_type, num_channels)
     sharding = raw.get("sharding")
     if sharding is not None:
         if not isinstance(sharding, Mapping) or sharding.get("@type") != "neuroglancer_uint64_sharded_v1":
@@ -204,11 +205,7 @@ def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Sca
                 field=f"{where}.sharding",
             )
         sharding = dict(sharding)
-    compression = raw.get("compression")
-    if compression is not None:
-        from bigarrays_core.codecs.compression import parse_compression_spec
-
-        compression = parse_compression_spec(compression, f"{where}.compression")
+    usable = problem is None
     return Scale(
         index=index,
         key=key.strip("/"),
@@ -217,13 +214,59 @@ def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Sca
         resolution=(float(res[0]), float(res[1]), float(res[2])),
         chunk_sizes=chunk_sizes,
         encoding=encoding,
-        compressed_segmentation_block_size=block,
-        jpeg_quality=int(jpeg_quality) if jpeg_quality is not None else None,
-        png_level=int(png_level) if png_level is not None else None,
+        compressed_segmentation_block_size=(
+            _vec(raw["compressed_segmentation_block_size"], "") if usable and encoding == "compressed_segmentation"
+            else None),
+        jpeg_quality=_setting_of(raw, "jpeg_quality") if usable and encoding == "jpeg" else None,
+        png_level=_setting_of(raw, "png_level") if usable and encoding == "png" else None,
         compression=compression,
         sharding=sharding,
         raw=dict(raw),
+        problem=problem,
     )
+
+
+def _setting_of(raw: Mapping[str, Any], member: str) -> int | None:
+    value = raw.get(member)
+    return None if value is None else int(value)
+
+
+def _encoding_of(raw: Mapping[str, Any], index: int, key: str, data_type: str,
+                 num_channels: int) -> tuple[str, dict[str, Any] | None, ScaleProblem | None]:
+    """``(encoding, compression, problem)`` of a scale: the encoding name (lower case), the
+    normalised compression spec and, if the scale cannot be used, why (see the module
+    docstring). Its codec is built once here, so whatever would fail later fails now."""
+    from bigarrays_core.codecs import CodecUnavailableError, chunk_codec
+    from bigarrays_core.codecs.compression import parse_compression_spec
+    from bigarrays_core.errors import UnknownCodecError
+
+    where = f"info.scales[{index}]"
+
+    def problem(member: str, detail: str, install: str | None = None) -> ScaleProblem:
+        return ScaleProblem(f"{where}.{member}", f"{where}.{member}: {detail} (scale {index}, key {key!r})", install)
+
+    given = raw["encoding"]
+    encoding = given.lower() if isinstance(given, str) else repr(given)
+    compression = None
+    try:
+        compression = parse_compression_spec(raw.get("compression"), f"{where}.compression")
+    except InfoError as exc:
+        prefix = f"{where}.compression: "
+        return encoding, None, problem("compression", str(exc).removeprefix(prefix))
+    if not isinstance(given, str):
+        return encoding, compression, problem("encoding", f"expected an encoding name, got {given!r}")
+    try:
+        chunk_codec(encoding, DTYPES[data_type], num_channels, raw)
+    except CodecUnavailableError as exc:
+        return encoding, compression, problem("encoding", str(exc), exc.install)
+    except InfoError as exc:
+        member = exc.field or "encoding"
+        return encoding, compression, problem(member, f"{encoding}: {str(exc).removeprefix(member + ': ')}")
+    except UnknownCodecError as exc:
+        return encoding, compression, problem("encoding", str(exc))
+    except ValueError as exc:
+        return encoding, compression, problem("encoding", f"{exc} ({data_type} x {num_channels} channels)")
+    return encoding, compression, None
 
 
 class Info:
@@ -270,6 +313,12 @@ class Info:
     def dtype(self) -> np.dtype[Any]:
         return DTYPES[self.data_type]
 
+    @property
+    def problems(self) -> dict[int, ScaleProblem]:
+        """The scales bigarrays cannot read or write, by mip, with why (empty when every scale
+        is usable). The others are unaffected; see :class:`ScaleProblem`."""
+        return {s.index: s.problem for s in self.scales if s.problem is not None}
+
     def scale(self, mip: int) -> Scale:
         """Scale ``mip``; :class:`InfoError` (also an IndexError-free ValueError) if absent."""
         if not _is_int(mip) or not 0 <= mip < len(self.scales):
@@ -302,13 +351,14 @@ def create_info(
     voxel_offset: Sequence[int] = (0, 0, 0),
     num_channels: int = 1,
     encoding: str = "raw",
-    compression: str | Mapping[str, Any] | None = None,
+    compression: str | Mapping[str, Any] | None = "auto",
     layer_type: str | None = None,
     num_mips: int = 1,
     downsample_factor: Sequence[int] = (2, 2, 1),
     jpeg_quality: int | None = None,
     png_level: int | None = None,
     compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
+    encoding_settings: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     sharding: bool | Mapping[str, Any] | None = None,
 ) -> Info:
@@ -317,8 +367,13 @@ def create_info(
     Scale ``k`` has resolution ``resolution * factor**k``, ``voxel_offset =
     floor(offset / factor**k)`` and ``size = ceil((offset + size) / factor**k) - voxel_offset``
     (integer arithmetic), the same chunk size and encoding. ``layer_type`` defaults to
-    ``"segmentation"`` for compressed_segmentation and ``"image"`` otherwise.
-    ``sharding=True`` gives every scale the spec
+    ``"segmentation"`` for the segmentation encodings (compressed_segmentation, compresso,
+    crackle) and ``"image"`` otherwise. ``compression="auto"`` (the default) is gzip for
+    compresso and crackle, as CloudVolume writes them (gzip's CRC-32 is what catches a
+    damaged chunk: their decoders do not check their input), and none otherwise.
+    ``encoding_settings`` are the scale members of the encoding's settings, named as
+    CloudVolume names them (``{"jxl_quality": 90}``, ``{"fpzip_precision": 16}``,
+    ``{"zfpc_tolerance": 0.01}``, ...). ``sharding=True`` gives every scale the spec
     :func:`~bigarrays_core.format.sharding.choose_sharding` picks for its grid; a dict is
     the ``"sharding"`` object of every scale (validated, written in full); None or False:
     unsharded. Raises :class:`InfoError` naming the bad argument.
@@ -338,6 +393,19 @@ def create_info(
     if not isinstance(resolution, Sequence) or len(resolution) != 3:
         raise InfoError(f"resolution: expected 3 numbers, got {resolution!r}", field="resolution")
     encoding_name = encoding.lower() if isinstance(encoding, str) else encoding
+    settings = dict(encoding_settings or {})
+    if settings:
+        from bigarrays_core.codecs import encoding_settings as settings_of
+
+        known = settings_of(encoding_name) if isinstance(encoding_name, str) else None
+        unknown = sorted(set(settings) - set(known or ()))
+        if known is not None and unknown:
+            raise InfoError(f"encoding_settings: {encoding_name} takes {list(known) or 'no settings'}, "
+                            f"not {unknown}", field="encoding_settings")
+    if isinstance(compression, str) and compression.lower() == "auto":
+        # A sharded scale's chunks are compressed by its sharding's data_encoding instead.
+        sharded = sharding is not None and sharding is not False
+        compression = "gzip" if encoding_name in _CHECKED_BY_GZIP and not sharded else None
     explicit_sharding = None
     if sharding is not None and sharding is not False:
         from bigarrays_core.format.sharding import MAX_WRITE_MINISHARD_BITS
@@ -379,6 +447,7 @@ def create_info(
             scale["jpeg_quality"] = jpeg_quality
         if png_level is not None:
             scale["png_level"] = png_level
+        scale.update(copy.deepcopy(settings))
         if compression is not None:
             from bigarrays_core.codecs.compression import parse_compression_spec
 
@@ -393,7 +462,7 @@ def create_info(
         scales.append(scale)
     raw: dict[str, Any] = {
         "@type": "neuroglancer_multiscale_volume",
-        "type": layer_type or ("segmentation" if encoding_name == "compressed_segmentation" else "image"),
+        "type": layer_type or ("segmentation" if encoding_name in _SEGMENTATION_ENCODINGS else "image"),
         "data_type": name,
         "num_channels": num_channels,
         "scales": scales,
@@ -401,6 +470,9 @@ def create_info(
     if extra:
         raw.update(copy.deepcopy(dict(extra)))
     info = Info(raw)
+    for s in info.scales:
+        if s.problem is not None:
+            raise s.problem.error()
     if sharding is not None and sharding is not False:
         from bigarrays_core.format.sharding import scale_sharding
 

@@ -37,7 +37,7 @@ from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 __all__ = ["ByteRange", "ByteSpan", "KVStore", "Stamp", "Value", "WriteOptions", "check_key", "check_range"]
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
-CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd"}
+CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd", "br": ".br"}
 
 
 def check_key(key: str) -> str:

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import blosc
+import brotli
 import imagecodecs
 import numpy as np
 import pytest
@@ -316,12 +317,12 @@ def test_compressed_bytes_are_sniffed_when_the_info_records_none(dataset_url: st
     assert (ba[0:16, 0:16, 0:16] == 0).all()
 
 
-@pytest.mark.parametrize("suffix", [".gz", ".zstd"])
+@pytest.mark.parametrize("suffix", [".gz", ".zstd", ".br"])
 def test_cloudvolume_suffix_files_are_read(local_url: str, suffix: str, rng: np.random.Generator) -> None:
     ba = make(local_url, dtype="uint8", size=(16, 16, 16), chunk_size=(16, 16, 16))
     chunk = rng.integers(0, 256, size=(16, 16, 16, 1), dtype=np.uint8)
     raw = chunk.tobytes(order="F")
-    body = gzip.compress(raw) if suffix == ".gz" else zstandard.ZstdCompressor().compress(raw)
+    body = {".gz": gzip.compress, ".zstd": zstandard.ZstdCompressor().compress, ".br": brotli.compress}[suffix](raw)
     path = f"{local_root(local_url)}/{ba.key}/0-16_0-16_0-16{suffix}"
     import os
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 import bigarrays_core as bc
@@ -120,10 +121,41 @@ BAD = [
     ("chunk_sizes zero", s1("chunk_sizes", [[32, 0, 16]]), f"{S1}.chunk_sizes"),
     ("chunk_sizes flat", s1("chunk_sizes", [32, 32, 16]), f"{S1}.chunk_sizes"),
     ("chunk_sizes second entry bad", s1("chunk_sizes", [[32, 32, 16], [1, 2]]), f"{S1}.chunk_sizes"),
+    ("sharding not an object", s1("sharding", "yes"), f"{S1}.sharding"),
+    ("sharding list", s1("sharding", []), f"{S1}.sharding"),
+    ("sharding wrong @type", s1("sharding", {"@type": "neuroglancer_uint64_sharded_v2"}), f"{S1}.sharding"),
+    ("offset + size overflows", s1_many(voxel_offset=[2**62 - 1, 0, 0], size=[2**62 - 1, 40, 30]), f"{S1}.size"),
+    ("size beyond 64 bits", s1("size", [2**63, 40, 30]), f"{S1}.size"),
+]
+
+#: What is wrong with how one scale is encoded: only that scale is unusable.
+SCALE_BAD = [
     ("unknown encoding", s1("encoding", "webp"), f"{S1}.encoding"),
     ("encoding not a string", s1("encoding", 1), f"{S1}.encoding"),
-    ("compresso unsupported", s1("encoding", "compresso"), f"{S1}.encoding"),
-    ("jxl unsupported", s1("encoding", "jxl"), f"{S1}.encoding"),
+    ("npz (CloudVolume's historical encoding)", s1("encoding", "npz"), f"{S1}.encoding"),
+    ("compresso with float32", as_image("float32", 1, encoding="compresso"), f"{S1}.encoding"),
+    ("compresso with 2 channels", as_image("uint32", 2, encoding="compresso"), f"{S1}.encoding"),
+    ("crackle with int32", as_image("int32", 1, encoding="crackle"), f"{S1}.encoding"),
+    ("jxl with uint32", s1("encoding", "jxl"), f"{S1}.encoding"),
+    ("jxl with 2 channels", as_image("uint8", 2, encoding="jxl"), f"{S1}.encoding"),
+    ("jxl_quality 101", as_image("uint8", 1, encoding="jxl", jxl_quality=101), f"{S1}.jxl_quality"),
+    ("jxl_effort 0", as_image("uint8", 1, encoding="jxl", jxl_effort=0), f"{S1}.jxl_effort"),
+    ("jxl_decodingspeed 5", as_image("uint8", 1, encoding="jxl", jxl_decodingspeed=5), f"{S1}.jxl_decodingspeed"),
+    ("fpzip with uint16", as_image("uint16", 1, encoding="fpzip"), f"{S1}.encoding"),
+    ("fpzip_precision 1", as_image("float32", 1, encoding="fpzip", fpzip_precision=1), f"{S1}.fpzip_precision"),
+    ("fpzip_precision 33", as_image("float32", 1, encoding="fpzip", fpzip_precision=33), f"{S1}.fpzip_precision"),
+    ("fpzip_precision odd for float64", as_image("float64", 1, encoding="fpzip", fpzip_precision=31),
+     f"{S1}.fpzip_precision"),
+    ("kempressed with int32", as_image("int32", 1, encoding="kempressed"), f"{S1}.encoding"),
+    ("zfpc with uint8", as_image("uint8", 1, encoding="zfpc"), f"{S1}.encoding"),
+    ("zfpc two modes", as_image("float32", 1, encoding="zfpc", zfpc_rate=8, zfpc_tolerance=0.1),
+     f"{S1}.zfpc_tolerance"),
+    ("zfpc rate negative", as_image("float32", 1, encoding="zfpc", zfpc_rate=-2), f"{S1}.zfpc_rate"),
+    ("zfpc rate string", as_image("float32", 1, encoding="zfpc", zfpc_rate="8"), f"{S1}.zfpc_rate"),
+    ("zfpc dims none correlated", as_image("float32", 1, encoding="zfpc", zfpc_correlated_dims=[False] * 4),
+     f"{S1}.zfpc_correlated_dims"),
+    ("zfpc dims of 3", as_image("float32", 1, encoding="zfpc", zfpc_correlated_dims=[True] * 3),
+     f"{S1}.zfpc_correlated_dims"),
     ("jpeg with uint16", as_image("uint16", 1, encoding="jpeg"), f"{S1}.encoding"),
     ("jpeg with 2 channels", as_image("uint8", 2, encoding="jpeg"), f"{S1}.encoding"),
     ("png with 5 channels", as_image("uint8", 5, encoding="png"), f"{S1}.encoding"),
@@ -138,11 +170,9 @@ BAD = [
     ("jpeg_quality string", as_image("uint8", 1, encoding="jpeg", jpeg_quality="80"), f"{S1}.jpeg_quality"),
     ("png_level 10", as_image("uint16", 4, encoding="png", png_level=10), f"{S1}.png_level"),
     ("png_level -1", as_image("uint8", 1, encoding="png", png_level=-1), f"{S1}.png_level"),
-    ("sharding not an object", s1("sharding", "yes"), f"{S1}.sharding"),
-    ("sharding list", s1("sharding", []), f"{S1}.sharding"),
-    ("sharding wrong @type", s1("sharding", {"@type": "neuroglancer_uint64_sharded_v2"}), f"{S1}.sharding"),
     ("compression unknown id", s1("compression", {"id": "lzma"}), f"{S1}.compression"),
     ("compression unknown name", s1("compression", "brotli"), f"{S1}.compression"),
+    ("br level 12", s1("compression", {"id": "br", "level": 12}), f"{S1}.compression"),
     ("compression without id", s1("compression", {"level": 3}), f"{S1}.compression"),
     ("compression not an object", s1("compression", 5), f"{S1}.compression"),
     ("gzip level 0", s1("compression", {"id": "gzip", "level": 0}), f"{S1}.compression"),
@@ -154,8 +184,6 @@ BAD = [
     ("blosc bad shuffle", s1("compression", {"id": "blosc", "shuffle": 3}), f"{S1}.compression"),
     ("blosc level 10", s1("compression", {"id": "blosc", "level": 10}), f"{S1}.compression"),
     ("blosc unknown param", s1("compression", {"id": "blosc", "typesize": 4}), f"{S1}.compression"),
-    ("offset + size overflows", s1_many(voxel_offset=[2**62 - 1, 0, 0], size=[2**62 - 1, 40, 30]), f"{S1}.size"),
-    ("size beyond 64 bits", s1("size", [2**63, 40, 30]), f"{S1}.size"),
 ]
 
 
@@ -180,6 +208,35 @@ def test_malformed_field_names_its_path(edit: Callable[[dict[str, Any]], None], 
     assert isinstance(err, ValueError)
     assert err.field is not None and err.field.startswith(field), (err.field, field)
     assert err.field in str(err)
+
+
+@pytest.mark.parametrize(("edit", "field"), _cases(SCALE_BAD))
+def test_a_badly_encoded_scale_fails_alone(edit: Callable[[dict[str, Any]], None], field: str) -> None:
+    """Scale 1's encoding, settings or compression are unusable: the info parses, scale 0
+    opens, reads and writes, and opening scale 1 raises an error naming its field, index and key."""
+    raw = base_info()
+    edit(raw)
+    info = Info(raw)
+    assert info.scales[0].usable and info.scales[0].problem is None
+    problem = info.scales[1].problem
+    assert problem is not None and not info.scales[1].usable
+    assert problem.field.startswith(field), (problem.field, field)
+    assert problem.field in problem.message
+    assert "scale 1" in problem.message and "'16_16_40'" in problem.message
+    assert info.problems == {1: problem}
+    assert info.to_json() == raw  # the bad scale is kept as it is, for the tools that can read it
+
+    store = MemoryStore()
+    store.set("info", json.dumps(raw).encode())
+    ba = bc.open(store)
+    ba[-10:22, 0:32, 5:21] = np.ones((32, 32, 16, ba.num_channels), dtype=ba.dtype)
+    np.testing.assert_array_equal(ba[-10:22, 0:32, 5:21], 1)
+    assert ba.num_mips == 2 and ba.parsed_info.scales[1].problem == problem
+    for opening in (lambda: bc.open(store, mip=1), lambda: ba.at_mip(1)):
+        with pytest.raises(bc.InfoError) as err:
+            opening()
+        assert err.value.field == problem.field
+        assert store.url in str(err.value) and problem.message in str(err.value)
 
 
 @pytest.mark.parametrize(("edit", "field"), _cases(BAD[:3] + BAD[16:21]))
