@@ -39,7 +39,7 @@ import google_crc32c
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
-from bigarrays_core.codecs.paste import paste
+from bigarrays_core.kernels.paste import paste
 
 __all__ = ["CrackleCodec"]
 

@@ -34,9 +34,9 @@ import numpy as np
 import zfpc
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
-from bigarrays_core.codecs.paste import paste
 from bigarrays_core.codecs.settings import flags_setting, number_setting
 from bigarrays_core.errors import InfoError
+from bigarrays_core.kernels.paste import paste
 
 __all__ = ["ZfpcCodec"]
 
