@@ -34,7 +34,8 @@ from typing import NamedTuple
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
-__all__ = ["ByteRange", "ByteSpan", "KVStore", "Stamp", "Value", "WriteOptions", "check_key", "check_range"]
+__all__ = ["ByteRange", "ByteSpan", "KVStore", "Stamp", "Value", "WriteOptions", "check_key", "check_range",
+           "digest_stamp"]
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd", "br": ".br"}
@@ -125,6 +126,13 @@ class Stamp:
             cached = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
             object.__setattr__(self, "_token", cached)  # made once: a stamp never changes
         return cached
+
+
+def digest_stamp(data: bytes | memoryview, encoding: str | None, mtime_ns: int | None = None) -> Stamp:
+    """The stamp of a value made from its bytes (for stores that cannot tell its version
+    otherwise): its size, a digest of its bytes, and the content encoding recorded for it."""
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return Stamp(size=len(data), mtime_ns=mtime_ns, version=f"blake2b:{digest}", encoding=encoding)
 
 
 class WriteOptions:
@@ -263,8 +271,7 @@ class KVStore(ABC):
             if value is None:
                 out.append(None)
             else:  # digested at once: the value may be a view of a reused buffer
-                digest = hashlib.blake2b(value.data, digest_size=16).hexdigest()
-                out.append(Stamp(size=len(value.data), version=f"blake2b:{digest}", encoding=value.encoding))
+                out.append(digest_stamp(value.data, value.encoding))
         return out
 
     # -- single-key helpers ------------------------------------------------------------

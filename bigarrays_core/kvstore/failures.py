@@ -6,7 +6,9 @@ obstore (and builtin OSErrors and timeouts) into a :class:`Failure`: its kind (t
 starts past the end of the object (:data:`OUT_OF_RANGE`: 416, S3's ``InvalidRange``), a retry
 may succeed (:data:`TRANSIENT`: 5xx, 408, 429, S3's ``SlowDown``, a reset or dropped
 connection, a body cut short, a timeout) or not (:data:`FATAL`)) and a one-line description
-naming the HTTP status and error code where there is one. The retry policy
+naming the HTTP status and error code where there is one. One more kind, :data:`DEADLINE`, is
+never a classification: the retry policy gives it to the caller when the caller's deadline
+(:mod:`~bigarrays_core.kvstore.deadline`) ends the retries. The retry policy
 (:mod:`bigarrays_core.kvstore.retry`) and the stores decide what to do with each kind; this
 module raises nothing.
 
@@ -22,10 +24,13 @@ import functools
 import re
 from dataclasses import dataclass
 
-__all__ = ["FATAL", "MISSING", "OUT_OF_RANGE", "PERMISSION", "TIMEOUTS", "TRANSIENT", "Failure", "classify"]
+__all__ = ["DEADLINE", "FATAL", "MISSING", "OUT_OF_RANGE", "PERMISSION", "TIMEOUTS", "TRANSIENT", "Failure", "classify"]
 
 MISSING, PERMISSION, TRANSIENT, FATAL = "missing", "permission", "transient", "fatal"
 OUT_OF_RANGE = "out-of-range"
+#: No further attempt because the caller's deadline passed (made by the retry policy, not by
+#: :func:`classify`); ``detail`` is the last attempt's failure, if one was made.
+DEADLINE = "deadline"
 
 _PERMISSION_CODES = frozenset(
     {

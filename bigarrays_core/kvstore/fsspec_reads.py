@@ -1,5 +1,5 @@
 """One read request through fsspec, per protocol: a value with the content encoding recorded for
-it, or a byte range.
+it, a byte range, or the metadata that stamps the value's version.
 
 :class:`FsspecReads` makes the request coroutines that
 :class:`~bigarrays_core.kvstore.fsspec_store.FsspecStore` retries. Each protocol is asked the
@@ -22,6 +22,11 @@ other     ``cat_file``: the bytes, no encoding (the store's     ``cat_file(start
           suffix convention records it)
 ========  ====================================================  =========================================
 
+Stamps (:meth:`FsspecReads.stat`) come from metadata, never the bytes: S3 ``HeadObject``, the
+GCS object resource (gcsfs's ``_get_object``), an HTTP ``HEAD`` asked with the headers of the
+whole-value GET (so its ``Content-Length`` and ``Content-Encoding`` describe the body that GET
+returns), and fsspec's ``info`` elsewhere; :mod:`~bigarrays_core.kvstore.stamps` reads them.
+
 A range that starts past the end of its value fails with a 416 (S3: ``InvalidRange``), which
 :func:`~bigarrays_core.kvstore.failures.classify` calls ``OUT_OF_RANGE`` and the store reads as
 "no bytes". Answers that do not fit the request raise :class:`StorageError` naming the bytes
@@ -37,9 +42,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bigarrays_core.errors import StorageError
-from bigarrays_core.kvstore.base import Value
+from bigarrays_core.kvstore.base import Stamp, Value
 from bigarrays_core.kvstore.encodings import encoding_of_header
 from bigarrays_core.kvstore.filesystems import GCS, HTTP, S3
+from bigarrays_core.kvstore.stamps import gcs_stamp, http_stamp, info_stamp, s3_stamp
 
 __all__ = ["FsspecReads"]
 
@@ -125,6 +131,50 @@ class FsspecReads:
                 raise FileNotFoundError(path)
             r.raise_for_status()
             return r.status, await r.read(), r.headers
+
+    # -- stamps ------------------------------------------------------------------------------------
+    def stat(self, path: str) -> Callable[[], Awaitable[Stamp | None]]:
+        """A factory of one metadata request for ``path``: its stamp, or None when the metadata
+        names no version (the caller digests the value instead). Raises ``FileNotFoundError``
+        for a missing object (or a directory), the SDK's errors otherwise."""
+        if self._kind == "s3":
+            async def s3() -> Stamp | None:
+                bucket, key, version = self.fs.split_path(path)
+                extra = {"VersionId": version} if version else {}
+                return s3_stamp(await self.fs._call_s3("head_object", Bucket=bucket, Key=key, **extra))
+
+            return s3
+        if self._kind == "gcs":
+            async def gcs() -> Stamp | None:
+                return gcs_stamp(await self.fs._get_object(path))
+
+            return gcs
+        if self._kind == "http":
+            return lambda: self._http_stat(path)
+        info = self._op("info", path)
+
+        async def other() -> Stamp | None:
+            found = await info()
+            if not isinstance(found, Mapping) or found.get("type") == "directory":
+                raise FileNotFoundError(path)
+            return info_stamp(found)
+
+        return other
+
+    async def _http_stat(self, path: str) -> Stamp | None:
+        fs = self.fs
+        session = await fs.set_session()
+        kwargs = dict(fs.kwargs)
+        # The whole-value GET's headers: the answer describes the body that GET gets.
+        headers = {**dict(kwargs.pop("headers", None) or {}), "Accept-Encoding": "gzip"}
+        kwargs.setdefault("allow_redirects", True)  # as a GET follows them
+        async with session.head(fs.encode_url(path), headers=headers, **kwargs) as r:
+            if r.status in (404, 410):
+                raise FileNotFoundError(path)
+            if r.status in (405, 501):  # no HEAD here: no metadata, the value is digested
+                return None
+            r.raise_for_status()
+            return http_stamp(r.headers)
 
     # -- byte ranges -------------------------------------------------------------------------------
     def range(self, path: str, start: int, stop: int | None, where: str) -> Callable[[], Awaitable[bytes]]:

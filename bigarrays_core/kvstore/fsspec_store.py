@@ -48,6 +48,27 @@ coding undone (an ``info`` served gzipped by a web server reads as JSON).
 Byte ranges (:meth:`FsspecStore.get_ranges`) read the stored bytes of S3 and GCS objects (never
 a transcoded answer) and the identity representation of HTTP resources; nearby ranges of one
 value are read in one request, all requests concurrently.
+
+Stamps
+------
+:meth:`FsspecStore.stat_many` asks for each object's metadata, never its bytes where the
+metadata names a version: S3 ``HeadObject`` (ETag and VersionId, LastModified, ContentLength,
+ContentEncoding), the GCS object resource (generation, updated, size, contentEncoding), an HTTP
+``HEAD`` (ETag, Last-Modified, Content-Length, Content-Encoding), fsspec's ``info`` elsewhere
+(:mod:`~bigarrays_core.kvstore.stamps` turns each into a stamp); through obstore where values
+are read through obstore. It tries the suffixed variants as the reads do, and a stamp's
+``size`` and ``encoding`` are those of the value :meth:`FsspecStore.iter_values` returns for
+the key. Where the metadata names no version (an HTTP server without ETags whose
+``Last-Modified`` is too recent to tell writes apart, a filesystem without times) the value is
+read and digested instead: correct, not cheap.
+
+Deadlines
+---------
+Every request runs under the one retry policy, which honours the caller's storage deadline
+(:mod:`~bigarrays_core.kvstore.deadline`): each batch call carries the deadline in force in the
+calling thread to the tasks it starts on the IO event loop (and to obstore's pool threads), so
+each attempt is cut to the time left, none starts (nor a backoff sleep) past it, and the call
+raises :class:`~bigarrays_core.errors.StorageTimeoutError` naming the key and the attempts.
 """
 
 from __future__ import annotations
@@ -61,24 +82,28 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from bigarrays_core.errors import StorageError, UnknownSchemeError
+from bigarrays_core.kvstore import deadline
 from bigarrays_core.kvstore.base import (
     CONTENT_ENCODING_SUFFIX,
     ByteRange,
     ByteSpan,
     KVStore,
+    Stamp,
     Value,
     WriteOptions,
     check_key,
     check_range,
+    digest_stamp,
 )
 from bigarrays_core.kvstore.cloud_env import read_cloud_env
 from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, PRIMARY_SUFFIXES
-from bigarrays_core.kvstore.failures import MISSING, OUT_OF_RANGE, Failure, classify
+from bigarrays_core.kvstore.failures import DEADLINE, MISSING, OUT_OF_RANGE, Failure, classify
 from bigarrays_core.kvstore.filesystems import GCS, HTTP, S3, make_filesystem
 from bigarrays_core.kvstore.fsspec_reads import FsspecReads
 from bigarrays_core.kvstore.obstore_reads import ObstoreReads, object_reader
 from bigarrays_core.kvstore.ranges import Run, cut, plan_runs
 from bigarrays_core.kvstore.retry import RetryPolicy, storage_error
+from bigarrays_core.kvstore.stamps import variant_stamp
 
 __all__ = ["FsspecStore"]
 
@@ -253,11 +278,13 @@ class FsspecStore(KVStore):
         """Run one request with the retry policy; ``_ABSENT`` if the object is missing.
 
         With ``ranged``, a range starting past the end of the object gives ``b""``. Raises
-        :class:`StorageError` (a subclass where it fits) naming ``where`` otherwise.
+        :class:`StorageError` (a subclass where it fits) naming ``where`` otherwise, and
+        :class:`StorageTimeoutError` when the caller's deadline (in force in this task) ends
+        the retries.
         """
 
         def give_up(exc: Exception, failure: Failure, attempts: int) -> T | _Absent:
-            if isinstance(exc, StorageError):  # our own check of an answer: it names the object
+            if failure.kind != DEADLINE and isinstance(exc, StorageError):  # our own check of an answer
                 raise exc
             if failure.kind == MISSING:
                 return _ABSENT
@@ -271,14 +298,18 @@ class FsspecStore(KVStore):
     def _run(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         """Run the coroutines ``jobs`` make concurrently on the IO loop; results in order.
 
-        The first failure cancels the others and is raised.
+        The tasks run under the deadline in force in the calling thread (their requests'
+        retries honour it). The first failure cancels the others and is raised.
         """
         if not jobs:
             return []
         import fsspec.asyn
 
+        until = deadline.current()
+
         async def gather() -> tuple[list[T] | None, Exception | None]:
-            tasks = [asyncio.ensure_future(job()) for job in jobs]
+            with deadline.at(until):  # each task copies the context it is made in
+                tasks = [asyncio.ensure_future(job()) for job in jobs]
             try:
                 return list(await asyncio.gather(*tasks)), None
             except BaseException as exc:
@@ -396,6 +427,37 @@ class FsspecStore(KVStore):
                 return out
         return None
 
+    # -- stamps ------------------------------------------------------------------------------
+    async def _stat_one(self, key: str) -> Stamp | None:
+        """The stamp of ``key`` or of its first suffixed variant that exists (the one a read
+        returns): from its metadata, or its bytes digested where that names no version."""
+        for suffix in self._variants:
+            name = key + suffix
+            where = self.describe(name)
+            path = self._path(name)
+            stamp = await self._request("stat", where, self.reads.stat(path))
+            if isinstance(stamp, _Absent):
+                continue
+            if stamp is None:  # the metadata names no version: the value itself, digested
+                value = await self._request("read", where, self.reads.value(path, where))
+                if isinstance(value, _Absent):
+                    continue
+                stamp = digest_stamp(value.data, value.encoding)
+            return variant_stamp(stamp, suffix)
+        return None
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """The :class:`Stamp` of each key's stored value (see "Stamps" above), in order; ``None``
+        where the key and its variants are missing. Batched and concurrent as the reads are
+        (through obstore where they are). Raises as :meth:`get_many`."""
+        keys = [check_key(k) for k in keys]
+        if not keys:
+            return []
+        if self._obstore is not None:
+            return self._obstore.stat_many(keys)
+        return self._run([functools.partial(self._stat_one, k) for k in keys])
+
+    # -- existence -----------------------------------------------------------------------------
     def _head(self, path: str) -> Callable[[], Awaitable[Any]]:
         """A factory for the cheapest "is this an object?" request the protocol has."""
         if self._async and self.protocol in S3:

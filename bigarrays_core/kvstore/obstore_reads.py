@@ -30,10 +30,17 @@ reading through fsspec, with the same results:
   entry other than the endpoint and region, ...) keeps fsspec.
 
 Every value comes with the ``Content-Encoding`` the object store recorded for it (obstore
-reports it among the object's attributes). Each request is one attempt (obstore's retries
-are off) bounded by the store's timeout; :class:`ObstoreReads` retries with the store's
-:class:`~bigarrays_core.kvstore.retry.RetryPolicy`. obstore is imported when a reader is
-first made (and is optional).
+reports it among the object's attributes). Stamps come from a HEAD request (obstore's ``get``
+with ``head=True``, which also reports the attributes): the same headers fsspec's path asks
+for, made into the same stamps by :mod:`~bigarrays_core.kvstore.stamps`. Each request is one
+attempt (obstore's retries are off) bounded by the store's timeout; :class:`ObstoreReads`
+retries with the store's :class:`~bigarrays_core.kvstore.retry.RetryPolicy`.
+
+Requests block in pool threads, so the caller's deadline (:mod:`~bigarrays_core.kvstore.
+deadline`) is carried to them: no attempt and no backoff sleep starts past it. A request
+already blocked cannot be cut short (obstore's own timeout ends it); the caller stops waiting
+for it at the deadline and gets :class:`~bigarrays_core.errors.StorageTimeoutError` naming the
+key. obstore is imported when a reader is first made (and is optional).
 """
 
 from __future__ import annotations
@@ -45,12 +52,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bigarrays_core.kvstore.base import ByteRange, Value
+from bigarrays_core.kvstore import deadline
+from bigarrays_core.kvstore.base import ByteRange, Stamp, Value, digest_stamp
 from bigarrays_core.kvstore.cloud_env import CloudEnv, read_cloud_env
 from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, encoding_of_header
 from bigarrays_core.kvstore.failures import MISSING, OUT_OF_RANGE, Failure, classify
 from bigarrays_core.kvstore.ranges import cut, plan_runs
 from bigarrays_core.kvstore.retry import RetryPolicy, storage_error
+from bigarrays_core.kvstore.stamps import object_stamp, s3_version, variant_stamp
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
@@ -71,14 +80,30 @@ class ObjectReader:
     starting past the end an error with status 416.
     """
 
-    __slots__ = ("_get", "_get_range", "store")
+    __slots__ = ("_get", "_get_range", "gcs", "store")
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, gcs: bool = False) -> None:
         import obstore
 
         self.store = store
+        #: Whether ``store`` is a GCS bucket (versions are generations) rather than S3.
+        self.gcs = gcs
         self._get = obstore.get
         self._get_range = obstore.get_range
+
+    def head(self, key: str) -> Stamp | None:
+        """The stamp of the object at ``key`` from a HEAD request (the headers fsspec's
+        ``HeadObject`` and object resource report): None when it names no version."""
+        result = self._get(self.store, key, options={"head": True})
+        meta = result.meta
+        if self.gcs:
+            version = f"generation {meta['version']}" if meta.get("version") else None
+        else:
+            version = s3_version(meta.get("e_tag"), meta.get("version"))
+        if version is None:
+            return None
+        return object_stamp(size=meta.get("size"), modified=meta.get("last_modified"), version=version,
+                            encoding_header=result.attributes.get("Content-Encoding"))
 
     def get(self, key: str) -> Value:
         """The bytes of the object at ``key`` (relative to the prefix) as stored, with the
@@ -126,7 +151,7 @@ def object_reader(protocol: str, url: str, storage_options: Mapping[str, Any], t
         store = cls(bucket, prefix=prefix.strip("/") or None, client_options=client, retry_config=retry, **config)
     except Exception:  # a value obstore rejects (an odd endpoint, a bad credentials file): fsspec
         return None  # reads then, and reports what is wrong the way it does for writes
-    return ObjectReader(store)
+    return ObjectReader(store, gcs=protocol != "s3")
 
 
 def _s3_config(options: Mapping[str, Any], env: CloudEnv) -> dict[str, Any] | None:
@@ -212,6 +237,39 @@ class ObstoreReads:
 
         return give_up
 
+    def stat(self, key: str) -> Stamp | None:
+        """The stamp of ``key`` (or of its first suffixed variant that exists): what :meth:`read`
+        would return, as its metadata tells (the value is digested when the metadata names no
+        version); None when none exists."""
+        for suffix in self._variants:
+            name = key + suffix
+            # In a 1-tuple, so a missing object (None from give_up) differs from no version.
+            found = self.policy.call(lambda name=name: (self.reader.head(name),), classify,  # type: ignore[misc]
+                                     self._give_up("stat", name))
+            if found is None:
+                continue
+            stamp = found[0]
+            if stamp is None:  # the metadata names no version: the value, digested
+                value = self.policy.call(lambda name=name: self.reader.get(name), classify,  # type: ignore[misc]
+                                         self._give_up("read", name))
+                if value is None:
+                    continue
+                stamp = digest_stamp(value.data, value.encoding)
+            return variant_stamp(stamp, suffix)
+        return None
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """:meth:`stat` of every key, all started at once (at most ``max_concurrency`` in
+        flight), within the caller's deadline."""
+        pool = self._threads()
+        until = deadline.current()
+        futures = [pool.submit(deadline.carry(self.stat), k) for k in keys]
+        try:
+            return [deadline.result(f, f"stat {self._describe(k)}", until) for k, f in zip(keys, futures)]
+        finally:
+            for f in futures:
+                f.cancel()
+
     def read(self, key: str) -> Value | None:
         """``key`` (or its first suffixed variant that exists), with the encoding the object
         records or, for a variant, the one its suffix records; None when none exists."""
@@ -226,12 +284,14 @@ class ObstoreReads:
     def iter_values(self, keys: Sequence[str]) -> Iterator[Value | None]:
         """:meth:`read` of every key, all started at once (at most ``max_concurrency`` in
         flight), yielded in order as each arrives; requests not yet started are dropped when
-        the caller stops early or one fails."""
+        the caller stops early or one fails. Within the deadline in force where iteration
+        starts."""
         pool = self._threads()
-        futures = [pool.submit(self.read, k) for k in keys]
+        until = deadline.current()
+        futures = [pool.submit(deadline.carry(self.read), k) for k in keys]
         try:
-            for f in futures:
-                yield f.result()
+            for k, f in zip(keys, futures):
+                yield deadline.result(f, f"read {self._describe(k)}", until)
         finally:
             for f in futures:
                 f.cancel()
@@ -258,15 +318,19 @@ class ObstoreReads:
 
     def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
         """The bytes of each range (see :meth:`KVStore.get_ranges`): one request per run of
-        nearby ranges (:mod:`~bigarrays_core.kvstore.ranges`), all runs concurrently."""
+        nearby ranges (:mod:`~bigarrays_core.kvstore.ranges`), all runs concurrently, within
+        the caller's deadline."""
         runs = plan_runs(ranges)
         pool = self._threads()
+        until = deadline.current()
+        read_run = deadline.carry(self._read_run)
         futures: list[Future[memoryview | None]] = [
-            pool.submit(self._read_run, run.key, run.start, run.request_stop) for run in runs]
+            pool.submit(read_run, run.key, run.start, run.request_stop) for run in runs]
         out: list[bytes | memoryview | None] = [None] * len(ranges)
         try:
             for run, f in zip(runs, futures):
-                data = f.result()
+                stop = "" if run.request_stop is None else run.request_stop
+                data = deadline.result(f, f"read bytes {run.start}-{stop} of {self._describe(run.key)}", until)
                 if data is not None:
                     for i, part in zip(run.members, cut(run, data, ranges)):
                         out[i] = part

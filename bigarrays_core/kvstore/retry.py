@@ -18,10 +18,21 @@ The rules:
 * :meth:`RetryPolicy.acall` bounds each attempt by ``timeout`` seconds itself; an attempt it
   cuts short is a transient failure that ``timed_out``. (:meth:`RetryPolicy.call` runs
   blocking calls, which bound themselves: obstore's and httpx's client timeouts.)
+* The caller's deadline (:mod:`~bigarrays_core.kvstore.deadline`, in force where the call is
+  made: the calling thread, or the asyncio task that awaits :meth:`RetryPolicy.acall`) bounds
+  everything further. :meth:`RetryPolicy.acall` cuts each attempt (and its wait for the
+  ``gate``) to the time left; neither method starts an attempt or a backoff sleep that the
+  deadline would interrupt. Once no attempt may start, ``give_up`` is called with a
+  :data:`~bigarrays_core.kvstore.failures.DEADLINE` failure whose ``detail`` is the last
+  attempt's error (``timed_out`` is set), and :func:`storage_error` makes that a
+  :class:`~bigarrays_core.errors.StorageTimeoutError` naming the key and the attempts made. A
+  blocking attempt in :meth:`RetryPolicy.call` cannot be cut from outside: it may read
+  :func:`~bigarrays_core.kvstore.deadline.remaining` itself, or its caller stops waiting for
+  it (:func:`~bigarrays_core.kvstore.deadline.result`).
 
 The SDKs' own retry loops are switched off wherever this policy runs, so ``retries`` means
 what it says: one request per attempt. This module imports nothing from bigarrays but the
-errors and :mod:`bigarrays_core.kvstore.failures`.
+errors, :mod:`bigarrays_core.kvstore.failures` and :mod:`bigarrays_core.kvstore.deadline`.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bigarrays_core.errors import StorageError, StoragePermissionError, StorageTimeoutError
-from bigarrays_core.kvstore.failures import PERMISSION, TIMEOUTS, TRANSIENT, Failure
+from bigarrays_core.kvstore import deadline
+from bigarrays_core.kvstore.failures import DEADLINE, PERMISSION, TIMEOUTS, TRANSIENT, Failure
 
 __all__ = ["GiveUp", "RetryPolicy", "storage_error"]
 
@@ -93,44 +105,91 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempts - 1)))
 
     def call(self, attempt: Callable[[], T], classify: Callable[[Exception], Failure], give_up: GiveUp[T]) -> T:
-        """``attempt()`` until it returns, retrying transient failures (sleeping in this thread)."""
+        """``attempt()`` until it returns, retrying transient failures (sleeping in this thread),
+        within the deadline in force in this thread."""
+        until = deadline.current()
         attempts = 0
+        exc: Exception | None = None
+        failure: Failure | None = None
         while True:
+            if _passed(until):
+                return give_up(*_late(exc, failure, attempts))
             attempts += 1
             try:
                 return attempt()
-            except Exception as exc:  # foreign errors are classified by the caller
-                failure = classify(exc)
-                pause = self.pause(failure, attempts)
-                if pause is None:
-                    return give_up(exc, failure, attempts)
+            except Exception as e:  # foreign errors are classified by the caller
+                exc, failure = e, classify(e)
+            pause = self.pause(failure, attempts)
+            if pause is None:
+                return give_up(exc, failure, attempts)
+            if _too_late_for(pause, until):
+                return give_up(*_late(exc, failure, attempts))
             time.sleep(pause)
 
     async def acall(self, attempt: Callable[[], Awaitable[T]], classify: Callable[[Exception], Failure],
                     give_up: GiveUp[T], *, timeout: float | None = None,
                     gate: asyncio.Semaphore | None = None) -> T:
-        """``await attempt()`` until it returns, each attempt bounded by ``timeout`` seconds
-        and run while holding ``gate`` (a concurrency limit; not held while sleeping)."""
+        """``await attempt()`` until it returns, each attempt bounded by ``timeout`` seconds and
+        by the deadline in force in the awaiting task, and run while holding ``gate`` (a
+        concurrency limit; not held while sleeping, waited for no longer than the deadline)."""
+        until = deadline.current()
         attempts = 0
+        exc: Exception | None = None
+        failure: Failure | None = None
         while True:
+            left = deadline.remaining(until)
+            if left is not None and left <= 0:
+                return give_up(*_late(exc, failure, attempts))
+            if gate is not None:
+                try:
+                    await asyncio.wait_for(gate.acquire(), left)
+                except TIMEOUTS:  # every slot taken until the deadline
+                    return give_up(*_late(exc, failure, attempts))
             attempts += 1
+            limit = _least(timeout, deadline.remaining(until))
             try:
-                if gate is None:
-                    return await asyncio.wait_for(_marked(attempt), timeout)
-                async with gate:
-                    return await asyncio.wait_for(_marked(attempt), timeout)
+                return await asyncio.wait_for(_marked(attempt), limit)
             except asyncio.CancelledError:
                 raise
             except _Inner as inner:
-                exc: Exception = inner.exc
+                exc = inner.exc
                 failure = classify(exc)
             except TIMEOUTS as timed_out:  # only wait_for's own: the attempt's are _Inner
                 exc = timed_out
-                failure = Failure(TRANSIENT, f"no answer within {timeout:g} s", timed_out=True)
+                failure = Failure(TRANSIENT, f"no answer within {limit:.3g} s", timed_out=True)
+            finally:
+                if gate is not None:
+                    gate.release()
             pause = self.pause(failure, attempts)
             if pause is None:
                 return give_up(exc, failure, attempts)
+            if _too_late_for(pause, until):
+                return give_up(*_late(exc, failure, attempts))
             await asyncio.sleep(pause)
+
+
+def _least(timeout: float | None, left: float | None) -> float | None:
+    return left if timeout is None else timeout if left is None else min(timeout, left)
+
+
+def _passed(until: float | None) -> bool:
+    left = deadline.remaining(until)
+    return left is not None and left <= 0
+
+
+def _too_late_for(pause: float, until: float | None) -> bool:
+    """True when a sleep of ``pause`` seconds would reach the deadline ``until``."""
+    left = deadline.remaining(until)
+    return left is not None and pause >= left
+
+
+def _late(exc: Exception | None, failure: Failure | None, attempts: int) -> tuple[Exception, Failure, int]:
+    """``give_up``'s arguments when the deadline ends the retries after ``attempts`` attempts
+    (the last of which raised ``exc``, meaning ``failure``)."""
+    detail = failure.detail if failure is not None else ""
+    if exc is None:
+        exc = StorageTimeoutError("the caller's deadline for storage passed before any attempt")
+    return exc, Failure(DEADLINE, detail, timed_out=True), attempts
 
 
 async def _marked(attempt: Callable[[], Awaitable[T]]) -> T:
@@ -147,12 +206,21 @@ def storage_error(action: str, where: str, failure: Failure, attempts: int) -> S
 
     :class:`StoragePermissionError` for refused credentials; after retries ran out,
     :class:`StorageTimeoutError` (the last attempt timed out) or :class:`StorageError`
-    naming the number of attempts and the last error; :class:`StorageError` otherwise.
+    naming the number of attempts and the last error; :class:`StorageTimeoutError` naming
+    them when the caller's deadline ended the retries; :class:`StorageError` otherwise.
     """
+    plural = "s" if attempts != 1 else ""
+    if failure.kind == DEADLINE:
+        if not attempts:
+            return StorageTimeoutError(f"cannot {action} {where}: the caller's deadline for storage passed "
+                                       "before any attempt")
+        last = f"; last error: {failure.detail}" if failure.detail else ""
+        return StorageTimeoutError(f"cannot {action} {where}: the caller's deadline for storage passed after "
+                                   f"{attempts} attempt{plural}{last}")
     if failure.kind == PERMISSION:
         return StoragePermissionError(f"cannot {action} {where}: permission or credentials refused ({failure.detail})")
     if failure.kind == TRANSIENT:
         cls = StorageTimeoutError if failure.timed_out else StorageError
-        return cls(f"cannot {action} {where}: gave up after {attempts} attempt{'s' if attempts != 1 else ''}; "
+        return cls(f"cannot {action} {where}: gave up after {attempts} attempt{plural}; "
                    f"last error: {failure.detail}")
     return StorageError(f"cannot {action} {where}: {failure.detail}")

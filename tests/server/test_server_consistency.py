@@ -124,3 +124,75 @@ def test_interval_zero_reads_every_write_at_once(tmp_path) -> None:  # type: ign
                     assert set(http.get("/precomputed/v/1_1_1/0-64_0-64_0-32").content) == {value}
     finally:
         server.stop()
+
+
+#: Raw minishard indexes and raw chunk data: a shard rewritten with a chunk fewer moves every
+#: later chunk, and stale offsets would find other chunks' bytes (of the same size) silently.
+RAW_SHARDING = {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 1, "hash": "identity",
+                "minishard_bits": 1, "shard_bits": 2, "minishard_index_encoding": "raw", "data_encoding": "raw"}
+
+#: Run by another process: new voxels everywhere, then the first chunk of every shard removed.
+REWRITE = """
+import sys
+import numpy as np
+import bigarrays_core as bc
+ba = bc.open(sys.argv[1])
+ba[:, :, :] = np.random.default_rng(7).integers(1, 2**16, size=ba.shape, dtype=np.uint16)
+store = ba.scale_io.store
+first = {}
+for ref in ba.chunks():
+    first.setdefault(store.shard_key_of(ref.key), ref.key)
+store.delete_many(list(first.values()))
+"""
+
+
+def test_a_shard_rewritten_by_another_process_is_served_fresh_after_the_interval(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A sharded dataset behind two workers with warm caches (decoded chunks, shard and
+    minishard indexes); another process rewrites every shard. After the revalidation interval
+    no answer is stale: the stat of a chunk stamps its shard file, and a changed shard has its
+    cached indexes dropped before anything is read through them."""
+    import subprocess
+    import sys
+
+    url = f"file://{tmp_path / 'sharded'}"
+    ba = bc.create(url, dtype="uint16", size=(128, 96, 64), chunk_size=(32, 32, 32), sharding=RAW_SHARDING)
+    ba[:, :, :] = np.random.default_rng(3).integers(0, 2**16, size=ba.shape, dtype=np.uint16)
+    refs = ba.chunks()
+    # Single chunks first: a cutout's batch reaching past the end of a shorter shard would
+    # make the adapter read that shard afresh anyway.
+    paths = [*(f"/v1/s/chunks/0/{ref.name}" for ref in refs), "/v1/s/cutout/0/0:128,0:96,0:64",
+             "/v1/s/cutout/0/10:100,5:90,3:60?format=npy"]
+
+    def expected() -> dict[str, tuple[int, bytes]]:
+        now = bc.open(url)
+        out = {paths[-2]: (200, now.read(bc.Box.parse("0:128,0:96,0:64")).tobytes(order="F"))}
+        stored = dict(zip([r.key for r in refs], now.scale_io.store.exists_many([r.key for r in refs])))
+        for ref, path in zip(refs, paths):
+            out[path] = (200, now.read(ref.box).tobytes(order="F")) if stored[ref.key] else (404, b"")
+        return out
+
+    def wrong(server: LiveServer, want: dict[str, tuple[int, bytes]]) -> list[str]:
+        bad = []
+        for _ in range(3):  # fresh connections: both workers
+            for path in paths:
+                with httpx.Client(base_url=server.url, headers=IDENTITY) as http:
+                    r = http.get(path)
+                if path in want and (r.status_code, r.content if r.status_code == 200 else b"") != want[path]:
+                    bad.append(path)
+                elif path not in want and r.status_code != 200:
+                    bad.append(path)
+        return bad
+
+    server = LiveServer({"s": url}, str(tmp_path / "s.log"), workers=2,
+                        args=["--cache-revalidate", str(REVALIDATE), "--cache-mb", "64"])
+    try:
+        assert wrong(server, expected()) == []  # every worker's caches are warm
+        subprocess.run([sys.executable, "-c", REWRITE, url], check=True, timeout=120)
+        want = expected()
+        shards = {ba.scale_io.store.shard_key_of(ref.key) for ref in refs}  # type: ignore[attr-defined]
+        assert sum(status == 404 for status, _ in want.values()) == len(shards) > 1
+        time.sleep(REVALIDATE + 0.1)
+        assert wrong(server, want) == [], "a worker served a shard older than the interval"
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Value, WriteOptions
+from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Stamp, Value, WriteOptions
 
 __all__ = ["CountingStore"]
 
@@ -14,8 +14,9 @@ class CountingStore(KVStore):
     """Delegates every call to ``inner`` and counts them.
 
     ``requests`` is what an object store would be asked: one per key read (``get_many``,
-    ``iter_values``), per range read (``get_ranges``) and per existence check; ``calls``
-    counts the batch calls themselves by method name; ``ranges`` keeps every range read.
+    ``iter_values``), per range read (``get_ranges``), per existence check and per stat;
+    ``calls`` counts the batch calls themselves by method name; ``ranges`` keeps every range
+    read and ``stats`` every key stamped.
     """
 
     def __init__(self, inner: KVStore) -> None:
@@ -32,6 +33,7 @@ class CountingStore(KVStore):
             self.calls: dict[str, int] = {}
             self.ranges: list[ByteRange] = []
             self.written: list[str] = []
+            self.stats: list[str] = []
 
     def _count(self, method: str, n: int) -> None:
         with self._lock:
@@ -55,6 +57,12 @@ class CountingStore(KVStore):
         with self._lock:
             self.ranges.extend(ranges)
         return self.inner.get_ranges(ranges)
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        self._count("stat_many", len(keys))
+        with self._lock:
+            self.stats.extend(keys)
+        return self.inner.stat_many(keys)
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         self._count("exists_many", len(keys))

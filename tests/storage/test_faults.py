@@ -134,6 +134,26 @@ def test_transient_faults_are_retried(faulty: Faulty, plan: str) -> None:
     assert store.get_many(keys) == [*values.values(), None]
     assert faulty.proxy.faults >= 2
     assert faulty.direct.get_many(list(values)) == list(values.values())
+    faulty.proxy.set_plan(TRANSIENT_PLANS[plan])
+    stamps = store.stat_many(keys)  # stats go through the same retries
+    assert faulty.proxy.faults >= 2
+    assert stamps[-1] is None and [s and s.size for s in stamps[:-1]] == [len(v) for v in values.values()]
+
+
+@pytest.mark.parametrize("faulty", ["s3", "gcs", "s3-fsspec", "gcs-fsspec"], indirect=True)
+def test_object_store_stats_read_metadata_only(faulty: Faulty) -> None:
+    """One metadata request per key (S3 HEAD, the GCS object resource), never the value, on
+    both read paths; what it says is what a read returns."""
+    values = _values(6)
+    faulty.direct.set_many(values)
+    store = faulty.open()
+    faulty.proxy.set_plan(FaultPlan())  # counts from here
+    stamps = store.stat_many(list(values))
+    assert faulty.proxy.requests == len(values)
+    for stamp, value in zip(stamps, store.iter_values(list(values))):
+        assert stamp is not None and value is not None
+        assert stamp.version is not None and stamp.version.startswith("etag " if faulty.kind == "s3" else "generation ")
+        assert (stamp.size, stamp.encoding) == (len(value.data), value.encoding)
 
 
 def _budget(store: FsspecStore) -> float:

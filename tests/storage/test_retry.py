@@ -1,21 +1,27 @@
 """The one retry policy (bigarrays_core/kvstore/retry.py) and its users.
 
 The stores' use of it meets real faults in ``test_faults.py`` (a proxy in front of moto,
-fake-gcs-server and a static server); here the policy itself, and the REST client, which
-retries through the same policy (an httpx transport that answers as scripted).
+fake-gcs-server and a static server) and hanging stores under a deadline in
+``test_deadline.py``; here the policy itself (its retries and the caller's deadline), and the
+REST client, which retries through the same policy (an httpx transport that answers as
+scripted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 import bigarrays_core as bc
 from bigarrays_core.errors import StorageError, StorageTimeoutError
+from bigarrays_core.kvstore import deadline
 from bigarrays_core.kvstore.failures import FATAL, MISSING, TRANSIENT, Failure
 from bigarrays_core.kvstore.retry import RetryPolicy, storage_error
 
@@ -160,3 +166,95 @@ def test_the_client_does_not_retry_a_client_error() -> None:
         with pytest.raises(bc.BigArraysError, match="no dataset x"):
             client.request("GET", "/v1/x/info")
         assert len(seen) == 1
+
+
+# -- the caller's deadline -------------------------------------------------------------------------
+
+
+def _read_error(exc: Exception, failure: Failure, attempts: int) -> str:
+    raise storage_error("read", "memory://x/8_8_40/0-64_0-64_0-64", failure, attempts) from exc
+
+
+def test_no_attempt_starts_past_the_deadline() -> None:
+    policy = RetryPolicy(retries=5, backoff=0.001)
+    attempt, calls = _flaky(0, OSError("never"))
+    with deadline.within(0), pytest.raises(StorageTimeoutError, match="8_8_40/0-64_0-64_0-64: the caller's "
+                                                                      "deadline for storage passed before any attempt"):
+        policy.call(attempt, _transient, _read_error)
+    with deadline.within(0), pytest.raises(StorageTimeoutError, match="before any attempt"):
+        asyncio.run(policy.acall(lambda: asyncio.sleep(0, "x"), _transient, _read_error))
+    assert calls == []
+
+
+def test_no_backoff_sleep_reaches_past_the_deadline() -> None:
+    """A retry whose backoff would end after the deadline is not waited for: the policy gives up
+    at once, naming the key, the attempts and the last error."""
+    policy = RetryPolicy(retries=5, backoff=30.0, max_backoff=30.0, max_retry_after=30.0)
+    attempt, calls = _flaky(10, OSError("HTTP 503 SlowDown"))
+    start = time.monotonic()
+    with deadline.within(5.0), pytest.raises(StorageTimeoutError) as raised:
+        policy.call(attempt, lambda exc: Failure(TRANSIENT, str(exc), retry_after=10.0), _read_error)
+    assert time.monotonic() - start < 5.0 and len(calls) == 1
+    assert str(raised.value) == ("cannot read memory://x/8_8_40/0-64_0-64_0-64: the caller's deadline for storage "
+                                 "passed after 1 attempt; last error: HTTP 503 SlowDown")
+    # Without a deadline the same policy would wait the Retry-After out.
+    assert policy.pause(Failure(TRANSIENT, "", retry_after=10.0), 1) == 10.0
+
+
+def test_async_attempts_are_cut_to_the_time_left() -> None:
+    policy = RetryPolicy(retries=5, backoff=0.001)
+    calls: list[int] = []
+
+    async def hangs() -> str:
+        calls.append(1)
+        await asyncio.sleep(60)
+        return "late"
+
+    start = time.monotonic()
+    with deadline.within(0.3), pytest.raises(StorageTimeoutError, match=r"passed after 1 attempt; last error: "
+                                                                        r"no answer within 0\.\d+ s"):
+        asyncio.run(policy.acall(hangs, _transient, _read_error, timeout=30.0))
+    assert time.monotonic() - start < 30 and calls == [1]
+
+
+def test_waiting_for_the_gate_ends_at_the_deadline() -> None:
+    """Every slot held by requests that hang: a request waiting for one gives up at the deadline."""
+    policy = RetryPolicy(retries=5, backoff=0.001)
+
+    async def main() -> None:
+        gate = asyncio.Semaphore(1)
+        await gate.acquire()  # held by another request for good
+        with deadline.within(0.2), pytest.raises(StorageTimeoutError, match="before any attempt"):
+            await policy.acall(lambda: asyncio.sleep(0, "x"), _transient, _read_error, timeout=30.0, gate=gate)
+        gate.release()
+        assert await policy.acall(lambda: asyncio.sleep(0, "x"), _transient, _read_error, gate=gate) == "x"
+
+    asyncio.run(main())
+
+
+def test_a_deadline_travels_with_tasks_and_carried_calls_only() -> None:
+    seen: dict[str, float | None] = {}
+
+    async def task() -> None:
+        seen["task"] = deadline.current()
+
+    with deadline.within(10) as until:
+        asyncio.run(task())  # tasks copy the context they are made in
+        with ThreadPoolExecutor(1) as pool:
+            seen["plain thread"] = pool.submit(deadline.current).result()
+            seen["carried"] = pool.submit(deadline.carry(deadline.current)).result()
+    assert seen == {"task": until, "plain thread": None, "carried": until}
+
+
+def test_waiting_for_another_threads_request_ends_at_the_deadline() -> None:
+    release = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        blocked = pool.submit(release.wait, 30)
+        with deadline.within(0.2), pytest.raises(StorageTimeoutError, match="cannot read s3://b/k: the caller's "
+                                                                            "deadline for storage passed while"):
+            deadline.result(blocked, "read s3://b/k")
+        release.set()
+        assert deadline.result(blocked, "read s3://b/k") is True  # no deadline: waited for
+        failing = pool.submit(_raise, OSError("boom"), Failure(FATAL, "boom"), 1)
+        with deadline.within(5), pytest.raises(StorageError, match="boom"):
+            deadline.result(failing, "read s3://b/k")  # its own error, not a timeout

@@ -14,7 +14,7 @@ import pytest
 from bigarrays_core.errors import InvalidKeyError
 from bigarrays_core.kvstore import KVStore, LocalStore, MemoryStore, Stamp, WriteOptions
 
-from .cases import ALL_KINDS, IGNORE_LARGE_BODY_WARNING, StoreCase
+from .cases import ALL_KINDS, IGNORE_LARGE_BODY_WARNING, StoreCase, kinds
 
 pytestmark = pytest.mark.filterwarnings(IGNORE_LARGE_BODY_WARNING)
 
@@ -173,3 +173,73 @@ def test_a_key_too_long_for_the_file_system_is_not_stored(tmp_path: object) -> N
 def test_only_local_stores_say_their_stat_is_local(case: StoreCase) -> None:
     """``local_stat`` lets a server stat on its event loop: only where no request is made."""
     assert case.store.local_stat == (case.kind in ("memory", "local"))
+
+
+def test_every_stamp_describes_the_value_a_read_returns(case: StoreCase) -> None:
+    """Whatever recorded the encoding (this store's write, another tool's Content-Encoding or
+    suffix) and whichever variant a read finds, the stamp's size and encoding are the read's."""
+    import gzip
+
+    import zstandard
+
+    gz = gzip.compress(b"g" * 2000)
+    zs = zstandard.ZstdCompressor().compress(b"z" * 3000)
+    case.writer.set("a/plain", b"p" * 100)
+    case.writer.set("a/written", gz, WriteOptions(content_encoding="gzip"))
+    case.put_raw("a/recorded", gz, content_encoding="gzip")  # Content-Encoding where objects have metadata
+    case.put_raw("a/foreign", b"not really brotli", content_encoding="br")
+    case.put_raw("a/suffixed.gz", gz)  # CloudVolume's suffix, found by the fallback
+    case.put_raw("a/suffixed2.zstd", zs)
+    keys = ["a/plain", "a/written", "a/recorded", "a/foreign", "a/suffixed", "a/suffixed2", "a/missing"]
+    stamps = case.store.stat_many(keys)
+    for key, stamp, value in zip(keys, stamps, case.store.iter_values(keys)):
+        assert (stamp is None) == (value is None), key
+        if stamp is not None and value is not None:
+            assert (stamp.size, stamp.encoding) == (len(value.data), value.encoding), key
+    assert stamps[-1] is None and stamps[0] is not None and stamps[1] is not None
+
+
+@pytest.mark.parametrize("kind", kinds("s3", "gcs"))
+def test_both_read_paths_give_equal_stamps(store_url, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """obstore's HEAD and fsspec's HeadObject / object resource: the same stamp for the same
+    object, so replicas configured either way agree on versions (and entity tags)."""
+    import gzip
+
+    from bigarrays_core.kvstore import open_store
+
+    url = store_url(kind)
+    through_obstore, through_fsspec = open_store(url), open_store(url, obstore_reads=False)
+    assert through_obstore._obstore is not None and through_fsspec._obstore is None  # type: ignore[attr-defined]
+    through_fsspec.set_many({"k/plain": b"p" * 10, "k/suffixed.zstd": b"\x28\xb5\x2f\xfd-ish"})
+    through_fsspec.set("k/gz", gzip.compress(b"x" * 500), WriteOptions(content_encoding="gzip"))
+    keys = ["k/plain", "k/gz", "k/suffixed", "k/missing"]
+    stamps = through_obstore.stat_many(keys)
+    assert stamps == through_fsspec.stat_many(keys)
+    assert [s and s.encoding for s in stamps] == [None, "gzip", "zstd", None]
+    assert all(s.mtime_ns is not None and s.mtime_ns % 1_000_000_000 == 0 for s in stamps if s)  # whole seconds
+
+
+def test_http_modification_times_are_trusted_only_once_settled(store_url, http_server) -> None:  # type: ignore[no-untyped-def]
+    """A server without ETags (Python's http.server): Last-Modified has whole seconds, so a
+    value modified within the last seconds is read and digested; an older one is stamped by its
+    time and size alone (a HEAD, no read)."""
+    import time
+
+    from bigarrays_core.kvstore import open_store
+
+    url = store_url("http")
+    root = os.path.join(http_server.root, url.rsplit("/", 1)[1])
+    LocalStore(root).set(KEY, b"a" * 64)
+    store = open_store(url)
+    fresh = store.stat(KEY)
+    assert fresh is not None and fresh.version is not None and fresh.version.startswith("blake2b:")
+    path = os.path.join(root, KEY)
+    settled = int(time.time()) - 100
+    os.utime(path, (settled, settled))
+    old = store.stat(KEY)
+    assert old == Stamp(size=64, mtime_ns=settled * 1_000_000_000, version=None, encoding=None)
+    with open(path, "r+b") as f:  # the same size, rewritten in place: its time tells
+        f.write(b"b" * 64)
+    os.utime(path, (settled + 1, settled + 1))
+    assert store.stat(KEY) not in (None, old)
+    assert store.stat(KEY) == store.stat(KEY)

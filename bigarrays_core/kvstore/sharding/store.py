@@ -17,7 +17,18 @@ round. Every adapter of the process
 sees every write of the process at once (:mod:`~bigarrays_core.kvstore.sharding.generations`:
 cached indexes are valid for the shard version they were read at, and a read that saw its
 shard replaced meanwhile reads again); shards rewritten by other processes after an adapter
-cached their index are seen after :meth:`ShardedStore.clear_cache` (or reopening).
+cached their index are seen after :meth:`ShardedStore.stat_many` finds their stamp changed,
+after :meth:`ShardedStore.clear_cache`, or on reopening.
+
+Stamps (:meth:`ShardedStore.stat_many`, what a server revalidates its caches with) come from
+the shard files: one base-store stat per distinct shard, the chunk's stamp made of its shard's
+(any rewrite of the shard changes it) with the chunk's stored size and the spec's encoding,
+None for a chunk its shard does not hold. The adapter remembers the stamp each shard had when
+it was last stamped; a shard whose stamp differs (rewritten by anyone, anywhere) has its cached
+indexes dropped, and the change counters bumped so no read in flight caches what it read of
+the old file, so the lookup that follows (and every later read) reads the shard as it is now.
+A stat reads the shard and minishard indexes it needs (cached, as reads cache them), never
+chunk data: not a local metadata call (``local_stat`` is False).
 
 Values carry the content encoding the spec records: ``"gzip"`` when ``data_encoding`` is
 gzip, so the codec pipeline decodes them strictly. A missing shard, an empty minishard or a
@@ -48,7 +59,7 @@ from cachetools import LRUCache
 from bigarrays_core.errors import ChunkDecodeError, InvalidKeyError
 from bigarrays_core.geometry.grid import ChunkGrid
 from bigarrays_core.geometry.morton import MortonCode
-from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Value, WriteOptions
+from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Stamp, Value, WriteOptions
 from bigarrays_core.kvstore.sharding.generations import GENERATIONS
 from bigarrays_core.kvstore.sharding.shard_file import (
     EMPTY_MINISHARD,
@@ -221,6 +232,30 @@ class ShardedStore(KVStore):
 
     def _slot(self, shard: int) -> int:
         return GENERATIONS.slot(self.url, self.shard_key(shard))
+
+    def _revalidate(self, stamps: Mapping[int, Stamp | None]) -> None:
+        """Compare each shard's stamp (None: no file) with the one it had when this adapter last
+        stamped it; where it differs, or is not known, drop what is cached of the shard (in
+        every open array of the process, as :meth:`_invalidate` does) and remember the new one.
+
+        One lock section: no other thread sees the new stamp as known before the shard's old
+        indexes are gone."""
+        with self._lock:
+            changed = set()
+            for shard, stamp in stamps.items():
+                known = self._cache.get(("t", shard))
+                if known is None or known[1] != stamp:
+                    changed.add(shard)
+            if not changed:
+                return
+            GENERATIONS.bump(self._slot(s) for s in changed)  # reads in flight cache nothing they read
+            for k in [k for k in self._cache.keys() if k[1] in changed]:
+                self._cache.pop(k, None)
+            for shard in changed:
+                try:
+                    self._cache[("t", shard)] = (-1, stamps[shard])
+                except ValueError:  # a budget smaller than one entry: nothing is remembered
+                    pass
 
     def _invalidate(self, shards: Iterable[int]) -> None:
         """Drop what this process has cached about ``shards`` (in every open array)."""
@@ -403,6 +438,35 @@ class ShardedStore(KVStore):
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Each chunk's stored bytes (gzip'd when ``data_encoding`` is gzip), None where missing."""
         return [None if v is None else bytes(v.data) for v in self._read_values(list(keys), None)]
+
+    def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
+        """The stamp of each chunk: made of its shard file's stamp (one base-store stat per
+        distinct shard) with the chunk's stored size and the spec's data encoding (what
+        :meth:`iter_values` returns); None where the shard is missing or does not hold the
+        chunk. Shards whose stamp changed since this adapter last stamped them have their
+        cached indexes dropped first (see the module docstring). Reads at most the indexes.
+
+        Raises :class:`InvalidKeyError` for a key that is no chunk of this scale,
+        :class:`ChunkDecodeError` for a corrupt shard, and as the base store's ``stat_many``.
+        """
+        keys = list(keys)
+        if not keys:
+            return []
+        locs = self._locate(keys)
+        shards = list(dict.fromkeys(loc.shard for loc in locs))
+        stamps = dict(zip(shards, self.base.stat_many([self.shard_key(s) for s in shards])))
+        self._revalidate(stamps)
+        present = [i for i, loc in enumerate(locs) if stamps[loc.shard] is not None]
+        out: list[Stamp | None] = [None] * len(keys)
+        if not present:
+            return out
+        where = self._consistent([keys[i] for i in present], self._lookup)
+        for i, w in zip(present, where):
+            shard = stamps[locs[i].shard]
+            if w is not None and shard is not None:
+                out[i] = Stamp(size=w[1] - w[0], mtime_ns=shard.mtime_ns,
+                               version=f"shard {shard.token()} chunk {locs[i].chunk_id}", encoding=self._encoding)
+        return out
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         """Whether each chunk is listed in its minishard (reads at most the indexes)."""
