@@ -45,6 +45,14 @@ class WriteReport:
     removed: int = 0
     done_before: int = 0
 
+    def add(self, other: WriteReport) -> None:
+        """Add the counts of ``other`` to these."""
+        self.written += other.written
+        self.merged += other.merged
+        self.empty += other.empty
+        self.removed += other.removed
+        self.done_before += other.done_before
+
     def __str__(self) -> str:
         text = (f"{self.written} chunk(s) written ({self.merged} partly covered, merged), "
                 f"{self.empty} empty or missing (not stored), {self.done_before} done by an earlier run")
@@ -73,7 +81,7 @@ class ScaleWriter:
             ba.store.sweep_stale_temporaries_once(ba.key)
 
     def exists(self, refs: Sequence[ChunkRef]) -> list[bool]:
-        return self.ba.store.exists_many([r.key for r in refs]) if refs else []
+        return self.ba.scale_io.store.exists_many([r.key for r in refs]) if refs else []
 
     def commit(self, writes: Sequence[tuple[ChunkRef, Box]], data: np.ndarray, data_box: Box,
                remove: Sequence[ChunkRef] = ()) -> None:
@@ -101,5 +109,5 @@ class ScaleWriter:
 
         run_batches(work, runs, per_thread=1)
         if remove:
-            self.ba.store.delete_many([r.key for r in remove])
+            self.ba.scale_io.store.delete_many([r.key for r in remove])
             self.report.removed += len(remove)

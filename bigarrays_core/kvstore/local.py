@@ -59,6 +59,9 @@ class LocalStore(KVStore):
     fsync:
         Also flush each value to the disk before renaming it into place (survives power
         loss, not only a crashed process), at a cost in write speed.
+
+    A store pickles as its root and options (for Dask workers on machines that see the
+    same directory).
     """
 
     def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
@@ -66,6 +69,15 @@ class LocalStore(KVStore):
         self.url = "file://" + self.root
         self.read_only = read_only
         self.fsync = fsync
+        self._buffers = threading.local()
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_buffers"]  # per-thread read buffers stay in this process
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
         self._buffers = threading.local()
 
     def _path(self, key: str) -> str:

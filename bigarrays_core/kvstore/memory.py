@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from bigarrays_core.errors import BigArraysError
 from bigarrays_core.kvstore.base import KVStore, WriteOptions, check_key
 
 __all__ = ["MemoryStore"]
 
 _NAMED: dict[str, dict[str, bytes]] = {}
 _NAMED_LOCK = threading.Lock()
+#: Anonymous stores that have been pickled, by token, so unpickling finds their data again.
+_PICKLED: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
+
+
+def _unpickle(url: str, read_only: bool, pid: int, token: str | None) -> MemoryStore:
+    if pid != os.getpid():
+        raise BigArraysError(
+            f"{url} is a memory store of process {pid}: its data cannot be used in another process (a Dask "
+            f"worker process, say); use a file:// directory or a gs:// / s3:// URL there")
+    if token is None:
+        return MemoryStore(url, read_only=read_only)
+    live = _PICKLED.get(token)
+    if live is None:
+        raise BigArraysError(f"the anonymous memory store {url} that was pickled no longer exists")
+    return MemoryStore(url, read_only=read_only, data=live._data)
 
 
 class MemoryStore(KVStore):
     """Keys in a dict. Stores opened with the same ``memory://`` URL share their data.
 
     Content encodings are not recorded: the bytes are kept as given.
+
+    A store pickles by reference: unpickled in the same process it shares the data of the
+    store it was pickled from; in another process (a Dask worker) unpickling raises
+    :class:`BigArraysError`, since the data cannot follow it there.
     """
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
@@ -31,6 +54,14 @@ class MemoryStore(KVStore):
             with _NAMED_LOCK:
                 self._data = _NAMED.setdefault(self.url, {})
         self._lock = threading.Lock()
+        self._token: str | None = None
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        named = self.url not in ("memory:", "memory:/", "memory://") and _NAMED.get(self.url) is self._data
+        if not named and self._token is None:
+            self._token = uuid.uuid4().hex
+            _PICKLED[self._token] = self
+        return (_unpickle, (self.url, self.read_only, os.getpid(), None if named else self._token))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         for k in keys:
