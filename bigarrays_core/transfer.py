@@ -43,7 +43,7 @@ from bigarrays_core.resume import ProgressRecord, scale_fingerprint
 from bigarrays_core.scale_writer import WriteReport
 from bigarrays_core.sources import PrecomputedSource
 
-__all__ = ["transfer"]
+__all__ = ["KEEP", "TransferPlan", "plan_transfer", "transfer"]
 
 #: "Keep the source's" for options where None means something (no compression).
 KEEP: Any = "keep"
@@ -138,48 +138,24 @@ def _verify_task(ctx: _Compare, box: Box) -> WriteReport:
     return WriteReport()
 
 
-def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
-             bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None, encoding: str | None = None,
-             compression: Any = KEEP, write_empty: bool = False, overwrite: bool = False, resume: bool = True,
-             verify: bool = False, client: Any = None, progress: Progress = _ignore,
-             report: WriteReport | None = None, **store_options: Any) -> WriteReport:
-    """Copy ``src`` (a :class:`BigArray`, or a URL: its mip 0) into the dataset at ``dst``.
+@dataclass(frozen=True)
+class TransferPlan:
+    """A planned transfer: the destination (its info written), the copy's stages, the
+    verification's stages (empty without ``verify``) and the job's description."""
 
-    Parameters
-    ----------
-    mips:
-        How many scales to copy, from ``src.mip`` up (default: all of them). Scale
-        ``src.mip + j`` of the source becomes scale ``j`` of the destination.
-    region:
-        The voxels to copy (a box of ``src.mip``; each scale gets it rounded outwards). Default:
-        all of the source inside the destination's bounds.
-    bounds:
-        For a new destination: its bounds at its first scale (default: the source's); the
-        other scales get them rounded outwards. Voxels outside them are not copied.
-    chunk_size, encoding, compression:
-        For a new destination: its chunk size, encoding and byte compression (``None`` for
-        none, ``"gzip"``, ``"zstd"``, ``"blosc"`` or a spec such as ``{"id": "gzip", "level":
-        6}``); each defaults to the source's. For an existing one, a value that differs from
-        what it has is an :class:`InfoError` (compression is then taken from it).
-    write_empty:
-        Also store chunks whose voxels are all zeros (chunks the source lacks stay missing).
-    overwrite, resume:
-        ``resume`` (default) records finished tasks in ``dst`` and skips those a run of the
-        same transfer recorded; ``overwrite`` forgets them and copies everything again.
-    verify:
-        After copying, compare every copied region of both datasets (raises
-        :class:`BigArraysError` naming the first voxel that differs). Not for lossy
-        destinations (jpeg).
-    client:
-        ``None`` (this machine's threads), a ``distributed.Client`` or a scheduler address.
-    store_options:
-        Options for the destination's store (e.g. ``storage_options``).
+    target: BigArray
+    stages: list[Stage[Any, Any]]
+    checks: list[Stage[Any, Any]]
+    job: dict[str, Any]
 
-    Returns the counts of chunks written, skipped and done before, added to ``report``.
-    Raises :class:`InfoError` for options an existing destination contradicts or a bad
-    encoding for the dtype, :class:`OutOfBoundsError` for a region that copies nothing,
-    and what the stores raise.
-    """
+
+def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
+                  bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None,
+                  encoding: str | None = None, compression: Any = KEEP, write_empty: bool = False,
+                  verify: bool = False, **store_options: Any) -> TransferPlan:
+    """Check the arguments of :func:`transfer`, create the destination's info if it has none
+    and cut the copy into stages (run them with :func:`bigarrays_core.jobs.run_stages`).
+    Raises as :func:`transfer`."""
     source = open_dataset(src, read_only=True) if isinstance(src, str) else src
     top = len(source.parsed_info.scales) - source.mip
     mips = top if mips is None else mips
@@ -225,17 +201,64 @@ def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: 
         if verify:
             tasks = unit_rows(d, here)
             checks.append(Stage(f"verify mip {j}", _verify_task, _Compare(s, d, here), tasks, [0] * len(tasks)))
+    fingerprint = hashlib.sha256(json.dumps(source.info, sort_keys=True).encode()).hexdigest()
+    job = {"kind": "transfer", "version": 1, "source": source.url, "mip": source.mip, "info": fingerprint,
+           "region": [list(box.start), list(box.stop)], "write_empty": write_empty,
+           "scales": [scale_fingerprint(target.at_mip(j)) for j in range(mips)]}
+    return TransferPlan(target, stages, checks, job)
+
+
+def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
+             bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None, encoding: str | None = None,
+             compression: Any = KEEP, write_empty: bool = False, overwrite: bool = False, resume: bool = True,
+             verify: bool = False, client: Any = None, progress: Progress = _ignore,
+             report: WriteReport | None = None, **store_options: Any) -> WriteReport:
+    """Copy ``src`` (a :class:`BigArray`, or a URL: its mip 0) into the dataset at ``dst``.
+
+    Parameters
+    ----------
+    mips:
+        How many scales to copy, from ``src.mip`` up (default: all of them). Scale
+        ``src.mip + j`` of the source becomes scale ``j`` of the destination.
+    region:
+        The voxels to copy (a box of ``src.mip``; each scale gets it rounded outwards). Default:
+        all of the source inside the destination's bounds.
+    bounds:
+        For a new destination: its bounds at its first scale (default: the source's); the
+        other scales get them rounded outwards. Voxels outside them are not copied.
+    chunk_size, encoding, compression:
+        For a new destination: its chunk size, encoding and byte compression (``None`` for
+        none, ``"gzip"``, ``"zstd"``, ``"blosc"`` or a spec such as ``{"id": "gzip", "level":
+        6}``); each defaults to the source's. For an existing one, a value that differs from
+        what it has is an :class:`InfoError` (compression is then taken from it).
+    write_empty:
+        Also store chunks whose voxels are all zeros (chunks the source lacks stay missing).
+    overwrite, resume:
+        ``resume`` (default) records finished tasks in ``dst`` and skips those a run of the
+        same transfer recorded; ``overwrite`` forgets them and copies everything again.
+    verify:
+        After copying, compare every copied region of both datasets (raises
+        :class:`BigArraysError` naming the first voxel that differs). Not for lossy
+        destinations (jpeg).
+    client:
+        ``None`` (this machine's threads), a ``distributed.Client`` or a scheduler address.
+    store_options:
+        Options for the destination's store (e.g. ``storage_options``).
+
+    Returns the counts of chunks written, skipped and done before, added to ``report``.
+    Raises :class:`InfoError` for options an existing destination contradicts or a bad
+    encoding for the dtype, :class:`OutOfBoundsError` for a region that copies nothing,
+    and what the stores raise.
+    """
+    plan = plan_transfer(src, dst, mips=mips, region=region, bounds=bounds, chunk_size=chunk_size,
+                         encoding=encoding, compression=compression, write_empty=write_empty, verify=verify,
+                         **store_options)
     record = None
     if resume:
-        fingerprint = hashlib.sha256(json.dumps(source.info, sort_keys=True).encode()).hexdigest()
-        record = ProgressRecord(target.store, {
-            "kind": "transfer", "version": 1, "source": source.url, "mip": source.mip, "info": fingerprint,
-            "region": [list(box.start), list(box.stop)], "write_empty": write_empty,
-            "scales": [scale_fingerprint(target.at_mip(j)) for j in range(mips)]})
+        record = ProgressRecord(plan.target.store, plan.job)
         if overwrite:
             record.reset()
-    report = run_stages(stages, client=client, record=record, progress=progress, report=report)
-    if checks:
-        run_stages(checks, client=client)
+    report = run_stages(plan.stages, client=client, record=record, progress=progress, report=report)
+    if plan.checks:
+        run_stages(plan.checks, client=client)
     return report
-

@@ -59,7 +59,7 @@ def job_client(args: argparse.Namespace) -> Iterator[Any]:
     if args.workers < 1:
         raise bc.BigArraysError(f"--workers {args.workers}: expected 1 or more worker processes")
     cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                        env={"BIGARRAYS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
     try:
         with distributed.Client(cluster) as client:

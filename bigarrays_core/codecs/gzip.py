@@ -5,7 +5,8 @@ faster than zlib), 4..9 with libdeflate (``deflate``). Decoding uses ISA-L, the 
 of zlib, libdeflate and ISA-L on this kind of data: in one call into a buffer sized from
 the trailer, kept when the data is exactly one member; anything else (several members,
 corruption) goes through ISA-L's member-by-member reader, which decodes every member or
-raises. Both release the GIL.
+raises. Both release the GIL. The header's modification time is 0 (as libdeflate writes
+it): the same chunk is stored as the same bytes whenever and wherever it is written.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class GzipCodec(ByteCodec):
 
     def encode(self, data: bytes) -> bytes:
         if self.level <= 3:
-            return igzip.compress(data, compresslevel=self.level)
+            return igzip.compress(data, compresslevel=self.level, mtime=0)
         return bytes(deflate.gzip_compress(data, self.level))
 
     def decode(self, data: bytes) -> bytes:

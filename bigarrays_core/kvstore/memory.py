@@ -19,11 +19,37 @@ _NAMED_LOCK = threading.Lock()
 _PICKLED: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
 
 
-def _unpickle(url: str, read_only: bool, pid: int, token: str | None) -> MemoryStore:
-    if pid != os.getpid():
-        raise BigArraysError(
-            f"{url} is a memory store of process {pid}: its data cannot be used in another process (a Dask "
-            f"worker process, say); use a file:// directory or a gs:// / s3:// URL there")
+class _Elsewhere(KVStore):
+    """A memory store unpickled in another process: every use raises, naming why."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.url = url
+        self.pid = pid
+
+    def _refuse(self, *args: object) -> BigArraysError:
+        return BigArraysError(
+            f"{self.url} is a memory store of process {self.pid}: its data cannot be used in another process "
+            f"(process {os.getpid()}, a Dask worker, say); use a file:// directory or a gs:// / s3:// URL there")
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        raise self._refuse()
+
+    def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
+        raise self._refuse()
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        raise self._refuse()
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        raise self._refuse()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        raise self._refuse()
+
+
+def _unpickle(url: str, read_only: bool, pid: int, token: str | None) -> KVStore:
+    if pid != os.getpid():  # unpickling must work (Dask would not say why); using it must not
+        return _Elsewhere(url, pid)
     if token is None:
         return MemoryStore(url, read_only=read_only)
     live = _PICKLED.get(token)
@@ -38,7 +64,7 @@ class MemoryStore(KVStore):
     Content encodings are not recorded: the bytes are kept as given.
 
     A store pickles by reference: unpickled in the same process it shares the data of the
-    store it was pickled from; in another process (a Dask worker) unpickling raises
+    store it was pickled from; in another process (a Dask worker) every use of it raises
     :class:`BigArraysError`, since the data cannot follow it there.
     """
 
