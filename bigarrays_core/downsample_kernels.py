@@ -25,7 +25,8 @@ import numpy as np
 
 from bigarrays_core.codecs.jit import kernel
 
-__all__ = ["average_float", "average_int", "average_int64", "extreme", "mode"]
+__all__ = ["average_22_float", "average_22_narrow", "average_22_wide", "average_float", "average_int", "average_int64",
+           "extreme", "mode", "mode_221"]
 
 _HIGH_BIT = np.uint64(1 << 63)
 _LOW_MASK = np.uint64(0xFFFFFFFF)
@@ -303,3 +304,99 @@ def extreme(data: Any, lo: Any, f: Any, want_max: bool, row: Any, out: Any) -> N
                     for x in range(x0 + 1, x1):
                         best = _pick(best, row[x], want_max)
                     out[ox, oy, oz, c] = best
+
+
+# -- factor (2, 2, fz), whole blocks: the common case, without per-row bookkeeping ---------------------------
+# These run when every block is whole (``data``'s first voxel starts a block and its sizes are
+# multiples of the factor): a decoded chunk of a pyramid's source, typically. They read the
+# four voxels of each block's rows directly, which the compiler vectorises across x.
+
+
+@kernel()
+def _rounded(s: Any, n: Any, shift: int) -> Any:  # pragma: no cover - compiled
+    """``s / n`` rounded to the nearest, halves to even; ``shift`` is log2(n) when n is a power
+    of two (a shift instead of a division), else -1."""
+    if shift >= 0:
+        q = s >> shift
+        r = s - (q << shift)
+    else:
+        q = s // n
+        r = s - q * n
+    half = n >> 1
+    return q + ((r > half) | ((r == half) & ((n & 1) == 0) & ((q & 1) == 1)))
+
+
+@kernel()
+def _average_22(data: Any, fz: int, shift: int, zero: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """Means for factor ``(2, 2, fz)`` over whole blocks, summed in the type of ``zero``."""
+    nc = data.shape[3]
+    mx, my, mz = out.shape[0], out.shape[1], out.shape[2]
+    n = zero + 4 * fz
+    t = type(zero)
+    for c in range(nc):
+        for oz in range(mz):
+            z0 = oz * fz
+            for oy in range(my):
+                y = 2 * oy
+                if fz == 1 and shift == 2:  # (2, 2, 1): no z loop, a shift; vectorised across x
+                    for ox in range(mx):
+                        x = 2 * ox
+                        s = (t(data[x, y, z0, c]) + t(data[x + 1, y, z0, c])
+                             + t(data[x, y + 1, z0, c]) + t(data[x + 1, y + 1, z0, c]))
+                        q = s >> 2
+                        r = s - (q << 2)
+                        q += (r > 2) | ((r == 2) & ((q & 1) == 1))
+                        out[ox, oy, oz, c] = q
+                    continue
+                for ox in range(mx):
+                    x = 2 * ox
+                    s = (t(data[x, y, z0, c]) + t(data[x + 1, y, z0, c])
+                         + t(data[x, y + 1, z0, c]) + t(data[x + 1, y + 1, z0, c]))
+                    for z in range(z0 + 1, z0 + fz):
+                        s += (t(data[x, y, z, c]) + t(data[x + 1, y, z, c])
+                              + t(data[x, y + 1, z, c]) + t(data[x + 1, y + 1, z, c]))
+                    out[ox, oy, oz, c] = _rounded(s, n, shift)
+
+
+def average_22_narrow(data: Any, fz: int, shift: int, out: Any) -> None:
+    """Means for factor ``(2, 2, fz)``, whole blocks, integers whose block sums fit int32."""
+    _average_22(data, fz, shift, np.int32(0), out)
+
+
+def average_22_wide(data: Any, fz: int, shift: int, out: Any) -> None:
+    """Means for factor ``(2, 2, fz)``, whole blocks, 32-bit integers (int64 sums)."""
+    _average_22(data, fz, shift, np.int64(0), out)
+
+
+@kernel()
+def average_22_float(data: Any, fz: int, out: Any) -> None:  # pragma: no cover - compiled
+    """Means for factor ``(2, 2, fz)``, whole blocks, floats (float64 sums)."""
+    nc = data.shape[3]
+    mx, my, mz = out.shape[0], out.shape[1], out.shape[2]
+    n = 4.0 * fz
+    for c in range(nc):
+        for oz in range(mz):
+            for oy in range(my):
+                y = 2 * oy
+                for ox in range(mx):
+                    x = 2 * ox
+                    s = 0.0
+                    for z in range(oz * fz, oz * fz + fz):
+                        s += (np.float64(data[x, y, z, c]) + np.float64(data[x + 1, y, z, c])
+                              + np.float64(data[x, y + 1, z, c]) + np.float64(data[x + 1, y + 1, z, c]))
+                    out[ox, oy, oz, c] = s / n
+
+
+@kernel()
+def mode_221(data: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """Modes for factor ``(2, 2, 1)``, whole blocks (ties to the smallest)."""
+    nc = data.shape[3]
+    mx, my, mz = out.shape[0], out.shape[1], out.shape[2]
+    for c in range(nc):
+        for z in range(mz):
+            for oy in range(my):
+                y = 2 * oy
+                for ox in range(mx):
+                    x = 2 * ox
+                    out[ox, oy, z, c] = _mode4(data[x, y, z, c], data[x + 1, y, z, c],
+                                               data[x, y + 1, z, c], data[x + 1, y + 1, z, c])

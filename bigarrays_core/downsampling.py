@@ -87,15 +87,17 @@ def _row_type(dtype: np.dtype[Any], rows: int) -> type:
 
 
 def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: str, *,
-                     ignore_zero: bool = False) -> tuple[np.ndarray, Box]:
+                     ignore_zero: bool = False, out: np.ndarray | None = None) -> tuple[np.ndarray, Box]:
     """Downsample the ``(x, y, z, c)`` voxels of ``box`` (absolute fine coordinates) by ``factor``.
 
-    Returns the coarse voxels (a new Fortran-ordered array of ``data``'s dtype) and their
-    box: ``box`` rounded outwards to the blocks. ``method`` is one of :data:`METHODS` but
-    ``"auto"`` (see the module docstring); ``ignore_zero`` goes with ``"mode"`` only.
+    Returns the coarse voxels and their box: ``box`` rounded outwards to the blocks. The
+    voxels are a new Fortran-ordered array of ``data``'s dtype, or ``out`` (any layout, of
+    the coarse shape and ``data``'s dtype) filled in place. ``method`` is one of
+    :data:`METHODS` but ``"auto"`` (see the module docstring); ``ignore_zero`` goes with
+    ``"mode"`` only.
 
     Raises :class:`ValueError` for an unknown method, ``ignore_zero`` with another method,
-    a factor below 1, or ``data`` not shaped like ``box``.
+    a factor below 1, ``data`` not shaped like ``box`` or ``out`` not shaped like the result.
     """
     if method == "mean":
         method = "average"
@@ -109,17 +111,39 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
     if data.ndim != 4 or data.shape[:3] != box.shape or box.is_empty:
         raise ValueError(f"data of shape {data.shape} does not hold the voxels of box {box}")
     cbox = coarsen_box(box, f)
+    shape = cbox.shape + (data.shape[3],)
+    if out is not None and (out.shape != shape or out.dtype != data.dtype):
+        raise ValueError(f"out is {out.shape} {out.dtype}; the result of {box} by {f} is {shape} {data.dtype}")
     lo = tuple(int(a % fa) for a, fa in zip(box.start, f))
     if method == "stride" or f == (1, 1, 1):
-        return _stride(data, lo, f), cbox
+        strided = _stride(data, lo, f)
+        if out is None:
+            return strided, cbox
+        out[...] = strided
+        return out, cbox
     from bigarrays_core import downsample_kernels as k
 
+    given = out
     src = data.view(np.uint8) if data.dtype == np.bool_ else data
-    if not src.flags.f_contiguous:
-        src = np.asfortranarray(src)
-    out = np.empty(cbox.shape + (data.shape[3],), src.dtype, order="F")
+    if out is None:
+        out = np.empty(shape, src.dtype, order="F")
+    elif data.dtype == np.bool_:
+        out = out.view(np.uint8)
     kind = src.dtype.kind
-    if method == "average":
+    whole22 = (f[0] == f[1] == 2 and lo == (0, 0, 0) and src.shape[0] % 2 == 0 and src.shape[1] % 2 == 0
+               and src.shape[2] % f[2] == 0)
+    if method == "average" and whole22 and src.dtype.itemsize < 8:
+        n = 4 * f[2]
+        shift = n.bit_length() - 1 if n & (n - 1) == 0 else -1
+        if kind == "f":
+            k.average_22_float(src, f[2], out)
+        elif _row_type(src.dtype, n) in (np.uint16, np.int32):
+            k.average_22_narrow(src, f[2], shift, out)
+        else:
+            k.average_22_wide(src, f[2], shift, out)
+    elif method == "mode" and whole22 and f[2] == 1 and not ignore_zero:
+        k.mode_221(src, out)
+    elif method == "average":
         if kind == "f":
             k.average_float(src, lo, f, np.empty(src.shape[0], np.float64), out)
         elif src.dtype.itemsize == 8:
@@ -130,5 +154,7 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
         k.mode(src, lo, f, bool(ignore_zero), out)
     else:
         k.extreme(src, lo, f, method == "max", np.empty(src.shape[0], src.dtype), out)
+    if given is not None:
+        return given, cbox
     result: Any = out.view(np.bool_) if data.dtype == np.bool_ else out
     return result, cbox

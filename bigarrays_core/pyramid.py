@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 
 from bigarrays_core.array import BigArray, ChunkRef
+from bigarrays_core.array.executor import run_batches
+from bigarrays_core.array.plan import ChunkProjection, plan_read
 from bigarrays_core.array.source import StoredChunks
 from bigarrays_core.array.write_units import unit_grid, unit_size
 from bigarrays_core.downsampling import downsample_block, resolve_method
@@ -312,24 +314,82 @@ def _paste(out: np.ndarray, out_box: Box, data: np.ndarray, data_box: Box) -> No
         out[inter.slices_in(out_box)] = data[inter.slices_in(data_box)]
 
 
-def _levels_of_piece(ctx: MipStage, arrays: Sequence[BigArray], piece: Box, data: np.ndarray,
-                     data_box: Box) -> Iterator[tuple[Box, np.ndarray]]:
+def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_box: Box,
+                 missing: _Missing) -> np.ndarray:
+    """The first level's voxels of ``want``, from the source's voxels in ``src_box``.
+
+    When the source chunks there are unions of whole blocks (their edges at multiples of the
+    factor, or at the volume's end), each chunk is reduced right where it is decoded, into
+    its part of the result: no assembled copy of the source, and the chunk is still in the
+    cache when the kernel reads it. Otherwise the source box is read whole, then reduced.
+    Missing chunks read as zeros (and are noted in ``missing``).
+    """
+    level = ctx.levels[0]
+    f = level.factor
+    out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
+    src = refine_box(want, f).intersect(src_box)
+    if src.is_empty or want.is_empty:
+        return out
+    io = source.scale_io
+    plan = plan_read(io, src, (0, source.num_channels))
+    end = source.bounds.stop
+
+    def whole_blocks(box: Box) -> bool:
+        return (all(v % k == 0 for v, k in zip(box.start, f))
+                and all(v % k == 0 or v == e for v, k, e in zip(box.stop, f, end)))
+
+    if not all(whole_blocks(p.ref.box.intersect(src)) for p in plan):
+        data = source.read(src, source=_SeenChunks(source, missing))
+        coarse, cbox = downsample_block(data, src, f, ctx.method, ignore_zero=ctx.ignore_zero)
+        if cbox == want:
+            return coarse
+        _paste(out, want, coarse, cbox)
+        return out
+
+    def work(batch: Sequence[ChunkProjection]) -> None:
+        store, pipeline = io.store, io.pipeline
+        for p, value in zip(batch, store.iter_values([p.ref.key for p in batch])):
+            key = p.ref.key
+            if value is None or not value.data:
+                with missing.lock:
+                    missing.keys.add(key)
+                continue
+            chunk = pipeline.decode(value.data, p.shape, store.describe(key), key, value.encoding)
+            inter = p.ref.box.intersect(src)
+            cbox = coarsen_box(inter, f)
+            part = cbox.intersect(want)
+            if part == cbox:  # straight into the result (a view of it)
+                downsample_block(chunk[p.region], inter, f, ctx.method, ignore_zero=ctx.ignore_zero,
+                                 out=out[cbox.slices_in(want)])
+            elif not part.is_empty:
+                coarse, _ = downsample_block(chunk[p.region], inter, f, ctx.method, ignore_zero=ctx.ignore_zero)
+                _paste(out, want, coarse, cbox)
+
+    run_batches(work, plan, per_thread=4)
+    return out
+
+
+def _levels_of_piece(ctx: MipStage, source: BigArray, arrays: Sequence[BigArray], piece: Box, src_box: Box,
+                     missing: _Missing) -> Iterator[tuple[Box, np.ndarray]]:
     """Each level's voxels over ``piece`` (top-level voxels), made one level from the one
-    below it, from ``data`` (the source's voxels of ``data_box``)."""
-    cur, cur_box = data, data_box
+    below it, the first from the source's voxels of ``src_box``."""
+    cur = cur_box = None
     for j, (level, a) in enumerate(zip(ctx.levels, arrays)):
         want = refine_box(piece, ctx.scale_from_top(j)).intersect(a.bounds)
-        src = refine_box(want, level.factor).intersect(cur_box)
-        if src.is_empty or want.is_empty:
-            out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
+        if cur is None or cur_box is None:
+            out = _first_level(ctx, source, a, want, src_box, missing)
         else:
-            sub = cur if src == cur_box else cur[src.slices_in(cur_box)]
-            coarse, cbox = downsample_block(sub, src, level.factor, ctx.method, ignore_zero=ctx.ignore_zero)
-            if cbox == want:
-                out = coarse
-            else:
+            src = refine_box(want, level.factor).intersect(cur_box)
+            if src.is_empty or want.is_empty:
                 out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
-                _paste(out, want, coarse, cbox)
+            else:
+                sub = cur if src == cur_box else cur[src.slices_in(cur_box)]
+                coarse, cbox = downsample_block(sub, src, level.factor, ctx.method, ignore_zero=ctx.ignore_zero)
+                if cbox == want:
+                    out = coarse
+                else:
+                    out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
+                    _paste(out, want, coarse, cbox)
         yield want, out
         cur, cur_box = out, want
 
@@ -343,22 +403,19 @@ def build_task(ctx: MipStage, top: Box) -> WriteReport:
     boxes = [refine_box(top, ctx.scale_from_top(j)).intersect(a.bounds) for j, a in enumerate(arrays)]
     src_box = refine_box(top, ctx.scale_from_top(-1)).intersect(source.bounds)
     missing = _Missing()
-    seen = _SeenChunks(source, missing)
-    outs: list[np.ndarray] = []
     pieces = [] if src_box.is_empty else split_box(
         top, arrays[-1].grid, _prod(ctx.scale_from_top(-1)) * source.dtype.itemsize * source.num_channels,
         ctx.piece_bytes) or [top]
-    if len(pieces) == 1:
-        data = source.read(src_box, source=seen)
-        outs = [out for _, out in _levels_of_piece(ctx, arrays, top, data, src_box)]
+    if len(pieces) <= 1:
+        outs = [out for _, out in _levels_of_piece(ctx, source, arrays, top, src_box, missing)]
     else:
         outs = [np.zeros(b.shape + (a.num_channels,), a.dtype, order="F") for a, b in zip(arrays, boxes)]
         for piece in pieces:
             pbox = refine_box(piece, ctx.scale_from_top(-1)).intersect(source.bounds)
             if pbox.is_empty:
                 continue
-            data = source.read(pbox, source=seen)
-            for out, box, (want, part) in zip(outs, boxes, _levels_of_piece(ctx, arrays, piece, data, pbox)):
+            for out, box, (want, part) in zip(outs, boxes,
+                                               _levels_of_piece(ctx, source, arrays, piece, pbox, missing)):
                 _paste(out, box, part, want)
     src_refs = source.chunks(src_box)
     present = {r.key: r.key not in missing.keys for r in src_refs}  # stored below, for write_empty

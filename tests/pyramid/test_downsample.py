@@ -24,7 +24,9 @@ from .reference import pyramid_reference, reference, segmentation
 
 METHODS = ["average", "mode", "min", "max", "stride"]
 GEOMETRIES = [
-    ((0, 0, 0), (8, 6, 4), (2, 2, 1)),
+    ((0, 0, 0), (8, 6, 4), (2, 2, 1)),       # whole blocks: the fast kernels
+    ((4, -2, 0), (6, 4, 6), (2, 2, 3)),      # whole blocks, 12 voxels each (no power of two)
+    ((-8, 2, 2), (4, 8, 4), (2, 2, 2)),
     ((-7, 3, 5), (9, 7, 5), (2, 2, 2)),       # odd sizes, offsets not multiples of the factor
     ((1, -4, 2), (10, 5, 3), (3, 2, 4)),      # anisotropic, partial blocks at both ends
 ]
