@@ -23,22 +23,23 @@ chunks one after another, or from one process.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bigarrays_core.array import BigArray
-from bigarrays_core.array.write_units import unit_rows
+from bigarrays_core.array.write_units import unit_grid
 from bigarrays_core.errors import OutOfBoundsError, ReadOnlyError, WriteDataError
 from bigarrays_core.format import Info
-from bigarrays_core.geometry import Box, Vec3
+from bigarrays_core.geometry import Box, ChunkGrid, Vec3
 from bigarrays_core.jobs import Progress, Stage, run_stages
 from bigarrays_core.kvstore import KVStore
 from bigarrays_core.resume import ProgressRecord, scale_fingerprint
 from bigarrays_core.scale_writer import ScaleWriter, WriteReport, is_all_zero
 from bigarrays_core.sources import Source
+from bigarrays_core.task_grid import TaskGrid, rows_of
 
 __all__ = ["IngestStage", "cast_values", "ingest", "ingest_job", "ingest_stage", "ingest_task"]
 
@@ -135,13 +136,16 @@ def ingest_task(ctx: IngestStage, box: Box) -> WriteReport:
     return report
 
 
-def ingest_stage(source: Source, ba: BigArray, offset: Sequence[int] | None = None, *,
-                 write_empty: bool = False) -> Stage[IngestStage, Box]:
+def ingest_stage(source: Source, ba: BigArray, offset: Sequence[int] | None = None, *, write_empty: bool = False,
+                 stored: Iterable[Box] | None = None) -> Stage[IngestStage, Box]:
     """The tasks of an ingest (see :func:`ingest`), to run with :func:`bigarrays_core.jobs.run_stages`
     (with other stages, e.g. a pyramid's, under one record).
 
-    Raises :class:`OutOfBoundsError` naming both boxes when the source does not fit inside
-    the scale.
+    Tasks are groups of whole rows of chunks (:func:`bigarrays_core.task_grid.rows_of`).
+    ``stored``: boxes (voxels of ``ba``'s scale) outside of which the source is known to hold
+    nothing; only the tasks they meet are made (how a transfer of a huge sparse volume visits
+    only its stored chunks). Raises :class:`OutOfBoundsError` naming both boxes when the
+    source does not fit inside the scale.
     """
     off = tuple(int(o) for o in offset) if offset is not None else ba.voxel_offset
     target = Box.from_shape(off, source.shape[:3])
@@ -152,12 +156,30 @@ def ingest_stage(source: Source, ba: BigArray, offset: Sequence[int] | None = No
     if ba.store.read_only:
         raise ReadOnlyError(f"cannot ingest into {ba.url}: the store is read-only")
     ctx = IngestStage(source, ba.store, ba.parsed_info, ba.mip, (off[0], off[1], off[2]), write_empty)
-    tasks = unit_rows(ba, target)
-    weights = []
-    for task in tasks:
-        rx, ry, rz = ba.grid.grid_range(task.intersect(target))
-        weights.append(len(rx) * len(ry) * len(rz))
-    return Stage(f"ingest mip {ba.mip}", ingest_task, ctx, tasks, weights)
+    units = unit_grid(ba)
+    grid = TaskGrid(units, target, rows_of(units, target))
+    tasks: Sequence[Box] = grid
+    ids: Sequence[int] | None = None
+    if stored is not None:
+        ids = grid.touched(stored)
+        tasks = [grid[i] for i in ids]
+    return Stage(f"ingest mip {ba.mip}", ingest_task, ctx, tasks, _Weights(ba.grid, tasks, target), ids)
+
+
+class _Weights(Sequence[int]):
+    """The chunks of each task inside the target (computed when asked)."""
+
+    def __init__(self, grid: ChunkGrid, tasks: Sequence[Box], target: Box) -> None:
+        self.grid, self.tasks, self.target = grid, tasks, target
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        rx, ry, rz = self.grid.grid_range(self.tasks[i].intersect(self.target))
+        return len(rx) * len(ry) * len(rz)
 
 
 def ingest(source: Source, ba: BigArray, *, offset: Sequence[int] | None = None, write_empty: bool = False,

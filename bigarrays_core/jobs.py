@@ -66,7 +66,9 @@ class Stage(Generic[C, T]):
     """One stage of a job: ``run(context, task)`` for every task, in any order.
 
     ``step`` names the stage in the progress record (stable across runs of the same job);
-    ``weights[i]`` is the number of chunks task ``i`` covers (the unit of progress).
+    ``weights[i]`` is the number of chunks task ``i`` covers (the unit of progress);
+    ``ids[i]`` is how the record knows task ``i`` (default ``i``: give ids when the tasks
+    are a selection that may differ between runs, e.g. the tasks where data is stored).
     ``run`` must be a module-level function (Dask sends it by reference); ``context`` and
     the tasks must pickle.
     """
@@ -76,9 +78,13 @@ class Stage(Generic[C, T]):
     context: C
     tasks: Sequence[T]
     weights: Sequence[int] = field(default=())
+    ids: Sequence[int] | None = None
 
     def weight(self, i: int) -> int:
         return self.weights[i] if self.weights else 1
+
+    def id(self, i: int) -> int:
+        return i if self.ids is None else self.ids[i]
 
 
 class _Tracker:
@@ -92,16 +98,21 @@ class _Tracker:
         self.every = 0.0 if record is None or record.store.threaded_io else _SAVE_EVERY
 
     def todo(self) -> list[int]:
-        before = [i for i in range(len(self.stage.tasks)) if i in self.done]
-        n = sum(self.stage.weight(i) for i in before)
+        stage, done = self.stage, self.done
+        todo, n = [], 0
+        for i in range(len(stage.tasks)):
+            if stage.id(i) in done:
+                n += stage.weight(i)
+            else:
+                todo.append(i)
         self.report.done_before += n
         self.progress(n)
-        return [i for i in range(len(self.stage.tasks)) if i not in self.done]
+        return todo
 
     def finished(self, i: int, part: WriteReport) -> None:
         self.report.add(part)
         if self.record is not None:
-            self.record.add_tasks(self.stage.step, [i], save=False)
+            self.record.add_tasks(self.stage.step, [self.stage.id(i)], save=False)
             if time.monotonic() - self.saved >= self.every:
                 self.save()
         self.progress(self.stage.weight(i))

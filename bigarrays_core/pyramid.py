@@ -59,9 +59,10 @@ from bigarrays_core.jobs import Progress, Stage, run_stages
 from bigarrays_core.kvstore import KVStore, WriteOptions
 from bigarrays_core.resume import ProgressRecord, scale_fingerprint
 from bigarrays_core.scale_writer import ScaleWriter, WriteReport, is_all_zero
+from bigarrays_core.task_grid import LIST_ABOVE_TASKS, TaskGrid, group_for, stored_boxes
 
-__all__ = ["MAX_TASK_BYTES", "MipStage", "PyramidPlan", "add_scales", "build_task", "downsample", "mip_stages",
-           "plan_downsample"]
+__all__ = ["MAX_TASK_BYTES", "MipStage", "PyramidPlan", "add_scales", "build_task", "downsample",
+           "mip_stages", "plan_downsample"]
 
 #: Default bound on the voxel bytes one task holds (source pieces and the scales it builds).
 MAX_TASK_BYTES = 256 << 20
@@ -232,6 +233,27 @@ def _regions(info: Info, base: int, mips: int, region: Box) -> dict[int, Box]:
     return out
 
 
+class _Weights(Sequence[int]):
+    """The chunks each task of a stage stores (computed when asked: a stage may have millions)."""
+
+    def __init__(self, ctx: MipStage, tasks: Sequence[Box]) -> None:
+        self.ctx, self.tasks = ctx, tasks
+        self.arrays = [ctx.array(level.mip) for level in ctx.levels]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        task, n = self.tasks[i], 0
+        for j, (level, a) in enumerate(zip(self.ctx.levels, self.arrays)):
+            box = refine_box(task, self.ctx.scale_from_top(j)).intersect(a.bounds).intersect(level.region)
+            rx, ry, rz = a.grid.grid_range(box)
+            n += len(rx) * len(ry) * len(rz)
+        return n
+
+
 def _stage(ba: BigArray, info: Info, levels: list[int], regions: Mapping[int, Box], method: str,
            ignore_zero: bool, write_empty: bool, max_task_bytes: int) -> Stage[MipStage, Box]:
     source = levels[0] - 1
@@ -240,21 +262,21 @@ def _stage(ba: BigArray, info: Info, levels: list[int], regions: Mapping[int, Bo
         tuple(_Level(k, downsample_factor(info.scales[k - 1], info.scales[k]), regions[k]) for k in levels),
         method, ignore_zero, write_empty, max(1, max_task_bytes // 4))
     top = ctx.array(levels[-1])
+    units = unit_grid(top)
     per_top_voxel = _prod(ctx.scale_from_top(-1)) * ba.dtype.itemsize * ba.num_channels
-    grid = unit_grid(top)
-    cover = grid.expand_to_grid(regions[levels[-1]])
-    tasks = [] if cover.is_empty else split_box(cover, grid, per_top_voxel, _TASK_TARGET_BYTES) or []
-    weights = []
-    for task in tasks:
-        n = 0
+    cover = regions[levels[-1]]
+    grid = TaskGrid(units, cover, group_for(units, cover, _prod(unit_size(top)) * per_top_voxel,
+                                            min(_TASK_TARGET_BYTES, max_task_bytes // 2)))
+    tasks: Sequence[Box] = grid
+    ids: Sequence[int] | None = None
+    if len(grid) > LIST_ABOVE_TASKS:  # a huge, probably sparse, volume: only where chunks are stored
+        stored = [coarsen_box(b, ctx.scale_from_top(-1)) for b in stored_boxes(ctx.array(source))]
         for j, level in enumerate(ctx.levels):
-            a = ctx.array(level.mip)
-            box = refine_box(task, ctx.scale_from_top(j)).intersect(a.bounds).intersect(level.region)
-            rx, ry, rz = a.grid.grid_range(box)
-            n += len(rx) * len(ry) * len(rz)
-        weights.append(n)
+            stored += [coarsen_box(b, ctx.scale_from_top(j)) for b in stored_boxes(ctx.array(level.mip))]
+        ids = grid.touched(stored)
+        tasks = [grid[i] for i in ids]
     step = f"mip {levels[0]}" if len(levels) == 1 else f"mip {levels[0]}-{levels[-1]}"
-    return Stage(step, build_task, ctx, tasks, weights)
+    return Stage(step, build_task, ctx, tasks, _Weights(ctx, tasks), ids)
 
 
 # -- one task ----------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ import numpy as np
 
 from bigarrays_core.api import open as open_dataset
 from bigarrays_core.array import BigArray
-from bigarrays_core.array.write_units import unit_rows
 from bigarrays_core.errors import BigArraysError, DatasetNotFoundError, InfoError, OutOfBoundsError
 from bigarrays_core.format import Info, create_info, write_info
 from bigarrays_core.format.scales import coarsen_box, downsample_factor
@@ -42,6 +41,7 @@ from bigarrays_core.kvstore import open_store
 from bigarrays_core.resume import ProgressRecord, scale_fingerprint
 from bigarrays_core.scale_writer import WriteReport
 from bigarrays_core.sources import PrecomputedSource
+from bigarrays_core.task_grid import LIST_ABOVE_TASKS, stored_boxes
 
 __all__ = ["KEEP", "TransferPlan", "plan_transfer", "transfer"]
 
@@ -196,11 +196,13 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
         here = part.intersect(s.bounds).intersect(d.bounds)
         if here.is_empty:
             continue
-        stage = ingest_stage(PrecomputedSource(s, box=here), d, here.start, write_empty=write_empty)
-        stages.append(Stage(f"transfer mip {j}", stage.run, stage.context, stage.tasks, stage.weights))
+        src = PrecomputedSource(s, box=here)
+        stage = ingest_stage(src, d, here.start, write_empty=write_empty)
+        if len(stage.tasks) > LIST_ABOVE_TASKS:  # a huge, probably sparse, source: only where it stores chunks
+            stage = ingest_stage(src, d, here.start, write_empty=write_empty, stored=stored_boxes(s))
+        stages.append(Stage(f"transfer mip {j}", stage.run, stage.context, stage.tasks, stage.weights, stage.ids))
         if verify:
-            tasks = unit_rows(d, here)
-            checks.append(Stage(f"verify mip {j}", _verify_task, _Compare(s, d, here), tasks, [0] * len(tasks)))
+            checks.append(Stage(f"verify mip {j}", _verify_task, _Compare(s, d, here), stage.tasks))
     fingerprint = hashlib.sha256(json.dumps(source.info, sort_keys=True).encode()).hexdigest()
     job = {"kind": "transfer", "version": 1, "source": source.url, "mip": source.mip, "info": fingerprint,
            "region": [list(box.start), list(box.stop)], "write_empty": write_empty,

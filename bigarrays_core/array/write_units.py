@@ -1,4 +1,4 @@
-"""The boxes long jobs cut their tasks on: a scale's write units, and rows of them. Pure: no I/O.
+"""The boxes long jobs cut their tasks on: a scale's write units. Pure: no I/O.
 
 A *write unit* is the box of voxels one stored object holds: a chunk of an unsharded
 scale. Writes of different write units never replace the same object, so tasks that
@@ -10,9 +10,9 @@ chunks.
 from __future__ import annotations
 
 from bigarrays_core.array.bigarray import BigArray
-from bigarrays_core.geometry import Box, ChunkGrid, Vec3
+from bigarrays_core.geometry import ChunkGrid, Vec3
 
-__all__ = ["unit_grid", "unit_rows", "unit_size"]
+__all__ = ["unit_grid", "unit_size"]
 
 
 def unit_size(ba: BigArray) -> Vec3:
@@ -23,23 +23,3 @@ def unit_size(ba: BigArray) -> Vec3:
 def unit_grid(ba: BigArray) -> ChunkGrid:
     """The grid of ``ba``'s write units (over the scale's bounds)."""
     return ChunkGrid(ba.voxel_offset, ba.scale.size, unit_size(ba))
-
-
-def unit_rows(ba: BigArray, box: Box, *, min_units: int = 16) -> list[Box]:
-    """The write units that ``box`` touches, in groups of whole rows (x) of at least
-    ``min_units`` units (fewer only where a z-slab ends), z-slab by z-slab, then y.
-
-    Each group is one box: the units' union, clipped to the volume (not to ``box``).
-    """
-    grid = unit_grid(ba)
-    rx, ry, rz = grid.grid_range(box)
-    if not len(rx) or not len(ry):
-        return []
-    rows = max(1, min(len(ry), -(-min_units // len(rx))))
-    out = []
-    for gz in rz:
-        for iy in range(0, len(ry), rows):
-            first = grid.chunk_box((rx[0], ry[iy], gz))
-            last = grid.chunk_box((rx[-1], ry[min(len(ry), iy + rows) - 1], gz))
-            out.append(Box(first.start, last.stop))
-    return out
