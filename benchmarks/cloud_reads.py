@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import bigarrays_core as bc  # noqa: E402
-from bigarrays_core.codecs.paste import precompile as precompile_paste  # noqa: E402
+from bigarrays_core.kernels.paste import precompile as precompile_paste  # noqa: E402
 from tests.services import (  # noqa: E402
     DUMMY_AWS_ENV,
     Service,

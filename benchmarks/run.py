@@ -35,7 +35,7 @@ from bigarrays_bench.memory import measure_memory  # noqa: E402
 from bigarrays_bench.pyramids import PYRAMID_CASES  # noqa: E402
 from bigarrays_bench.report import Summary, flat_summary, format_table, summarise  # noqa: E402
 
-from bigarrays_core.codecs.paste import precompile as precompile_paste  # noqa: E402
+from bigarrays_core.kernels.paste import precompile as precompile_paste  # noqa: E402
 
 MEMORY_CASE = "memory"
 CASES = CORE_CASES + PYRAMID_CASES
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     libraries = LIBRARIES()
     env = Env(data, sizes, geometry, scratch, libraries, quick=args.quick)
     # Cases measure a warmed-up process: bigarrays loads its numba region-copy kernel once a
-    # process has copied 1 GiB (bigarrays_core/codecs/paste.py); load it now rather than in
+    # process has copied 1 GiB (bigarrays_core/kernels/paste.py); load it now rather than in
     # the middle of whichever case crosses that line.
     precompile_paste(("uint8", "uint64"))
 

@@ -19,6 +19,7 @@ from bigarrays_core.errors import (
     ChunkDecodeError,
     ChunkEncodeError,
     ChunkNotFoundError,
+    ConfigError,
     DatasetExistsError,
     DatasetNotFoundError,
     InfoError,
@@ -35,8 +36,9 @@ from bigarrays_core.errors import (
     WriteDataError,
 )
 from bigarrays_core.format import Info, create_info
-from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.geometry import Box, ChunkGrid, Region
 from bigarrays_core.kvstore import KVStore, WriteOptions, open_store, register_store
+from bigarrays_core.kvstore.sharding import ShardingSpec
 from bigarrays_core.pyramid import downsample
 from bigarrays_core.transfer import transfer
 
@@ -51,6 +53,7 @@ __all__ = [
     "ChunkEncodeError",
     "ChunkGrid",
     "ChunkNotFoundError",
+    "ConfigError",
     "ChunkRef",
     "Client",
     "DatasetExistsError",
@@ -61,7 +64,9 @@ __all__ = [
     "KVStore",
     "OutOfBoundsError",
     "ReadOnlyError",
+    "Region",
     "SelectionError",
+    "ShardingSpec",
     "StorageError",
     "StoragePermissionError",
     "StorageTimeoutError",

@@ -55,6 +55,7 @@ def create(
     jpeg_quality: int | None = None,
     png_level: int | None = None,
     compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
+    sharding: bool | Mapping[str, Any] | None = None,
     overwrite: bool = False,
     fill_missing: bool = True,
     bounded: bool = False,
@@ -66,6 +67,17 @@ def create(
     ``compression`` is ``None``, ``"gzip"``, ``"zstd"``, ``"blosc"`` or an object such as
     ``{"id": "zstd", "level": 5}`` / ``{"id": "blosc", "cname": "lz4", "level": 5, "shuffle": 1}``.
     ``num_mips`` scales are declared, each ``downsample_factor`` coarser than the last.
+
+    ``sharding=True`` stores every scale sharded (``neuroglancer_uint64_sharded_v1``) with
+    the spec bigarrays picks for its grid, as TensorStore and CloudVolume/igneous do for
+    volumes: identity hash (every shard a box of chunks), shards of at most 512 MiB of
+    voxels (``2**w`` chunks, ``w = floor(log2(512 MiB / chunk bytes))``), ``preshift_bits =
+    min(w, 9)``, ``minishard_bits = w - preshift_bits``, ``shard_bits`` the rest of the
+    grid's Morton bits, gzip minishard indexes, and gzip chunk data except for jpeg and
+    png (see :mod:`bigarrays_core.format.sharding`). A dict is the ``"sharding"`` object
+    of every scale, validated. Sharded chunks are compressed by the spec's
+    ``data_encoding``, so ``compression`` must be None then.
+
     Raises :class:`DatasetExistsError` if an info exists and ``overwrite`` is False, and
     :class:`InfoError` naming the argument that is invalid (nothing is written then).
     """
@@ -73,7 +85,7 @@ def create(
         dtype=dtype, size=size, chunk_size=chunk_size, resolution=resolution, voxel_offset=voxel_offset,
         num_channels=num_channels, encoding=encoding, compression=compression, layer_type=layer_type,
         num_mips=num_mips, downsample_factor=downsample_factor, jpeg_quality=jpeg_quality, png_level=png_level,
-        compressed_segmentation_block_size=compressed_segmentation_block_size,
+        compressed_segmentation_block_size=compressed_segmentation_block_size, sharding=sharding,
     )
     store = open_store(url, **store_options) if not isinstance(url, KVStore) else url
     if not overwrite and store.exists("info"):

@@ -21,10 +21,7 @@ cached on the client: every read asks the server.
 from __future__ import annotations
 
 import http.client
-import random
 import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -47,11 +44,21 @@ from bigarrays_core.errors import (
     TooLargeError,
     error_class,
 )
-from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.geometry import Box, ChunkGrid, split_box
+from bigarrays_core.kvstore.failures import FATAL, TRANSIENT, Failure
+from bigarrays_core.kvstore.retry import RetryPolicy
 
 __all__ = ["Client", "RemoteArray"]
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class _RetryableStatus(Exception):
+    """An answer with one of :data:`RETRY_STATUSES`: a transient failure for the retry policy."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 _DEFAULT_PIECE_BYTES = 64 * 2**20
 #: Reads are split into about ``max_workers`` pieces, but none smaller than this.
 _MIN_PIECE_BYTES = 32 * 2**20
@@ -200,6 +207,7 @@ class Client:
         self.max_workers = max(1, int(max_workers))
         self.retries = retries
         self.backoff = backoff
+        self._retry = RetryPolicy(retries=int(retries), backoff=float(backoff), max_backoff=10.0, max_retry_after=30.0)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
                                   limits=httpx.Limits(max_connections=max_workers + 2))
         # Bodies go straight into the output over plain sockets; a custom transport (tests)
@@ -211,29 +219,38 @@ class Client:
 
     # -- plumbing --------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request, retrying transient failures; raise the core's error for an error status."""
+        """Send a request, retrying transient failures (429/502/503/504, honouring a
+        ``Retry-After`` in seconds, and broken connections) with the stores' retry policy
+        (:mod:`bigarrays_core.kvstore.retry`); raise the core's error for an error status."""
         import httpx
 
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt >= self.retries:
-                    kind = StorageTimeoutError if isinstance(exc, httpx.TimeoutException) else StorageError
-                    raise kind(f"{method} {self.url}{path} failed after {attempt + 1} attempts: {exc!r}") from exc
-            else:
-                if response.status_code < 400:
-                    return response
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
-                    raise self._error(method, path, response)
-                wait = response.headers.get("retry-after")
-                if wait is not None and wait.isdigit():
-                    time.sleep(min(float(wait), 30.0))
-                    attempt += 1
-                    continue
-            time.sleep(random.uniform(0, min(10.0, self.backoff * 2**attempt)))
-            attempt += 1
+        def attempt() -> Any:
+            response = self._http.request(method, path, **kwargs)
+            if response.status_code in RETRY_STATUSES:
+                raise _RetryableStatus(response)
+            return response
+
+        def classify(exc: Exception) -> Failure:
+            if isinstance(exc, _RetryableStatus):
+                wait = exc.response.headers.get("retry-after")
+                after = float(wait) if wait is not None and wait.isdigit() else None
+                return Failure(TRANSIENT, f"HTTP {exc.response.status_code}", retry_after=after)
+            if isinstance(exc, httpx.TransportError):
+                return Failure(TRANSIENT, repr(exc), timed_out=isinstance(exc, httpx.TimeoutException))
+            return Failure(FATAL, repr(exc))
+
+        def give_up(exc: Exception, failure: Failure, attempts: int) -> Any:
+            if isinstance(exc, _RetryableStatus):
+                raise self._error(method, path, exc.response) from None
+            if isinstance(exc, httpx.TransportError):
+                kind = StorageTimeoutError if failure.timed_out else StorageError
+                raise kind(f"{method} {self.url}{path} failed after {attempts} attempts: {exc!r}") from exc
+            raise exc
+
+        response = self._retry.call(attempt, classify, give_up)
+        if response.status_code >= 400:
+            raise self._error(method, path, response)
+        return response
 
     def _error(self, method: str, path: str, response: Any) -> BigArraysError:
         """The core error an error answer stands for: the class whose ``code`` the body names
@@ -396,7 +413,7 @@ class RemoteArray:
         out = buffers.empty((x, y, z, max(0, channels[1] - channels[0])), self.dtype)
         if out.size == 0:
             return out
-        pieces = list(self._pieces(box, channels))
+        pieces = self._pieces(box, channels)
         if len(pieces) == 1:
             self._fetch_into(out, box, pieces[0], channels)
             return out
@@ -407,47 +424,18 @@ class RemoteArray:
                 raise exc
         return out
 
-    def _pieces(self, box: Box, channels: tuple[int, int]) -> Iterator[Box]:
+    def _pieces(self, box: Box, channels: tuple[int, int]) -> list[Box]:
         """Pieces of ``box`` cut on the chunk grid, each of at most ``piece_bytes`` (or one chunk).
 
         A large read becomes about ``max_workers`` pieces (none under 32 MiB), fetched at once.
         When whole chunk-rows of the box fit in a piece, pieces are cut across z only, so each
-        is one contiguous run of the Fortran-ordered output.
+        is one contiguous run of the Fortran-ordered output (:func:`split_box`).
         """
-        grid = self.grid
         bpv = self.dtype.itemsize * (channels[1] - channels[0])
         limit = min(self.client.piece_bytes, max(-(-box.size * bpv // self.client.max_workers), _MIN_PIECE_BYTES))
-        row = box.shape[0] * box.shape[1] * bpv * grid.chunk_size[2]
-        if row <= limit:
-            a, b, o = box.start[2], box.stop[2], grid.voxel_offset[2]
-            s = limit // row * grid.chunk_size[2]
-            first = o + ((a - o) // s + 1) * s
-            cuts = [a, *range(first, b, s), b]
-            for z0, z1 in zip(cuts, cuts[1:], strict=False):
-                yield Box((box.start[0], box.start[1], z0), (box.stop[0], box.stop[1], z1))
-            return
-        # Grow the tile one axis at a time (x first: its bytes are contiguous), in whole chunks.
-        tile = [1, 1, 1]
-        for axis in range(3):
-            cells = -(-box.shape[axis] // grid.chunk_size[axis]) + 1
-            while tile[axis] < cells:
-                trial = list(tile)
-                trial[axis] += 1
-                voxels = int(np.prod([t * c for t, c in zip(trial, grid.chunk_size, strict=True)]))
-                if bpv * voxels > self.client.piece_bytes:
-                    break
-                tile = trial
-        step = [t * c for t, c in zip(tile, grid.chunk_size, strict=False)]
-        # Cut lines: the grid lines every `step` voxels, anchored at voxel_offset.
-        cuts = []
-        for axis in range(3):
-            a, b, o, s = box.start[axis], box.stop[axis], grid.voxel_offset[axis], step[axis]
-            first = o + ((a - o) // s + 1) * s
-            cuts.append([a, *range(first, b, s), b])
-        for z0, z1 in zip(cuts[2], cuts[2][1:], strict=False):
-            for y0, y1 in zip(cuts[1], cuts[1][1:], strict=False):
-                for x0, x1 in zip(cuts[0], cuts[0][1:], strict=False):
-                    yield Box((x0, y0, z0), (x1, y1, z1))
+        pieces = split_box(box, self.grid, bpv, limit)
+        assert pieces is not None  # no piece limit
+        return pieces
 
     def _fetch_into(self, out: np.ndarray, outer: Box, piece: Box, channels: tuple[int, int]) -> None:
         """Fetch ``piece`` of the read of ``outer`` into its place in ``out``."""

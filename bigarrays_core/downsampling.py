@@ -27,7 +27,7 @@ to ``f*i + f - 1`` in absolute coordinates, whatever the voxel offsets (TensorSt
   ``"average"`` otherwise.
 
 Average, mode, min and max run in numba kernels that release the GIL
-(:mod:`bigarrays_core.downsample_kernels`, loaded on first use).
+(:mod:`bigarrays_core.kernels.downsample`, loaded on first use).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
             return strided, cbox
         out[...] = strided
         return out, cbox
-    from bigarrays_core import downsample_kernels as k
+    from bigarrays_core.kernels import downsample as k
 
     given = out
     src = data.view(np.uint8) if data.dtype == np.bool_ else data

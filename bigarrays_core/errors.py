@@ -21,6 +21,7 @@ as themselves::
     ├── UnknownCodecError      (ValueError)        unknown_codec    an encoding or compression bigarrays lacks
     ├── InvalidKeyError        (ValueError)        bad_param        a key that is malformed or escapes the store
     ├── UnknownSchemeError     (ValueError)        unknown_scheme   a URL scheme with no key-value store
+    ├── ConfigError            (ValueError)        bad_config       a BIGARRAYS_* variable with an unusable value
     └── StorageError           (OSError)           upstream_error   the store failed
         ├── ReadOnlyError      (PermissionError)   read_only        a write to a read-only store
         ├── StoragePermissionError (PermissionError) upstream_denied credentials or permissions refused
@@ -39,6 +40,7 @@ __all__ = [
     "ChunkDecodeError",
     "ChunkEncodeError",
     "ChunkNotFoundError",
+    "ConfigError",
     "DatasetExistsError",
     "DatasetNotFoundError",
     "InfoError",
@@ -179,6 +181,12 @@ class UnknownSchemeError(BigArraysError, ValueError):
     """A URL whose scheme has no registered key-value store."""
 
     code: ClassVar[str] = "unknown_scheme"
+
+
+class ConfigError(BigArraysError, ValueError):
+    """An environment variable of bigarrays' has a value it cannot use; the message names both."""
+
+    code: ClassVar[str] = "bad_config"
 
 
 class StorageError(BigArraysError, OSError):

@@ -111,13 +111,14 @@ def rows_of(units: ChunkGrid, box: Box, *, min_units: int = 16, max_row: int = 6
 
 
 def stored_boxes(ba: BigArray) -> Iterator[Box]:
-    """The boxes of the chunks ``ba``'s scale stores, from one listing of its keys.
+    """The boxes of the chunks ``ba``'s scale stores, from one listing of its keys (of a
+    sharded scale: of its shards, then their indexes).
 
     Keys that are not chunk names of the scale's grid (strays, other files) are skipped.
     Raises what the store's listing raises.
     """
     prefix = ba.key + "/"
-    for key in ba.store.list(prefix):
+    for key in ba.scale_io.store.list(prefix):
         name = key[len(prefix):]
         if "/" in name:
             continue

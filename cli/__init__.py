@@ -33,6 +33,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``bigarrays`` parser with every subcommand of :data:`COMMANDS` registered."""
     parser = argparse.ArgumentParser(
         prog="bigarrays", description="Cut out and save regions of Neuroglancer precomputed volumes.")
     parser.add_argument("--version", action="version", version=f"bigarrays {bc.__version__}")

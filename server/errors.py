@@ -54,6 +54,7 @@ STATUS_OF: dict[type[bc.BigArraysError], int] = {
     bc.ChunkDecodeError: 502,
     bc.UnknownCodecError: 502,
     bc.UnknownSchemeError: 502,
+    bc.ConfigError: 500,
     bc.StoragePermissionError: 502,
     bc.StorageTimeoutError: 504,
     bc.StorageError: 502,

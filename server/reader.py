@@ -24,7 +24,7 @@ from bigarrays_server.cache import MISSING, ChunkCache
 import bigarrays_core as bc
 from bigarrays_core.array.plan import ChunkProjection
 from bigarrays_core.array.source import ChunkSource, missing_chunk_error
-from bigarrays_core.codecs.paste import paste
+from bigarrays_core.kernels.paste import paste
 
 __all__ = ["CachedChunks", "ChunkReader", "body_view"]
 

@@ -57,7 +57,8 @@ async def plan(state: StateDep, ds: DsParam, mip: MipParam,
                           {"bbox": box.to_colon(), "chunks": n, "max_chunks": limit,
                            "split": None if split is None else [b.to_colon() for b in split]})
     refs = ba.chunks(box)
-    exists = await anyio.to_thread.run_sync(ba.store.exists_many, [r.key for r in refs]) if refs else []
+    chunk_store = ba.scale_io.store  # chunk keys, for sharded scales too
+    exists = await anyio.to_thread.run_sync(chunk_store.exists_many, [r.key for r in refs]) if refs else []
     return {
         "dataset": ds, "mip": mip, "bbox": box.to_colon(), "scale_key": ba.key,
         "chunk_size": list(ba.chunk_size), "count": len(refs),
@@ -90,9 +91,9 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
     ref = chunk_ref(ba, chunk)
     fmt = negotiate(format, request.headers.get("accept"), ("raw", "npy", "encoded"))
     if fmt == "encoded":
-        data = await anyio.to_thread.run_sync(ba.store.get, ref.key)
+        data = await anyio.to_thread.run_sync(ba.scale_io.store.get, ref.key)
         if not data:
-            raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.store.describe(ref.key)} is not stored",
+            raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
                               {"key": ref.key})
         headers = {"X-Encoding": ba.encoding, "X-Compression": str((ba.compression or {}).get("id", "none")),
                    "X-Bbox": ref.box.to_colon(), "Content-Length": str(len(data))}
@@ -100,7 +101,8 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
         return Response(body, headers=headers, media_type="application/octet-stream")
     (arr,) = await anyio.to_thread.run_sync(state.reader.chunks, ba, [ref])
     if arr is MISSING:
-        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.store.describe(ref.key)} is not stored", {"key": ref.key})
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
+                          {"key": ref.key})
     req = RequestBox(ref.box, (0, ba.num_channels), ba.dtype)
     prefix = npy_header(ba.dtype, req.shape) if fmt == "npy" else b""
     headers = describe_headers(req, ba, fmt, len(prefix) + req.nbytes)

@@ -55,13 +55,13 @@ def _chunk_bytes(state: ServerState, ba: bc.BigArray, ref: bc.ChunkRef,
             return None
         data = arr.tobytes(order="F")
         return (gzip_bytes(data), True) if gzip_ok else (data, False)
-    value = next(ba.store.iter_values([ref.key]))
+    io = ba.scale_io  # its store reads chunks of sharded scales too
+    value = next(io.store.iter_values([ref.key]))
     if value is None or not value.data:
         return None
     if value.encoding == "gzip" and gzip_ok:
         return bytes(value.data), True  # stored gzip, as the store records it: passed through
-    io = ba.scale_io
-    plain = io.pipeline.unwrap(value.data, io.chunk_shape(ref), ba.store.describe(ref.key), ref.key, value.encoding)
+    plain = io.pipeline.unwrap(value.data, io.chunk_shape(ref), io.store.describe(ref.key), ref.key, value.encoding)
     if gzip_ok and plain is not value.data and ba.encoding in _ENCODED_CHUNKS_GZIP_HELPS:
         return gzip_bytes(plain), True
     return bytes(plain), False
@@ -80,7 +80,8 @@ async def precomputed_chunk(request: Request, state: StateDep, ds: Annotated[str
         raise ApiError.of(bc.DatasetNotFoundError, exc.message, exc.detail) from None
     result = await anyio.to_thread.run_sync(_chunk_bytes, state, ba, ref, _accepts_gzip(request))
     if result is None:
-        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.store.describe(ref.key)} is not stored", {"key": ref.key})
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
+                          {"key": ref.key})
     data, is_gzip = result
     headers: dict[str, Any] = {"Vary": "Accept-Encoding", "Content-Length": str(len(data))}
     if is_gzip:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import bigarrays_core as bc
-from bigarrays_bench.datasets import CHUNK, DatasetSizes
+from bigarrays_bench.datasets import CHUNK, IMG_SHARDING, DatasetSizes
 from bigarrays_bench.libraries import Box3, Library, Unsupported
 
 __all__ = ["CASES", "Case", "Env", "Geometry", "Subject", "Target"]
@@ -183,6 +183,36 @@ def _write_case(compression: str | None) -> Callable[[Env], list[Subject]]:
     return prepare
 
 
+def _write_sharded_prepare(env: Env) -> list[Subject]:
+    """Write one whole shard (512x512x256 in the full suite) at the origin of a fresh dataset
+    sharded like ``img_sharded``; every rep replaces that shard."""
+    g = env.geometry
+    box = _box((0, 0, 0), g.write_shape)
+    data = np.asfortranarray(bc.open(str(env.data["img_raw"])).read(bc.Box(*box)))
+    subjects = []
+    for lib in env.libraries:
+        path = env.scratch / f"write_sharded_{lib.name}"
+        if path.exists():
+            shutil.rmtree(path)
+        bc.create(str(path), dtype="uint8", size=env.sizes.image, chunk_size=CHUNK, resolution=(8, 8, 40),
+                  layer_type="image", sharding=IMG_SHARDING)
+        try:
+            handle = lib.open(path, for_write=True)
+            handle.write(box, data)  # a trial: CloudVolume writes only some sharded boxes
+        except Unsupported as exc:
+            subjects.append(Subject(lib.name, lib.name, None, cant=str(exc)))
+            continue
+        except Exception as exc:  # a peer's own refusal, reported as "can't"
+            subjects.append(Subject(lib.name, lib.name, None, cant=f"{type(exc).__name__}: {exc}"[:200]))
+            continue
+
+        def run(handle: object = handle) -> float:
+            handle.write(box, data)  # type: ignore[attr-defined]
+            return float(data.nbytes)
+        subjects.append(Subject(lib.name, lib.name, run))
+    return subjects
+
+
 def _flat_side(exponent: int) -> int:
     """The side of a cubic uint8 volume of about ``10**exponent`` bytes, a multiple of the chunk size."""
     side = round(10 ** (exponent / 3))
@@ -298,6 +328,20 @@ CASES: list[Case] = [
          Target("tensorstore", 1.1), _write_case(None)),
     Case("write_gzip_aligned", "write", "MB/s", "write 512x512x256 gzip (bigarrays level 1 vs CloudVolume default)",
          Target("cloudvolume", 5.0), _write_case("gzip")),
+    Case("read_sharded_aligned", "sharded", "MB/s",
+         "read 512x512x256 uint8 raw, gzip chunk data, TensorStore-written shards of 512x512x256, aligned",
+         Target("tensorstore", 1.2), _read_case("img_sharded", shifted=False)),
+    Case("read_sharded_shifted", "sharded", "MB/s", "same, origin shifted by (13,27,5)",
+         Target("tensorstore", 1.2), _read_case("img_sharded", shifted=True)),
+    Case("read_sharded_cseg_aligned", "sharded", "MB/s",
+         "read 384x384x256 uint64 compressed_segmentation, TensorStore-written shards of 256^3",
+         Target("tensorstore", 1.2), _read_case("seg_sharded", shifted=False, cseg=True)),
+    Case("random_sharded", "sharded", "cutouts/s", "64^3 cutouts at random origins, sharded raw uint8 (gzip)",
+         Target("tensorstore", 1.2), _random_case("img_sharded", cseg=False)),
+    Case("random_sharded_cseg", "sharded", "cutouts/s", "64^3 cutouts at random origins, sharded uint64 cseg",
+         Target("tensorstore", 1.2), _random_case("seg_sharded", cseg=True)),
+    Case("write_sharded", "sharded", "MB/s", "write 512x512x256 uint8 as one whole shard (gzip chunk data)",
+         Target("tensorstore", 1.0), _write_sharded_prepare),
     Case("server_chunks", "server", "req/s", "wrk -t2 -c16 on one cached 256 KiB chunk: server (2 workers) vs nginx",
          Target("nginx", 0.6), _server_chunks_prepare, max_reps=5),
     Case("server_cutout", "server", "MB/s",

@@ -22,7 +22,7 @@ import numpy as np
 import bigarrays_core as bc
 from bigarrays_bench.noise import VoronoiLabels, image_lattices, image_slab
 
-__all__ = ["DatasetSizes", "FULL", "QUICK", "ensure_datasets"]
+__all__ = ["DatasetSizes", "FULL", "IMG_SHARDING", "QUICK", "SEG_SHARDING", "ensure_datasets", "sharding"]
 
 #: Bump when the generators change, so old data are rebuilt.
 VERSION = 1
@@ -147,15 +147,78 @@ def _build_seg(root: Path, sizes: DatasetSizes, log: Log) -> None:
     (path / "BUILT.json").write_text(json.dumps(marker))
 
 
+def sharding(within_bits: int, total_bits: int) -> dict[str, Any]:
+    """The spec of shards of ``2**within_bits`` chunks by TensorStore's rule (identity hash,
+    ``preshift_bits = min(within, 9)``, the rest minishard bits), gzip'd indexes and chunks."""
+    preshift = min(within_bits, 9)
+    return {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": preshift, "hash": "identity",
+            "minishard_bits": within_bits - preshift, "shard_bits": max(total_bits - within_bits, 0),
+            "minishard_index_encoding": "gzip", "data_encoding": "gzip"}
+
+
+#: Shards of 8 x 8 x 4 chunks (512 x 512 x 256 voxels, 64 MiB of uint8) for the image (11 Morton bits)...
+IMG_SHARDING = sharding(8, 11)
+#: ... and of 4 x 4 x 4 chunks (256³ voxels, 128 MiB of uint64) for the segmentation (9 bits).
+SEG_SHARDING = sharding(6, 9)
+
+
+def _shard_boxes(shape: tuple[int, int, int], spec: dict[str, Any]) -> list[bc.Box]:
+    """The shard-aligned boxes of a volume of ``shape`` in CHUNK chunks with ``spec``."""
+    probe = bc.create("memory://bench-shard-boxes", dtype="uint8", size=shape, chunk_size=CHUNK, sharding=spec,
+                      overwrite=True)
+    return probe.write_boxes()
+
+
+def _build_sharded(root: Path, sizes: DatasetSizes, log: Log) -> None:
+    """Sharded copies, written by TensorStore: ``img_sharded`` (uint8 raw chunks, gzip chunk
+    data) from ``img_raw`` and ``seg_sharded`` (compressed_segmentation) from ``seg_cseg``."""
+    import tensorstore as ts
+
+    jobs = [("img_sharded", "img_raw", sizes.image, "uint8", "raw", IMG_SHARDING),
+            ("seg_sharded", "seg_cseg", sizes.seg, "uint64", "compressed_segmentation", SEG_SHARDING)]
+    for name, source, shape, dtype, encoding, spec in jobs:
+        path = root / name
+        marker = {**_marker(name, sizes, shape), "sharding": spec}
+        if _is_built(path, marker):
+            continue
+        t0 = time.perf_counter()
+        _fresh(path)
+        scale: dict[str, Any] = {"size": list(shape), "voxel_offset": [0, 0, 0], "chunk_size": list(CHUNK),
+                                 "resolution": [8, 8, 40], "encoding": encoding, "sharding": spec}
+        if encoding == "compressed_segmentation":
+            scale["compressed_segmentation_block_size"] = [8, 8, 8]
+        layer = "segmentation" if encoding == "compressed_segmentation" else "image"
+        store = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{path}/", "create": True,
+                         "multiscale_metadata": {"type": layer, "data_type": dtype, "num_channels": 1},
+                         "scale_metadata": scale}).result()
+        src = bc.open(str(root / source))
+        boxes = _shard_boxes(shape, spec)
+        for box in boxes:  # one whole shard at a time
+            (x0, y0, z0), (x1, y1, z1) = box.start, box.stop
+            store[x0:x1, y0:y1, z0:z1].write(src.read(box)).result()
+        log(f"  TensorStore wrote {name} {shape} in {time.perf_counter() - t0:.1f} s; checking")
+        mine = bc.open(str(path), fill_missing=False)
+        for box in boxes:
+            (x0, y0, z0), (x1, y1, z1) = box.start, box.stop
+            expected = src.read(box)
+            _check_same(f"bigarrays {name} vs {source}", mine.read(box), expected)
+            _check_same(f"TensorStore {name} vs {source}",
+                        np.asarray(store[x0:x1, y0:y1, z0:z1].read(order="F").result()), expected)
+        (path / "BUILT.json").write_text(json.dumps(marker))
+
+
 def ensure_datasets(root: Path, sizes: DatasetSizes, log: Log = print) -> dict[str, Path]:
     """Build (or reuse) the image and segmentation datasets; return their directories by name.
 
     Names: ``img_raw``, ``img_gzip`` (bigarrays ``compression="gzip"``, level 1, CloudVolume's
-    ``.gz`` files), ``img_jpeg`` (quality 75) and ``seg_cseg`` (uint64, 8³ blocks).
-    Raises ``RuntimeError`` naming the check when a peer reads a dataset differently.
+    ``.gz`` files), ``img_jpeg`` (quality 75), ``seg_cseg`` (uint64, 8³ blocks), and the
+    sharded copies TensorStore writes, ``img_sharded`` (:data:`IMG_SHARDING`) and
+    ``seg_sharded`` (:data:`SEG_SHARDING`). Raises ``RuntimeError`` naming the check when a
+    peer reads a dataset differently.
     """
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     _build_image(root, sizes, log)
     _build_seg(root, sizes, log)
-    return {n: root / n for n in ("img_raw", "img_gzip", "img_jpeg", "seg_cseg")}
+    _build_sharded(root, sizes, log)
+    return {n: root / n for n in ("img_raw", "img_gzip", "img_jpeg", "seg_cseg", "img_sharded", "seg_sharded")}

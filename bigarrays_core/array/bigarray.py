@@ -22,14 +22,14 @@ from bigarrays_core.array.values import write_array
 from bigarrays_core.array.write import write_box
 from bigarrays_core.errors import (
     AlignmentError,
-    InfoError,
     OutOfBoundsError,
     ReadOnlyError,
     SelectionError,
 )
 from bigarrays_core.format import Info, Scale, read_info
-from bigarrays_core.geometry import Box, ChunkGrid
+from bigarrays_core.geometry import Box, ChunkGrid, Vec3
 from bigarrays_core.kvstore import KVStore
+from bigarrays_core.kvstore.sharding import ShardedStore, ShardingSpec
 
 __all__ = ["BigArray"]
 
@@ -53,6 +53,14 @@ class BigArray:
         Allow writes that do not cover whole chunks, as a read-modify-write under
         per-chunk locks. By default they raise :class:`AlignmentError`.
 
+    Sharded scales (``"sharding"`` in the scale's info) read and write like the others,
+    through the scale's chunk store (:attr:`scale_io`); :attr:`sharding` is the parsed spec.
+    A chunk-aligned write that covers part of a shard rewrites that shard (locked like an
+    unaligned write); :meth:`write_boxes` cuts a region into whole shards. The array caches
+    its shards' indexes: :meth:`clear_cache` makes it see shards other processes rewrote.
+    Raises :class:`InfoError` naming the field when the scale cannot be read (e.g. a bad
+    sharding spec); other scales of the info are not affected.
+
     ``np.asarray(ba)`` reads the whole volume (see :mod:`bigarrays_core.array.whole`), up
     to :attr:`max_array_bytes`; iterating over a BigArray is a ``TypeError``.
     :meth:`to_dask` is the volume as a Dask array. A BigArray pickles (its store, info,
@@ -64,12 +72,6 @@ class BigArray:
 
     def __init__(self, store: KVStore, info: Info, mip: int = 0, *, fill_missing: bool = True,
                  bounded: bool = False, non_aligned_writes: bool = False) -> None:
-        scale = info.scale(mip)
-        if scale.sharding is not None:
-            raise InfoError(
-                f"{store.url} mip {mip} (scale {scale.key!r}) is sharded; bigarrays reads unsharded scales only",
-                field=f"info.scales[{mip}].sharding",
-            )
         self._store = store
         self._info = info
         self._io = ScaleIO.of(store, info, mip)
@@ -80,6 +82,8 @@ class BigArray:
     # -- description -------------------------------------------------------------------
     @property
     def store(self) -> KVStore:
+        """The dataset's store (the info, chunk files, shard files). Chunk-level access goes
+        through ``scale_io.store``, which also reads sharded scales."""
         return self._store
 
     @property
@@ -155,6 +159,35 @@ class BigArray:
         """The scale's key (its chunks' directory)."""
         return self._io.scale.key
 
+    @property
+    def sharding(self) -> ShardingSpec | None:
+        """The scale's parsed sharding spec, or None when it is unsharded."""
+        return self._io.sharding
+
+    @property
+    def write_chunk_size(self) -> Vec3:
+        """The voxels per axis of one write unit: the chunk size, or for a sharded scale the
+        size of a shard (the whole volume when shards are not boxes, e.g. murmurhash).
+
+        Writes of boxes aligned to these units never touch the same stored object, so they
+        can run in parallel (in other processes too) without locks.
+        """
+        return self._io.write_chunk_size
+
+    def write_boxes(self, box: Box | str | None = None) -> list[Box]:
+        """The write units (:attr:`write_chunk_size` boxes on the grid, clipped to the volume)
+        that ``box`` (default: the whole volume) touches, x fastest."""
+        if isinstance(box, str):
+            box = Box.parse(box)
+        return self._io.write_boxes(self.bounds if box is None else box)
+
+    def clear_cache(self) -> None:
+        """Forget the cached shard and minishard indexes of a sharded scale (no-op otherwise),
+        so shards rewritten by other processes are read afresh."""
+        store = self._io.store
+        if isinstance(store, ShardedStore):
+            store.clear_cache()
+
     def at_mip(self, mip: int) -> BigArray:
         """The same dataset and options at another scale. A scale this array's info does not
         have is looked for in the info stored now (scales added since, e.g. by
@@ -224,8 +257,10 @@ class BigArray:
 
     @property
     def scale_io(self) -> ScaleIO:
-        """Everything chunk I/O needs about this scale (store, grid, codec pipeline), for
-        chunk sources and other low-level readers."""
+        """Everything chunk I/O needs about this scale (chunk store, grid, codec pipeline),
+        for chunk sources and other low-level readers. Its ``store`` takes chunk keys
+        (:attr:`ChunkRef.key`) for sharded and unsharded scales alike; :attr:`store` is the
+        dataset's own store (the info, and the shard files of sharded scales)."""
         return self._io
 
     # -- writing -----------------------------------------------------------------------
@@ -281,8 +316,8 @@ class BigArray:
 
     def decode_chunk(self, ref: ChunkRef, data: bytes | memoryview | None,
                      encoding: str | None = None) -> np.ndarray | None:
-        """The ``(x, y, z, c)`` array of one chunk's stored bytes (as ``store.get_many`` gives
-        them), or None when the chunk is missing (None or zero bytes).
+        """The ``(x, y, z, c)`` array of one chunk's stored bytes (as ``scale_io.store``
+        gives them), or None when the chunk is missing (None or zero bytes).
 
         ``encoding`` is the content encoding the store recorded for the bytes (a ``.gz``
         suffix, a ``Content-Encoding`` header; see :meth:`KVStore.iter_values`), if any.
@@ -298,5 +333,5 @@ class BigArray:
     def missing_chunks(self, box: Box | str | None = None) -> list[ChunkRef]:
         """The chunks of :meth:`chunks` that are not stored."""
         refs = self.chunks(box)
-        exists = self._store.exists_many([r.key for r in refs]) if refs else []
+        exists = self._io.store.exists_many([r.key for r in refs]) if refs else []
         return [r for r, e in zip(refs, exists) if not e]

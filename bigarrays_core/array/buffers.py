@@ -17,20 +17,22 @@ Contract:
 * Only outputs of at least :data:`MIN_BYTES` and at most the limit below are pooled;
   others are plain numpy allocations (zeroed, also by :func:`empty` unless poisoned), or
   for ``huge_pages=False`` a plain-page mapping that is not kept.
-* At most ``BIGARRAYS_RECYCLE_MB`` MiB (default 256) of idle memory is kept per process
-  (the oldest is released first); ``0`` turns recycling off. :func:`set_recycle_limit`
-  changes it at run time and releases what is over the new limit.
+* At most ``BIGARRAYS_RECYCLE_MB`` MiB (default 256; read once, by
+  :func:`bigarrays_core.config.config`) of idle memory is kept per process (the oldest is
+  released first); ``0`` turns recycling off. :func:`set_recycle_limit` changes it at run
+  time and releases what is over the new limit.
 """
 
 from __future__ import annotations
 
 import mmap
-import os
 import threading
 import weakref
 from collections import deque
 
 import numpy as np
+
+from bigarrays_core.config import config
 
 __all__ = ["MIN_BYTES", "empty", "idle_bytes", "set_recycle_limit", "zeros"]
 
@@ -48,29 +50,21 @@ _idle_total = 0
 _returned: deque[mmap.mmap] = deque()
 
 
-def _limit_from_env() -> int:
-    """``BIGARRAYS_RECYCLE_MB`` in bytes (256 MiB when unset)."""
-    raw = os.environ.get("BIGARRAYS_RECYCLE_MB", "256")
-    try:
-        mib = float(raw)
-    except ValueError:
-        mib = -1.0
-    if not mib >= 0:  # also refuses nan
-        raise ValueError(f"BIGARRAYS_RECYCLE_MB must be a number of MiB >= 0, got {raw!r}")
-    return int(mib * 2**20)
+_limit_set: int | None = None  # what set_recycle_limit set; None: the configured limit
 
 
-_limit = _limit_from_env()
-_POISON = os.environ.get("BIGARRAYS_POISON_BUFFERS", "") not in ("", "0")
+def _limit() -> int:
+    limit = _limit_set
+    return limit if limit is not None else config().recycle_bytes
 
 
 def set_recycle_limit(nbytes: int) -> None:
     """Keep at most ``nbytes`` of idle output memory (0: none); releases any excess now."""
-    global _limit
+    global _limit_set
     if nbytes < 0:
         raise ValueError(f"the recycle limit must be >= 0 bytes, got {nbytes}")
     with _lock:
-        _limit = nbytes
+        _limit_set = nbytes
         _settle()
 
 
@@ -102,7 +96,7 @@ def empty(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = 
     such array is filled with 0xA5 bytes, so a voxel a read forgets to write shows up.
     """
     arr, fresh = _array(shape, np.dtype(dtype), huge_pages)
-    if _POISON:
+    if config().poison_buffers:
         arr.ravel(order="K").view(np.uint8).fill(0xA5)  # a view: the array is contiguous
     return arr
 
@@ -110,12 +104,13 @@ def empty(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = 
 def _array(shape: tuple[int, ...], dtype: np.dtype, huge_pages: bool) -> tuple[np.ndarray, bool]:
     """An uninitialised Fortran-ordered array and whether its memory is fresh (zeroed)."""
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes < MIN_BYTES or (huge_pages and nbytes > _limit):
+    limit = _limit()
+    if nbytes < MIN_BYTES or (huge_pages and nbytes > limit):
         # Too small to pool, or too big to keep: numpy's allocation (huge pages when
         # large), which also measured faster than a fresh mapping for a 300 MB uint64
         # output, whose 2 MiB-aligned start made the segmentation decoder ~15 % slower.
         return np.zeros(shape, dtype=dtype, order="F"), True
-    buf = _take(nbytes) if nbytes <= _limit else None
+    buf = _take(nbytes) if nbytes <= limit else None
     fresh = buf is None
     if buf is None:
         buf = mmap.mmap(-1, -(-nbytes // _GRAIN) * _GRAIN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -166,10 +161,11 @@ def _settle() -> None:
     deallocated may still hold one).
     """
     global _idle_total
+    limit = _limit()
     while _returned:
         buf = _returned.popleft()
-        if len(buf) <= _limit:
+        if len(buf) <= limit:
             _idle.append(buf)
             _idle_total += len(buf)
-    while _idle and _idle_total > _limit:
+    while _idle and _idle_total > limit:
         _idle_total -= len(_idle.popleft())

@@ -1,7 +1,8 @@
 """The thread pool chunk work runs on, shared by every BigArray in the process.
 
-The parallelism is ``BIGARRAYS_NUM_THREADS`` or the number of CPUs: the calling thread
-works too, with that many minus one pool threads. Tasks submitted here never wait on
+The parallelism is ``BIGARRAYS_NUM_THREADS`` or the number of CPUs (read once, by
+:func:`bigarrays_core.config.config`, on first use), or what :func:`set_num_threads` set:
+the calling thread works too, with that many minus one pool threads. Tasks submitted here never wait on
 other tasks of the pool, so it cannot deadlock.
 
 Where something else already runs many tasks in parallel, chunk work must not fan out
@@ -13,7 +14,6 @@ through ``distributed.get_worker()``; the worker's thread count is then the para
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -21,17 +21,21 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TypeVar
 
+from bigarrays_core.config import config
+
 __all__ = ["in_parallel_task", "num_threads", "run_batches", "serial", "set_num_threads"]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_size = int(os.environ.get("BIGARRAYS_NUM_THREADS", "0")) or (os.cpu_count() or 2)
+_size: int | None = None  # None: the configured parallelism (read on first use)
 
 
 def num_threads() -> int:
-    return _size
+    """How many threads chunk work runs on (>= 1): the caller plus ``num_threads() - 1`` pool threads."""
+    size = _size
+    return size if size is not None else config().num_threads
 
 
 def set_num_threads(n: int) -> None:
@@ -79,7 +83,7 @@ def _get_pool() -> ThreadPoolExecutor:
     if pool is None:
         with _lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=max(1, _size - 1), thread_name_prefix="bigarrays")
+                _pool = ThreadPoolExecutor(max_workers=max(1, num_threads() - 1), thread_name_prefix="bigarrays")
             pool = _pool
     return pool
 
@@ -99,7 +103,7 @@ def run_batches(work: Callable[[Sequence[T]], None], items: Sequence[T], *, per_
     n = len(items)
     if n == 0:
         return
-    threads = _size
+    threads = num_threads()
     if n < inline_below or threads == 1 or in_parallel_task():
         work(items)
         return

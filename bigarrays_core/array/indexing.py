@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from bigarrays_core.errors import SelectionError
-from bigarrays_core.geometry import Box
+from bigarrays_core.geometry import Box, Region
 
 __all__ = ["Selection", "parse_selection"]
 
@@ -22,18 +22,10 @@ _AXES = "xyzc"
 
 
 @dataclass(frozen=True)
-class Selection:
-    """What an index selects: a spatial box, a channel range, and the axes integers dropped."""
+class Selection(Region):
+    """What an index selects: a region (box and channel range) and the axes integers dropped."""
 
-    box: Box
-    channels: tuple[int, int]
-    dropped: tuple[int, ...]
-
-    @property
-    def shape4(self) -> tuple[int, int, int, int]:
-        """The 4-D shape before dropping axes."""
-        x, y, z = self.box.shape
-        return (x, y, z, max(0, self.channels[1] - self.channels[0]))
+    dropped: tuple[int, ...] = ()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -41,7 +33,8 @@ class Selection:
         return tuple(n for i, n in enumerate(self.shape4) if i not in self.dropped)
 
     def drop_axes(self, out: np.ndarray) -> np.ndarray:
-        """``out`` (shaped :attr:`shape4`) with the integer-indexed axes removed (a view)."""
+        """``out`` (shaped :attr:`shape4`, before dropping axes) with the integer-indexed axes
+        removed (a view)."""
         if not self.dropped:
             return out
         return out[tuple(0 if i in self.dropped else slice(None) for i in range(4))]

@@ -24,10 +24,9 @@ from bigarrays_core.geometry import Box, ChunkGrid
 
 __all__ = ["new_output", "read_box", "read_chunk"]
 
-#: Reads of at most this many chunks from a threaded source run in the caller's thread.
-_INLINE_CHUNKS = 8
-#: ... and plain copies (bound by memory speed) of at most this many output bytes:
-#: measured faster than two threads up to ~32 MiB, slower from ~36 MiB.
+#: Reads from a threaded source of at most ``source.inline_chunks`` chunks run in the
+#: caller's thread, and so do plain copies (bound by memory speed) of at most this many
+#: output bytes: measured faster than two threads up to ~32 MiB, slower from ~36 MiB.
 _INLINE_COPY_BYTES = 16 << 20
 
 
@@ -82,6 +81,6 @@ def read_box(io: ScaleIO, box: Box, channels: tuple[int, int], *, fill_missing: 
     # than handed to the pool (measured; copies are bound by memory speed). Every decoder
     # releases the GIL in its heavy work.
     serial = source.threaded and (
-        len(plan) <= _INLINE_CHUNKS or (source.copies_only and out.nbytes <= _INLINE_COPY_BYTES))
+        len(plan) <= source.inline_chunks or (source.copies_only and out.nbytes <= _INLINE_COPY_BYTES))
     run_batches(work, plan, per_thread=4, inline_below=len(plan) + 1 if serial else 2)
     return out

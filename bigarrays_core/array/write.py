@@ -1,17 +1,29 @@
-"""Writing a box: encode the chunks it covers in parallel and store each atomically.
+"""Writing a box: encode the chunks it covers in parallel and store each object atomically.
 
-An aligned write never reads. An unaligned write (only when the caller opted in) does a
-read-modify-write of each partly covered chunk while holding that chunk's lock, so
-concurrent writers in this process never lose each other's voxels (blind writes take
-the same locks while they store). Locks are per
-process: writers in other processes must write disjoint chunks.
+A write replaces stored objects (*write units*, :meth:`ScaleIO.unit_keys`): chunk files
+of an unsharded scale, shard files of a sharded one. Every unit is written while holding
+its lock, here and only here (so a cross-process lock can replace these later in one
+place):
+
+* unsharded: a chunk wholly covered (all channels) is encoded and stored blind; a partly
+  covered one (only when the caller opted in to unaligned writes) is read, patched and
+  rewritten under its lock;
+* sharded: the chunks are encoded in parallel, a group of shards at a time, then each
+  shard is stored once under its lock; a shard whose every chunk is written is built
+  without reading, the others are read, changed and replaced whole (the chunk store,
+  :class:`~bigarrays_core.kvstore.sharding.ShardedStore`, does that), and partly covered
+  chunks are patched under the same lock.
+
+So concurrent writers in this process never lose each other's voxels. Locks are per
+process: writers in other processes must write disjoint units.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -24,53 +36,108 @@ __all__ = ["write_box"]
 
 _STRIPES = 1024
 _LOCKS = [threading.Lock() for _ in range(_STRIPES)]
+#: A sharded write encodes (and holds) the chunks of at most about this many raw bytes of
+#: shards at once, at least one shard.
+_SHARD_GROUP_BYTES = 256 << 20
 
 
 def _stripe(io: ScaleIO, key: str) -> int:
     return zlib.crc32(f"{io.store.url}\x00{key}".encode()) % _STRIPES
 
 
-def _store_locked(io: ScaleIO, encoded: dict[str, bytes]) -> None:
-    """Store a batch while holding its chunks' locks (taken in stripe order: no deadlock)."""
-    stripes = sorted({_stripe(io, k) for k in encoded})
+@contextmanager
+def _locked(io: ScaleIO, unit_keys: Iterable[str]) -> Iterator[None]:
+    """Hold the locks of these write units (taken in stripe order: no deadlock)."""
+    stripes = sorted({_stripe(io, k) for k in unit_keys})
     for s in stripes:
         _LOCKS[s].acquire()
     try:
-        io.store.set_many(encoded, io.pipeline.write_options)
+        yield
     finally:
         for s in reversed(stripes):
             _LOCKS[s].release()
 
 
+def _patched(io: ScaleIO, refs: Sequence[ChunkRef], box: Box, channels: tuple[int, int],
+             data: np.ndarray) -> dict[str, bytes]:
+    """The stored bytes of partly covered chunks with ``data``'s part pasted in (the caller
+    holds their units' locks)."""
+    csel = slice(channels[0], channels[1])
+    out: dict[str, bytes] = {}
+    for ref, old in zip(refs, load_chunks(io, refs)):
+        inter = ref.box.intersect(box)
+        chunk = np.zeros(io.chunk_shape(ref), dtype=io.dtype, order="F") if old is None else old
+        chunk[inter.slices_in(ref.box) + (csel,)] = data[inter.slices_in(box) + (slice(None),)]
+        out[ref.key] = io.pipeline.encode(chunk, io.store.describe(ref.key))
+    return out
+
+
 def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray) -> None:
     """Store ``data`` (4-D, shaped like ``box`` x ``channels``) into the chunks of ``box``.
 
-    ``box`` must already be clipped to the volume. Chunks wholly covered (all channels)
-    are written blind; the others are read, patched and rewritten under their lock.
+    ``box`` must already be clipped to the volume. See the module docstring.
     """
     refs = io.chunks(box)
     full_channels = channels == (0, io.num_channels)
-    csel = slice(channels[0], channels[1])
+
+    def covered(ref: ChunkRef) -> bool:
+        return full_channels and ref.box.intersect(box) == ref.box
+
+    def encode(ref: ChunkRef) -> bytes:
+        part = data[ref.box.slices_in(box) + (slice(None),)]
+        return io.pipeline.encode(part, io.store.describe(ref.key))
+
+    if io.sharding is not None:
+        _write_sharded(io, refs, box, channels, data, covered, encode)
+        return
 
     def work(batch: Sequence[ChunkRef]) -> None:
         encoded: dict[str, bytes] = {}
         for ref in batch:
-            inter = ref.box.intersect(box)
-            if full_channels and inter == ref.box:
-                part = data[inter.slices_in(box) + (slice(None),)]
-                encoded[ref.key] = io.pipeline.encode(part, io.store.describe(ref.key))
+            if covered(ref):
+                encoded[ref.key] = encode(ref)
                 continue
-            # Partly covered: flush what is pending, then patch this chunk under its lock.
-            if encoded:
-                _store_locked(io, encoded)
-                encoded = {}
-            with _LOCKS[_stripe(io, ref.key)]:
-                (old,) = load_chunks(io, [ref])
-                chunk = np.zeros(io.chunk_shape(ref), dtype=io.dtype, order="F") if old is None else old
-                chunk[inter.slices_in(ref.box) + (csel,)] = data[inter.slices_in(box) + (slice(None),)]
-                io.store.set(ref.key, io.pipeline.encode(chunk, io.store.describe(ref.key)),
-                             io.pipeline.write_options)
+            with _locked(io, [ref.key]):
+                io.store.set_many(_patched(io, [ref], box, channels, data), io.pipeline.write_options)
         if encoded:
-            _store_locked(io, encoded)
+            with _locked(io, encoded):
+                io.store.set_many(encoded, io.pipeline.write_options)
 
     run_batches(work, refs, per_thread=4 if io.store.threaded_io else 1)
+
+
+def _write_sharded(io: ScaleIO, refs: list[ChunkRef], box: Box, channels: tuple[int, int], data: np.ndarray,
+                   covered: Callable[[ChunkRef], bool], encode: Callable[[ChunkRef], bytes]) -> None:
+    units: dict[str, list[ChunkRef]] = {}
+    for ref, unit in zip(refs, io.unit_keys(refs)):
+        units.setdefault(unit, []).append(ref)
+    per_voxel = io.dtype.itemsize * io.num_channels
+    groups: list[list[str]] = [[]]
+    size = 0
+    for unit, urefs in units.items():
+        nbytes = sum(r.box.size for r in urefs) * per_voxel
+        if groups[-1] and size + nbytes > _SHARD_GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(unit)
+        size += nbytes
+    for group in groups:
+        full = [r for u in group for r in units[u] if covered(r)]
+        partial = [r for u in group for r in units[u] if not covered(r)]
+        encoded = _encode_all(full, encode)
+        with _locked(io, group):
+            if partial:
+                encoded.update(_patched(io, partial, box, channels, data))
+            io.store.set_many(encoded, io.pipeline.write_options)
+
+
+def _encode_all(refs: Sequence[ChunkRef], encode: Callable[[ChunkRef], bytes]) -> dict[str, bytes]:
+    """Every chunk encoded, in parallel."""
+    out: list[bytes] = [b""] * len(refs)
+
+    def work(batch: Sequence[int]) -> None:
+        for i in batch:
+            out[i] = encode(refs[i])
+
+    run_batches(work, range(len(refs)), per_thread=4)
+    return {r.key: v for r, v in zip(refs, out)}

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bigarrays_core.codecs.paste import paste
+from bigarrays_core.kernels.paste import paste
 
 __all__ = ["ByteCodec", "ChunkCodec", "Region4", "Shape4"]
 

@@ -1,12 +1,12 @@
 """``compressed_segmentation``: uint32/uint64 labels, any channel count, block size from the info.
 
-Encoding uses this project's encoder (:mod:`bigarrays_core.codecs.cseg_encode_kernel`, numba,
+Encoding uses this project's encoder (:mod:`bigarrays_core.kernels.cseg_encode`, numba,
 GIL released, so chunks encode on several threads at once; it writes the same bytes as the
 ``compressed-segmentation`` package, which held the GIL) per channel; this module writes and
 reads the multi-channel wrapper around the channel streams (precomputed-format.md §3.5:
 ``num_channels`` uint32 word offsets, then the streams).
 
-Decoding uses this project's kernel (:mod:`bigarrays_core.codecs.cseg_kernel`, numba,
+Decoding uses this project's kernel (:mod:`bigarrays_core.kernels.cseg`, numba,
 imported on the first decode): it validates every block header against its stream,
 decodes only the blocks a region touches straight into the caller's array and releases
 the GIL. Truncated or corrupt chunks raise ``ValueError`` instead of returning garbage or
@@ -35,9 +35,9 @@ def _encoder() -> ModuleType:
     """The encoding kernel module (imports numba, so only when first needed)."""
     global _encoder_module
     if _encoder_module is None:
-        from bigarrays_core.codecs import cseg_encode_kernel
+        from bigarrays_core.kernels import cseg_encode
 
-        _encoder_module = cseg_encode_kernel
+        _encoder_module = cseg_encode
     return _encoder_module
 
 
@@ -45,9 +45,9 @@ def _kernel() -> ModuleType:
     """The decoding kernel module (imports numba, so only when first needed)."""
     global _kernel_module
     if _kernel_module is None:
-        from bigarrays_core.codecs import cseg_kernel
+        from bigarrays_core.kernels import cseg
 
-        _kernel_module = cseg_kernel
+        _kernel_module = cseg
     return _kernel_module
 
 

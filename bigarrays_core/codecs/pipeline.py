@@ -80,7 +80,7 @@ class ChunkPipeline:
         try:
             return self.codec.decode(self._decompressed(data, shape, encoding), shape)
         except Exception as exc:  # every codec library has its own error types
-            raise self._decode_error(exc, data, shape, where, key) from exc
+            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
 
     def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
                     where: str = "chunk", key: str | None = None, encoding: str | None = None) -> None:
@@ -92,7 +92,7 @@ class ChunkPipeline:
         try:
             self.codec.decode_into(self._decompressed(data, shape, encoding), shape, region, out)
         except Exception as exc:  # every codec library has its own error types
-            raise self._decode_error(exc, data, shape, where, key) from exc
+            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
 
     def unwrap(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk", key: str | None = None,
                encoding: str | None = None) -> bytes | memoryview:
@@ -105,7 +105,7 @@ class ChunkPipeline:
         try:
             return self._decompressed(data, shape, encoding)
         except Exception as exc:  # every codec library has its own error types
-            raise self._decode_error(exc, data, shape, where, key) from exc
+            raise self._decode_error(exc, data, shape, where, key, encoding) from exc
 
     def region_span(self, shape: Shape4, region: Region4) -> tuple[int, int, int] | None:
         """``(size, start, stop)``: the bytes of a stored chunk that hold ``region``, if known.
@@ -141,7 +141,11 @@ class ChunkPipeline:
         return data
 
     def _content_decoder(self, encoding: str) -> ByteCodec:
-        """The codec that undoes a content encoding a store recorded."""
+        """The codec that undoes a content encoding a store recorded: gzip and zstd (kept per
+        pipeline), br, xz and bz2 (CloudVolume's others: :mod:`.content_encodings`).
+
+        Raises ``ValueError`` naming any other encoding.
+        """
         if encoding == "gzip":
             if self._gzip is None:
                 from bigarrays_core.codecs.gzip import GzipCodec
@@ -154,12 +158,15 @@ class ChunkPipeline:
 
                 self._zstd = ZstdCodec()
             return self._zstd
-        raise ValueError(f"the store records content encoding {encoding!r}, which bigarrays cannot decode")
+        from bigarrays_core.codecs.content_encodings import content_decoder
+
+        return content_decoder(encoding)
 
     def _decode_error(self, exc: Exception, data: bytes | memoryview, shape: Shape4, where: str,
-                      key: str | None) -> ChunkDecodeError:
+                      key: str | None, encoding: str | None = None) -> ChunkDecodeError:
+        recorded = f", stored with content encoding {encoding}" if encoding else ""
         return ChunkDecodeError(
-            f"cannot decode {where} ({len(data)} bytes, {self.describe()}, "
+            f"cannot decode {where} ({len(data)} bytes{recorded}, {self.describe()}, "
             f"expected {'x'.join(map(str, shape))}): {exc}",
             key=key if key is not None else where,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
-from bigarrays_core.codecs.paste import paste
+from bigarrays_core.kernels.paste import paste
 
 __all__ = ["RawCodec"]
 

@@ -1,8 +1,11 @@
 """``zstd`` byte compression (RFC 8878) with the ``zstandard`` package.
 
 Frames record their content size, so decoding is a single call; frames without it
-(written by other tools' streaming encoders) are decoded with a streaming reader.
-zstandard's (de)compressor objects are not thread-safe, so each thread keeps its own.
+(written by other tools' streaming encoders), and data of several frames, are decoded
+frame by frame. Decoding is strict: the frames must end the data exactly, so bytes after
+the last frame (a chunk with junk appended, two values run together) raise instead of
+being ignored, as zstd's one-shot API would. zstandard's (de)compressor objects are not
+thread-safe, so each thread keeps its own.
 """
 
 from __future__ import annotations
@@ -46,14 +49,39 @@ class ZstdCodec(ByteCodec):
         return self._compressor().compress(data)
 
     def decode(self, data: bytes) -> bytes:
+        """The content of the zstd frames that make up ``data`` exactly; raises
+        ``ValueError`` (or ``zstandard.ZstdError``) for a truncated or corrupt frame and for
+        bytes after the last frame."""
         d = self._decompressor()
         try:
-            return d.decompress(data)
+            # One frame that records its content size and ends the data: the common case.
+            return d.decompress(data, allow_extra_data=False)
         except zstandard.ZstdError:
-            params = zstandard.get_frame_parameters(data)
-            if params.content_size != zstandard.CONTENTSIZE_UNKNOWN:
-                raise
-            return d.decompressobj().decompress(data)
+            return _frames(d, data)  # several frames, no content size, or corrupt: see there
 
     def config(self) -> dict[str, Any]:
         return {"id": self.name, "level": self.level}
+
+
+def _frames(d: zstandard.ZstdDecompressor, data: bytes) -> bytes:
+    """Decode ``data`` frame by frame; every byte must belong to a complete frame."""
+    out = []
+    rest: bytes = data
+    while True:
+        at = len(data) - len(rest)
+        if bytes(rest[:4]) != MAGIC and not _is_skippable(rest):
+            if at == 0:
+                raise ValueError(f"the data ({len(data)} bytes) does not start with a zstd frame")
+            raise ValueError(f"{len(rest)} bytes after the zstd data (which ends at byte {at}) are not a zstd frame")
+        obj = d.decompressobj()
+        out.append(obj.decompress(rest))
+        if not obj.eof:
+            raise ValueError(f"the zstd frame at byte {at} is truncated ({len(data)} bytes in all)")
+        rest = obj.unused_data
+        if not rest:
+            return b"".join(out)
+
+
+def _is_skippable(data: bytes) -> bool:
+    """Whether ``data`` starts with a zstd skippable frame (magic ``0x184D2A5?``, little-endian)."""
+    return len(data) >= 4 and bytes(data[1:4]) == b"\x2a\x4d\x18" and data[0] & 0xF0 == 0x50

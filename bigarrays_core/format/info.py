@@ -48,6 +48,9 @@ ENCODING_RULES: dict[str, tuple[tuple[str, ...] | None, tuple[int, ...] | None]]
     "compressed_segmentation": (("uint32", "uint64"), None),
 }
 _INT64_MAX = 2**63 - 1
+#: The most bytes one decoded chunk may hold (voxels x channels x itemsize): a chunk is
+#: decoded in memory as a whole, so an info that declares bigger ones is refused up front.
+MAX_CHUNK_BYTES = 2**31
 
 
 def _is_int(v: Any) -> bool:
@@ -62,6 +65,17 @@ def _vec(value: Any, where: str, *, minimum: int | None = None) -> tuple[int, in
     if any(abs(int(v)) > _INT64_MAX // 2 for v in value):
         raise InfoError(f"{where}: {list(value)!r} is out of the 64-bit range", field=where)
     return (int(value[0]), int(value[1]), int(value[2]))
+
+
+def _check_chunk_bytes(chunk: tuple[int, int, int], data_type: str, num_channels: int, where: str) -> None:
+    """Refuse a chunk size whose decoded chunk would not fit in memory (``where`` names the field)."""
+    nbytes = math.prod(chunk) * num_channels * DTYPES[data_type].itemsize
+    if nbytes > MAX_CHUNK_BYTES:
+        raise InfoError(
+            f"{where}: a chunk of {chunk[0]}x{chunk[1]}x{chunk[2]} voxels x {num_channels} channel(s) of "
+            f"{data_type} holds {nbytes} bytes; a chunk must fit in memory (at most {MAX_CHUNK_BYTES} bytes, 2 GiB)",
+            field=where,
+        )
 
 
 def _enum(value: Any, allowed: Sequence[str], where: str) -> str:
@@ -138,6 +152,8 @@ def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Sca
             f"{where}.chunk_sizes: expected a non-empty list of [x, y, z], got {cs!r}", field=f"{where}.chunk_sizes"
         )
     chunk_sizes = tuple(_vec(c, f"{where}.chunk_sizes[{i}]", minimum=1) for i, c in enumerate(cs))
+    for i, c in enumerate(chunk_sizes):
+        _check_chunk_bytes(c, data_type, num_channels, f"{where}.chunk_sizes[{i}]")
     enc_raw = raw["encoding"]
     if isinstance(enc_raw, str) and enc_raw.lower() in _KNOWN_UNSUPPORTED_ENCODINGS:
         raise InfoError(
@@ -165,6 +181,12 @@ def _parse_scale(raw: Any, index: int, data_type: str, num_channels: int) -> Sca
             )
         block = _vec(raw["compressed_segmentation_block_size"], f"{where}.compressed_segmentation_block_size",
                      minimum=1)
+        if math.prod(block) > MAX_CHUNK_BYTES:
+            raise InfoError(
+                f"{where}.compressed_segmentation_block_size: a block of {block[0]}x{block[1]}x{block[2]} voxels "
+                f"is too large (at most {MAX_CHUNK_BYTES} voxels, more than any chunk holds)",
+                field=f"{where}.compressed_segmentation_block_size",
+            )
     jpeg_quality = raw.get("jpeg_quality")
     if jpeg_quality is not None and (not _is_int(jpeg_quality) or not 0 <= jpeg_quality <= 100):
         raise InfoError(f"{where}.jpeg_quality: expected an integer 0..100, got {jpeg_quality!r}",
@@ -227,6 +249,12 @@ class Info:
         nc = r["num_channels"]
         if not _is_int(nc) or nc < 1:
             raise InfoError(f"info.num_channels: expected an integer >= 1, got {nc!r}", field="info.num_channels")
+        if int(nc) * DTYPES[self.data_type].itemsize > MAX_CHUNK_BYTES:
+            raise InfoError(
+                f"info.num_channels: {nc} channels of {self.data_type} do not fit in one chunk in memory "
+                f"(at most {MAX_CHUNK_BYTES} bytes, 2 GiB, per chunk)",
+                field="info.num_channels",
+            )
         self.num_channels: int = int(nc)
         scales = r["scales"]
         if not isinstance(scales, list) or not scales:
@@ -282,6 +310,7 @@ def create_info(
     png_level: int | None = None,
     compressed_segmentation_block_size: Sequence[int] = (8, 8, 8),
     extra: Mapping[str, Any] | None = None,
+    sharding: bool | Mapping[str, Any] | None = None,
 ) -> Info:
     """Build and validate a new info.
 
@@ -289,7 +318,10 @@ def create_info(
     floor(offset / factor**k)`` and ``size = ceil((offset + size) / factor**k) - voxel_offset``
     (integer arithmetic), the same chunk size and encoding. ``layer_type`` defaults to
     ``"segmentation"`` for compressed_segmentation and ``"image"`` otherwise.
-    Raises :class:`InfoError` naming the bad argument.
+    ``sharding=True`` gives every scale the spec
+    :func:`~bigarrays_core.format.sharding.choose_sharding` picks for its grid; a dict is
+    the ``"sharding"`` object of every scale (validated, written in full); None or False:
+    unsharded. Raises :class:`InfoError` naming the bad argument.
     """
     try:
         dt = np.dtype(dtype)
@@ -306,6 +338,26 @@ def create_info(
     if not isinstance(resolution, Sequence) or len(resolution) != 3:
         raise InfoError(f"resolution: expected 3 numbers, got {resolution!r}", field="resolution")
     encoding_name = encoding.lower() if isinstance(encoding, str) else encoding
+    explicit_sharding = None
+    if sharding is not None and sharding is not False:
+        from bigarrays_core.format.sharding import MAX_WRITE_MINISHARD_BITS
+        from bigarrays_core.kvstore.sharding import ShardingSpec
+
+        if compression is not None:
+            raise InfoError(
+                "compression: a sharded scale's chunks are compressed by its sharding's data_encoding (gzip); "
+                "compression= applies to unsharded scales only", field="compression")
+        _vec(list(chunk_size), "chunk_size", minimum=1)
+        if sharding is not True:
+            if not isinstance(sharding, Mapping):
+                raise InfoError(f"sharding: expected True, False, None or a sharding object, got {sharding!r}",
+                                field="sharding")
+            explicit_sharding = ShardingSpec.from_json(sharding, "sharding")
+            if explicit_sharding.minishard_bits > MAX_WRITE_MINISHARD_BITS:
+                raise InfoError(
+                    f"sharding.minishard_bits: {explicit_sharding.minishard_bits} makes every shard index "
+                    f"{explicit_sharding.index_nbytes} bytes; bigarrays writes at most "
+                    f"{MAX_WRITE_MINISHARD_BITS} minishard bits", field="sharding.minishard_bits")
     scales = []
     for k in range(num_mips):
         f = [fa**k for fa in factor]
@@ -331,6 +383,13 @@ def create_info(
             from bigarrays_core.codecs.compression import parse_compression_spec
 
             scale["compression"] = parse_compression_spec(compression, "compression")
+        if explicit_sharding is not None:
+            scale["sharding"] = explicit_sharding.to_json()
+        elif sharding is True:
+            from bigarrays_core.format.sharding import choose_sharding
+
+            scale["sharding"] = choose_sharding(scale["size"], chunk_size, dt, num_channels, encoding_name,
+                                                where=f"sharding (scale {k})").to_json()
         scales.append(scale)
     raw: dict[str, Any] = {
         "@type": "neuroglancer_multiscale_volume",
@@ -341,4 +400,10 @@ def create_info(
     }
     if extra:
         raw.update(copy.deepcopy(dict(extra)))
-    return Info(raw)
+    info = Info(raw)
+    if sharding is not None and sharding is not False:
+        from bigarrays_core.format.sharding import scale_sharding
+
+        for s in info.scales:
+            scale_sharding(s)
+    return info

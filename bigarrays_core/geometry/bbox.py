@@ -12,9 +12,24 @@ from dataclasses import dataclass
 
 from bigarrays_core.errors import SelectionError
 
-__all__ = ["Box", "Vec3"]
+__all__ = ["Box", "Vec3", "check_digits"]
 
 Vec3 = tuple[int, int, int]
+
+#: More digits than any 64-bit integer has (2**63 has 19): such a number names no voxel, and
+#: Python refuses to convert one of more than 4,300 digits.
+_TOO_LONG = re.compile(r"\d{20,}")
+
+
+def check_digits(text: str, what: str) -> None:
+    """Raise :class:`SelectionError` naming ``what`` when ``text`` holds a number outside the
+    64-bit range of voxel coordinates (before anything converts it)."""
+    m = _TOO_LONG.search(text)
+    if m is not None:
+        shown = repr(text) if len(text) <= 80 else f"{text[:80]!r}... ({len(text)} characters)"
+        raise SelectionError(f"bad {what} {shown}: a number of {len(m.group())} digits is outside the 64-bit "
+                             "range of voxel coordinates")
+
 
 _COLON = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*$")
 _DASH = re.compile(r"^(-?\d+)-(-?\d+)$")
@@ -63,6 +78,7 @@ class Box:
         Raises :class:`SelectionError` naming the text when it is neither.
         """
         text = text.strip()
+        check_digits(text, "bbox")
         parts = text.split(",")
         if len(parts) == 3:
             matches = [_COLON.match(p) for p in parts]

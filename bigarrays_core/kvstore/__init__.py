@@ -1,15 +1,17 @@
 """Key-value stores: the only layer that talks to storage."""
 
-from bigarrays_core.kvstore.base import KVStore, WriteOptions, check_key
+from bigarrays_core.kvstore.base import ByteRange, KVStore, Value, WriteOptions, check_key
 from bigarrays_core.kvstore.local import LocalStore
 from bigarrays_core.kvstore.memory import MemoryStore
 from bigarrays_core.kvstore.registry import open_store, register_store, registered_schemes
 
 __all__ = [
+    "ByteRange",
     "FsspecStore",
     "KVStore",
     "LocalStore",
     "MemoryStore",
+    "Value",
     "WriteOptions",
     "check_key",
     "open_store",
@@ -19,7 +21,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # FsspecStore imports fsspec (and sets up gcsfs's environment): only on first use.
+    # FsspecStore imports fsspec: only on first use.
     if name == "FsspecStore":
         from bigarrays_core.kvstore.fsspec_store import FsspecStore
 

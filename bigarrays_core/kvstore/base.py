@@ -20,6 +20,7 @@ This module imports nothing from the rest of bigarrays but the errors.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
@@ -27,7 +28,7 @@ from typing import NamedTuple
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
-__all__ = ["ByteRange", "ByteSpan", "KVStore", "Value", "WriteOptions", "check_key"]
+__all__ = ["ByteRange", "ByteSpan", "KVStore", "Value", "WriteOptions", "check_key", "check_range"]
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd"}
@@ -73,6 +74,16 @@ class ByteRange(NamedTuple):
     key: str
     start: int
     stop: int | None = None
+
+
+def check_range(r: ByteRange) -> ByteRange:
+    """Return ``r`` if its key is safe and ``0 <= start <= stop`` (or ``stop`` is None);
+    raise :class:`InvalidKeyError` / ``ValueError`` naming the range otherwise."""
+    check_key(r.key)
+    if (not isinstance(r.start, int) or r.start < 0
+            or (r.stop is not None and (not isinstance(r.stop, int) or r.stop < r.start))):
+        raise ValueError(f"invalid byte range [{r.start}, {r.stop}) of {r.key!r}: need 0 <= start <= stop")
+    return r
 
 
 class WriteOptions:
@@ -169,7 +180,7 @@ class KVStore(ABC):
             else:
                 yield Value(data)
 
-    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> builtins.list[bytes | memoryview | None]:
         """The bytes of each range, in order; ``None`` where its key is missing.
 
         A range that reaches past the end of its value gives the bytes that exist (possibly
@@ -178,11 +189,14 @@ class KVStore(ABC):
         distinct key once with :meth:`get_many` and slices; stores that can read a range
         directly (local files, object stores, HTTP) override it.
 
-        Raises as :meth:`get_many`.
+        Raises as :meth:`get_many`, and ``ValueError`` for a range with ``start < 0`` or
+        ``stop < start`` (see :func:`check_range`).
         """
+        for r in ranges:
+            check_range(r)
         keys = list(dict.fromkeys(r.key for r in ranges))
         whole = dict(zip(keys, self.get_many(keys)))
-        out: list[bytes | memoryview | None] = []
+        out: builtins.list[bytes | memoryview | None] = []
         for r in ranges:
             data = whole[r.key]
             out.append(None if data is None else memoryview(data)[r.start:r.stop])

@@ -2,11 +2,13 @@
 
 :func:`classify` turns an exception from gcsfs, s3fs, botocore, aiohttp, google-auth or
 obstore (and builtin OSErrors and timeouts) into a :class:`Failure`: its kind (the object is
-:data:`MISSING`, credentials or permissions were refused (:data:`PERMISSION`), a retry may
-succeed (:data:`TRANSIENT`: 5xx, 408, 429, S3's ``SlowDown``, a reset or dropped connection,
-a body cut short, a timeout) or not (:data:`FATAL`)) and a one-line description naming the
-HTTP status and error code where there is one. The stores decide what to do with each kind;
-this module raises nothing.
+:data:`MISSING`, credentials or permissions were refused (:data:`PERMISSION`), a byte range
+starts past the end of the object (:data:`OUT_OF_RANGE`: 416, S3's ``InvalidRange``), a retry
+may succeed (:data:`TRANSIENT`: 5xx, 408, 429, S3's ``SlowDown``, a reset or dropped
+connection, a body cut short, a timeout) or not (:data:`FATAL`)) and a one-line description
+naming the HTTP status and error code where there is one. The retry policy
+(:mod:`bigarrays_core.kvstore.retry`) and the stores decide what to do with each kind; this
+module raises nothing.
 
 It imports nothing from bigarrays; the SDKs are imported lazily, only to recognise their
 exception classes.
@@ -20,9 +22,10 @@ import functools
 import re
 from dataclasses import dataclass
 
-__all__ = ["FATAL", "MISSING", "PERMISSION", "TIMEOUTS", "TRANSIENT", "Failure", "classify"]
+__all__ = ["FATAL", "MISSING", "OUT_OF_RANGE", "PERMISSION", "TIMEOUTS", "TRANSIENT", "Failure", "classify"]
 
 MISSING, PERMISSION, TRANSIENT, FATAL = "missing", "permission", "transient", "fatal"
+OUT_OF_RANGE = "out-of-range"
 
 _PERMISSION_CODES = frozenset(
     {
@@ -32,6 +35,7 @@ _PERMISSION_CODES = frozenset(
     }
 )  # fmt: skip
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound"})
+_OUT_OF_RANGE_CODES = frozenset({"InvalidRange"})
 _TRANSIENT_CODES = frozenset(
     {
         "InternalError", "RequestLimitExceeded", "RequestTimeout", "ServiceUnavailable", "SlowDown",
@@ -47,11 +51,13 @@ _TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EREMOTEIO, errno.ETIMEDOUT, er
 @dataclass(frozen=True)
 class Failure:
     """One failed request: its ``kind`` (:data:`MISSING`, ...), a one-line ``detail`` for
-    messages, and whether it ``timed_out``."""
+    messages, whether it ``timed_out``, and the seconds the server asked to wait before a
+    retry (``Retry-After``), if it did."""
 
     kind: str
     detail: str
     timed_out: bool = False
+    retry_after: float | None = None
 
 
 def _kind_of_status(status: int) -> str:
@@ -59,6 +65,8 @@ def _kind_of_status(status: int) -> str:
         return MISSING
     if status in (401, 403):
         return PERMISSION
+    if status == 416:
+        return OUT_OF_RANGE
     if status in (408, 425, 429) or status >= 500:
         return TRANSIENT
     return FATAL
@@ -182,6 +190,8 @@ def classify(exc: BaseException) -> Failure:
             return Failure(PERMISSION, detail)
         if code in _MISSING_CODES:
             return Failure(MISSING, detail)
+        if code in _OUT_OF_RANGE_CODES:
+            return Failure(OUT_OF_RANGE, detail)
         if code in _TRANSIENT_CODES:
             return Failure(TRANSIENT, detail)
         if status is not None:

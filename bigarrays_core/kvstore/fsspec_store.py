@@ -5,21 +5,22 @@ What this module owns
 ---------------------
 * Mapping keys (checked with :func:`check_key`) to object paths under the store's root URL.
 * Batch I/O. Every batch call turns its keys into coroutines of the filesystem's async methods
-  (``_cat_file``, ``_pipe_file``, ``_info``, ``_rm_file``, ``_find``) gathered on fsspec's IO
-  event loop, with at most ``max_concurrency`` requests in flight per store (one
-  :class:`asyncio.Semaphore`, shared by every thread that calls the store). A filesystem without
-  async methods runs the same coroutines through a small thread pool.
-* Reads through obstore: where :func:`~bigarrays_core.kvstore.obstore_reads.object_reader`
-  translates the configuration (S3-compatible endpoints, GCS with anonymous or file
-  credentials), ``get_many`` / ``iter_get`` read values with obstore instead, in a pool of
-  ``max_concurrency`` threads that block without the GIL; ``iter_get`` yields each value as it
-  arrives. Everything else (writes, deletes, listings, existence checks) stays with fsspec.
-* The failure policy, here and nowhere else: a timeout on every request, retries with exponential
-  backoff and full jitter, and errors translated (by :mod:`bigarrays_core.kvstore.failures`)
-  into :class:`~bigarrays_core.errors.StorageError` and its subclasses. The SDKs' own retry
-  loops are switched off (see :func:`_gcs_class`, :func:`_s3_class` and obstore's
-  ``max_retries=0``) so that ``retries`` means what it says.
-* CloudVolume's ``Content-Encoding`` conventions on object stores (below).
+  gathered on fsspec's IO event loop, with at most ``max_concurrency`` requests in flight per
+  store (one :class:`asyncio.Semaphore`, shared by every thread that calls the store). A
+  filesystem without async methods runs the same coroutines through a small thread pool.
+* CloudVolume's content-encoding conventions (below), for reads and writes.
+
+Its neighbours do the rest, each in one place: :mod:`~bigarrays_core.kvstore.filesystems` makes
+the filesystems (SDK retry loops off), from the environment snapshot
+:mod:`~bigarrays_core.kvstore.cloud_env` reads once per store; :mod:`~bigarrays_core.kvstore.
+fsspec_reads` makes each protocol's read requests (values with their recorded encoding, byte
+ranges checked against what the server answered); :mod:`~bigarrays_core.kvstore.obstore_reads`
+reads S3 and GCS through obstore where the configuration allows (then every value and range
+read goes there; writes, deletes, listings and existence checks stay with fsspec);
+:mod:`~bigarrays_core.kvstore.retry` is the failure policy (a timeout on every attempt, retries
+with exponential backoff and full jitter) and :mod:`~bigarrays_core.kvstore.failures` the
+translation of foreign errors into :class:`~bigarrays_core.errors.StorageError` and its
+subclasses.
 
 It imports nothing from bigarrays but the errors and its sibling kvstore modules; the SDKs
 are imported lazily, when a store for their protocol is opened.
@@ -35,91 +36,57 @@ Writes with ``WriteOptions(content_encoding="gzip" | "zstd")`` are given already
   convention, a ``.gz`` / ``.zstd`` suffix on the key; other variants of the key are then removed
   so a stale one cannot shadow the new value.
 
-Reads return the stored bytes as stored where the protocol allows it:
+Reads (:meth:`FsspecStore.iter_values`, what chunk reads use) return the bytes as stored with
+the content encoding recorded for them: the ``Content-Encoding`` of S3 and GCS objects
+(``gzip``, ``zstd``, and CloudVolume's ``br``, ``xz``, ``bz2``), the one an HTTP server
+answers with (bodies are not decoded on the way), or the suffix of a suffixed variant. When a
+key is missing, the reader tries ``key.gz`` and then ``key.zstd`` (CloudVolume's suffixes on
+local disk and on some copied buckets), only on a miss. :meth:`FsspecStore.get_many` returns
+the same stored bytes, except over HTTP(S), where it returns the body with its transport
+coding undone (an ``info`` served gzipped by a web server reads as JSON).
 
-* **S3**: the stored bytes (neither obstore nor botocore decodes).
-* **GCS**: the stored bytes. Both obstore and gcsfs ask with ``Accept-Encoding: gzip`` (the
-  gcsfs session with aiohttp's ``auto_decompress`` off); GCS (and fake-gcs-server) then serve
-  a gzip object as stored instead of transcoding it. A caller that turns decompression back on
-  through ``storage_options={"session_kwargs": {"auto_decompress": True}}`` gets the decoded
-  bytes (and reads through gcsfs).
-* **HTTP(S)**: the body after aiohttp's transport decoding: a server that answers with
-  ``Content-Encoding: gzip`` is decoded, a ``.gz`` file served as a plain file is not.
-
-Either way the bytes are the gzip / zstd stream or its plain content, never garbage, and callers
-sniff gzip / zstd magic bytes. When a key is missing, the reader then tries ``key.gz`` and
-``key.zstd`` (CloudVolume's suffixes on local disk and on some copied buckets), only on a miss.
-
-Retries and timeouts
---------------------
-Each request attempt is bounded by ``timeout`` seconds (:func:`asyncio.wait_for`, or obstore's
-client timeout for its reads). A 5xx, 408, 429 (and S3's ``SlowDown``), a reset or dropped
-connection, a body cut short or a timed-out attempt is retried at most ``retries`` times,
-sleeping ``uniform(0, min(max_backoff, backoff * 2**n))`` before retry ``n + 1``; then
-:class:`StorageError` (:class:`StorageTimeoutError` when the last attempt timed out) names the
-URL, the number of attempts and the last error. A missing object (404) is a value, permission
-or credential errors (401, 403, ``AccessDenied``, ``InvalidAccessKeyId``,
-``SignatureDoesNotMatch``, google-auth errors) raise :class:`StoragePermissionError` at once,
-and anything else raises :class:`StorageError` at once. A whole listing is bounded by
-``list_timeout``.
+Byte ranges (:meth:`FsspecStore.get_ranges`) read the stored bytes of S3 and GCS objects (never
+a transcoded answer) and the identity representation of HTTP resources; nearby ranges of one
+value are read in one request, all requests concurrently.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-# gcsfs >= 2025 switches to its "extended" zonal/HNS filesystem unless this is false, and that
-# filesystem probes every bucket's layout through the Storage Control API first, which stalls
-# for 60 s against an emulator (fake-gcs-server) and adds a request against real GCS
-# (/work/shared/local-services.md §2c). gcsfs reads the variable once, when it is imported, so
-# it must be set before anything imports gcsfs. setdefault: an explicit choice by the user wins.
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-
-import asyncio  # noqa: E402
-import functools  # noqa: E402
-import inspect  # noqa: E402
-import random  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
-
-from bigarrays_core.errors import (  # noqa: E402
-    StorageError,
-    StoragePermissionError,
-    StorageTimeoutError,
-    UnknownSchemeError,
-)
-from bigarrays_core.kvstore.base import (  # noqa: E402
+from bigarrays_core.errors import StorageError, UnknownSchemeError
+from bigarrays_core.kvstore.base import (
     CONTENT_ENCODING_SUFFIX,
+    ByteRange,
     ByteSpan,
     KVStore,
     Value,
     WriteOptions,
     check_key,
+    check_range,
 )
-from bigarrays_core.kvstore.failures import (  # noqa: E402
-    FATAL,
-    MISSING,
-    PERMISSION,
-    TIMEOUTS,
-    TRANSIENT,
-    Failure,
-    classify,
-)
-from bigarrays_core.kvstore.obstore_reads import object_reader  # noqa: E402
+from bigarrays_core.kvstore.cloud_env import read_cloud_env
+from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, PRIMARY_SUFFIXES
+from bigarrays_core.kvstore.failures import MISSING, OUT_OF_RANGE, Failure, classify
+from bigarrays_core.kvstore.filesystems import GCS, HTTP, S3, make_filesystem
+from bigarrays_core.kvstore.fsspec_reads import FsspecReads
+from bigarrays_core.kvstore.obstore_reads import ObstoreReads, object_reader
+from bigarrays_core.kvstore.ranges import Run, cut, plan_runs
+from bigarrays_core.kvstore.retry import RetryPolicy, storage_error
 
 __all__ = ["FsspecStore"]
 
 T = TypeVar("T")
 
-_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
-_ENCODING_OF_SUFFIX = {suffix: encoding for encoding, suffix in CONTENT_ENCODING_SUFFIX.items()}
+_SUFFIXES = PRIMARY_SUFFIXES
 _VARIANTS = ("", *_SUFFIXES)
-_GCS = frozenset({"gs", "gcs"})
-_S3 = frozenset({"s3", "s3a"})
-_HTTP = frozenset({"http", "https"})
+
 
 class _Absent:
     """What a request returns when its object does not exist (404, FileNotFoundError)."""
@@ -131,129 +98,14 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-# -- filesystems -------------------------------------------------------------------------------
-
-
-@functools.cache
-def _gcs_class() -> type:
-    """gcsfs's filesystem with its own retry loop off: :class:`FsspecStore` retries instead.
-
-    gcsfs wraps every HTTP request in ``retry_request(retries=6)`` with sleeps of up to 32 s,
-    which would run inside each of our attempts. The decorator keeps the plain coroutine as
-    ``__wrapped__``; if a future gcsfs drops that, its own retries stay on (and our timeouts
-    still bound every attempt).
-    """
-    import gcsfs
-
-    base = gcsfs.GCSFileSystem
-    single = getattr(base._request, "__wrapped__", None)
-    if single is None:
-        return base
-
-    class GCSFileSystemSingleTry(base):  # type: ignore[misc, valid-type]
-        """gcsfs, one HTTP attempt per request (bigarrays retries)."""
-
-        _request = single
-
-    GCSFileSystemSingleTry.__qualname__ = "GCSFileSystemSingleTry"  # picklable: see __getattr__
-    return GCSFileSystemSingleTry
-
-
-@functools.cache
-def _s3_class() -> type:
-    """s3fs's filesystem with its own retry loop off (botocore's is turned off by config)."""
-    import s3fs
-
-    class S3FileSystemSingleTry(s3fs.S3FileSystem):  # type: ignore[misc]
-        """s3fs, one attempt per request (bigarrays retries)."""
-
-        retries = 1
-
-    S3FileSystemSingleTry.__qualname__ = "S3FileSystemSingleTry"  # picklable: see __getattr__
-    return S3FileSystemSingleTry
-
-
 def __getattr__(name: str) -> type:
-    # The filesystem classes are made on first use (so importing this module imports no SDK);
-    # this lets pickle find them by name as module attributes all the same.
-    if name == "GCSFileSystemSingleTry":
-        return _gcs_class()
-    if name == "S3FileSystemSingleTry":
-        return _s3_class()
+    # The SDK filesystem classes moved to filesystems.py; filesystems pickled by an earlier
+    # version name them here.
+    if name in ("GCSFileSystemSingleTry", "S3FileSystemSingleTry"):
+        from bigarrays_core.kvstore import filesystems
+
+        return getattr(filesystems, name)  # type: ignore[no-any-return]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _gcs_options(options: dict[str, Any]) -> dict[str, Any]:
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-    if emulator:
-        # An emulator takes no credentials, and looking for Google's default ones could reach
-        # for the metadata server: anonymous unless a token is given.
-        options.setdefault("endpoint_url", emulator if "://" in emulator else "http://" + emulator)
-        options.setdefault("token", "anon")
-    if options.pop("anon", False):
-        options.setdefault("token", "anon")
-    session = dict(options.get("session_kwargs") or {})
-    session.setdefault("auto_decompress", False)
-    session["headers"] = {"Accept-Encoding": "gzip", **dict(session.get("headers") or {})}
-    options["session_kwargs"] = session
-    return options
-
-
-def _s3_options(options: dict[str, Any], timeout: float, concurrency: int) -> dict[str, Any]:
-    client = dict(options.get("client_kwargs") or {})
-    # botocore reads AWS_ENDPOINT_URL(_S3) itself, but passing it makes it part of fsspec's
-    # instance-cache key, so a changed environment never reuses a client for the old endpoint.
-    env_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if env_endpoint and not options.get("endpoint_url") and not client.get("endpoint_url"):
-        options["endpoint_url"] = env_endpoint
-    # botocore reads AWS_DEFAULT_REGION only; honour AWS_REGION too.
-    region = os.environ.get("AWS_REGION")
-    if region and not os.environ.get("AWS_DEFAULT_REGION") and "region_name" not in client:
-        client["region_name"] = region
-    if client:
-        options["client_kwargs"] = client
-    config = dict(options.get("config_kwargs") or {})
-    config.setdefault("retries", {"total_max_attempts": 1})
-    config.setdefault("connect_timeout", timeout)
-    config.setdefault("read_timeout", timeout)
-    # botocore's pool holds 10 connections by default; more requests would queue inside it.
-    config.setdefault("max_pool_connections", concurrency)
-    options["config_kwargs"] = config
-    return options
-
-
-def _make_filesystem(
-    url: str, protocol: str, storage_options: Mapping[str, Any], timeout: float, concurrency: int
-) -> Any:
-    """The fsspec filesystem for ``url``; SDK errors (a bad token file, ...) name the URL."""
-    import fsspec
-
-    options = dict(storage_options)
-    # A key-value store must see other writers' objects: no stale directory listings.
-    options.setdefault("use_listings_cache", False)
-    if protocol in _GCS:
-        cls, options = _gcs_class(), _gcs_options(options)
-    elif protocol in _S3:
-        cls, options = _s3_class(), _s3_options(options, timeout, concurrency)
-    else:
-        try:
-            cls = fsspec.get_filesystem_class(protocol)
-        except (ImportError, ValueError) as exc:
-            raise UnknownSchemeError(
-                f"cannot open {url!r}: no filesystem for {protocol}:// is installed ({exc})"
-            ) from exc
-    try:
-        return cls(**options)
-    except TypeError:  # an option the filesystem does not take: the caller's mistake, as it is
-        raise
-    except Exception as exc:
-        failure = classify(exc)
-        if failure.kind == PERMISSION:
-            raise StoragePermissionError(f"cannot open {url}: credentials refused ({failure.detail})") from exc
-        raise StorageError(f"cannot open {url}: {failure.detail}") from exc
-
-
-# -- the store ---------------------------------------------------------------------------------
 
 
 class FsspecStore(KVStore):
@@ -270,10 +122,12 @@ class FsspecStore(KVStore):
     storage_options:
         Passed to the fsspec filesystem (``anon``, ``key``/``secret``, ``endpoint_url``,
         ``token``, ``project``, ``client_kwargs``, ...). Without them, each SDK's standard
-        environment applies: ``AWS_ENDPOINT_URL`` (``_S3``), ``AWS_ACCESS_KEY_ID``,
-        ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``,
-        ``STORAGE_EMULATOR_HOST`` (then ``token="anon"`` unless given),
-        ``GOOGLE_APPLICATION_CREDENTIALS``. ``{"anon": True}`` means anonymous on S3 and GCS.
+        environment applies, read once when the store is opened
+        (:mod:`~bigarrays_core.kvstore.cloud_env`): ``AWS_ENDPOINT_URL`` (``_S3``),
+        ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` (over
+        ``AWS_DEFAULT_REGION``), ``STORAGE_EMULATOR_HOST`` (then ``token="anon"`` unless
+        given), ``GOOGLE_APPLICATION_CREDENTIALS``. ``{"anon": True}`` means anonymous on S3
+        and GCS.
     max_concurrency:
         Most requests in flight at once for this store, over all threads calling it.
     timeout:
@@ -282,7 +136,7 @@ class FsspecStore(KVStore):
         Most retries of a request after a transient failure (5xx, 408, 429, dropped
         connection, timeout).
     backoff, max_backoff:
-        Retry ``n`` (from 0) first sleeps ``uniform(0, min(max_backoff, backoff * 2**n))`` s.
+        Retry ``n`` (from 1) first sleeps ``uniform(0, min(max_backoff, backoff * 2**(n-1)))`` s.
     list_timeout:
         Seconds a whole :meth:`list` may take; default ``10 * timeout``.
     suffix_fallback:
@@ -325,33 +179,31 @@ class FsspecStore(KVStore):
             ("max_concurrency", max_concurrency, max_concurrency >= 1),
             ("timeout", timeout, timeout > 0),
             ("retries", retries, retries >= 0),
+            ("backoff", backoff, backoff >= 0),
+            ("max_backoff", max_backoff, max_backoff >= 0),
         ):
             if not ok:
                 raise ValueError(f"FsspecStore({url!r}): {name}={value!r} is out of range")
         self.protocol = url.split("://", 1)[0].lower()
         self.url = url.rstrip("/")
-        self.read_only = read_only or self.protocol in _HTTP
+        self.read_only = read_only or self.protocol in HTTP
         self.max_concurrency = max_concurrency
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
+        self.policy = RetryPolicy(self.retries, self.backoff, self.max_backoff)
         self.list_timeout = float(list_timeout) if list_timeout is not None else 10 * self.timeout
         self.suffix_fallback = suffix_fallback
         self._variants = _VARIANTS if suffix_fallback else ("",)
-        fs = filesystem if filesystem is not None else _make_filesystem(
-            self.url, self.protocol, storage_options or {}, self.timeout, max_concurrency
+        env = read_cloud_env()  # once: the filesystem and the obstore reader see the same one
+        fs = filesystem if filesystem is not None else make_filesystem(
+            self.url, self.protocol, storage_options or {}, env, self.timeout, max_concurrency
         )
         self.fs = fs
-        # Chunk reads go through obstore where the configuration allows (obstore_reads.py).
-        self._reader = None if filesystem is not None or not obstore_reads else object_reader(
-            self.protocol, self.url, storage_options or {}, self.timeout
-        )
-        self._cat_kwargs = {"max_concurrency": 1} if self.protocol in _S3 else {}  # no HEAD before GET
         self._root = fs._strip_protocol(self.url).rstrip("/")
         self._async = bool(getattr(fs, "async_impl", False))
         self._pool: ThreadPoolExecutor | None = None
-        self._readers: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         if self._async:
             self._loop = fs.loop
@@ -360,8 +212,16 @@ class FsspecStore(KVStore):
 
             self._loop = fsspec.asyn.get_loop()
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.reads = FsspecReads(fs, self.protocol, self._async, self._op)
+        # Values and ranges are read through obstore where the configuration allows.
+        self._reader = None if filesystem is not None or not obstore_reads else object_reader(
+            self.protocol, self.url, storage_options or {}, self.timeout, env
+        )
+        self._obstore = None if self._reader is None else ObstoreReads(
+            self._reader, self.policy, self.describe, self._variants, max_concurrency
+        )
         # Protocols with object metadata record content encodings as Content-Encoding.
-        self._metadata_encoding = self.protocol in _GCS or self.protocol in _S3
+        self._metadata_encoding = self.protocol in GCS or self.protocol in S3
         find_params = inspect.signature(fs._find if self._async else fs.find).parameters
         self._find_has_prefix = "prefix" in find_params
 
@@ -386,78 +246,27 @@ class FsspecStore(KVStore):
                 )
             return self._pool
 
-    def _after_failure(self, exc: Exception, action: str, where: str, attempts: int, limit: float) -> float | None:
-        """The failure policy for attempt number ``attempts`` failing with ``exc``.
-
-        Returns ``None`` when the object is missing, else the seconds to sleep before the next
-        attempt; raises :class:`StoragePermissionError`, :class:`StorageError` or
-        :class:`StorageTimeoutError` (naming ``where``) when there is to be no next attempt.
-        """
-        failure = classify(exc)
-        if isinstance(exc, TIMEOUTS) and not str(exc):  # our asyncio.wait_for
-            failure = Failure(TRANSIENT, f"no answer within {limit:g} s", timed_out=True)
-        if failure.kind == MISSING:
-            return None
-        if failure.kind == PERMISSION:
-            raise StoragePermissionError(
-                f"cannot {action} {where}: permission or credentials refused ({failure.detail})"
-            ) from exc
-        if failure.kind == FATAL:
-            raise StorageError(f"cannot {action} {where}: {failure.detail}") from exc
-        if attempts > self.retries:
-            cls = StorageTimeoutError if failure.timed_out else StorageError
-            raise cls(
-                f"cannot {action} {where}: gave up after {attempts} attempt"
-                f"{'s' if attempts != 1 else ''}; last error: {failure.detail}"
-            ) from exc
-        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempts - 1)))
-
     async def _request(
-        self, action: str, where: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None
+        self, action: str, where: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None,
+        ranged: bool = False,
     ) -> T | _Absent:
-        """Run one request with the timeout and retry policy; ``_ABSENT`` if the object is missing."""
+        """Run one request with the retry policy; ``_ABSENT`` if the object is missing.
+
+        With ``ranged``, a range starting past the end of the object gives ``b""``. Raises
+        :class:`StorageError` (a subclass where it fits) naming ``where`` otherwise.
+        """
+
+        def give_up(exc: Exception, failure: Failure, attempts: int) -> T | _Absent:
+            if isinstance(exc, StorageError):  # our own check of an answer: it names the object
+                raise exc
+            if failure.kind == MISSING:
+                return _ABSENT
+            if ranged and failure.kind == OUT_OF_RANGE:
+                return b""  # type: ignore[return-value]
+            raise storage_error(action, where, failure, attempts) from exc
+
         limit = self.timeout if timeout is None else timeout
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                async with self._semaphore:
-                    return await asyncio.wait_for(make(), limit)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # foreign errors are translated here, at the edge
-                pause = self._after_failure(exc, action, where, attempts, limit)
-                if pause is None:
-                    return _ABSENT
-            await asyncio.sleep(pause)
-
-    def _read_direct(self, key: str) -> Value | None:
-        """``key`` (or a suffixed variant) through obstore, in the calling thread, with the
-        retry policy; each attempt is bounded by obstore's client timeout."""
-        assert self._reader is not None
-        for suffix in self._variants:
-            name = key + suffix
-            attempts = 0
-            while True:
-                attempts += 1
-                try:
-                    data = self._reader.get(name)
-                    return None if data is None else Value(data, _ENCODING_OF_SUFFIX.get(suffix))
-                except Exception as exc:  # foreign errors are translated here, at the edge
-                    pause = self._after_failure(exc, "read", self.describe(name), attempts, self.timeout)
-                    if pause is None:
-                        break
-                time.sleep(pause)
-        return None
-
-    def _read_pool(self) -> ThreadPoolExecutor:
-        """The threads obstore reads block in: ``max_concurrency`` of them, one request each."""
-        with self._pool_lock:
-            if self._readers is None:
-                self._readers = ThreadPoolExecutor(
-                    max_workers=self.max_concurrency, thread_name_prefix="bigarrays-obstore"
-                )
-            return self._readers
+        return await self.policy.acall(make, classify, give_up, timeout=limit, gate=self._semaphore)
 
     def _run(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         """Run the coroutines ``jobs`` make concurrently on the IO loop; results in order.
@@ -482,6 +291,7 @@ class FsspecStore(KVStore):
 
         # The error travels back as a value: fsspec's sync() would replace any TimeoutError
         # (StorageTimeoutError is one) with its own FSTimeoutError.
+        results: list[T] | None
         results, error = fsspec.asyn.sync(self._loop, gather)
         if error is not None:
             raise error
@@ -489,65 +299,109 @@ class FsspecStore(KVStore):
         return results
 
     # -- reads -------------------------------------------------------------------------------
-    async def _get_one(self, key: str) -> Value | None:
+    async def _get_one(self, key: str, transport_decoded: bool = False) -> Value | None:
+        """``key`` or its first suffixed variant that exists, with its recorded encoding.
+
+        ``transport_decoded``: over HTTP, the body with its transport coding undone (for
+        :meth:`get_many`); elsewhere it changes nothing.
+        """
         for suffix in self._variants:
-            path = self._path(key + suffix)
-            out = await self._request(
-                "read", self.describe(key + suffix), self._op("cat_file", path, **self._cat_kwargs)
-            )
-            if out is not _ABSENT:
-                return Value(bytes(out), _ENCODING_OF_SUFFIX.get(suffix))  # type: ignore[arg-type]
+            name = key + suffix
+            where = self.describe(name)
+            if transport_decoded and self.protocol in HTTP:
+                cat = self._op("cat_file", self._path(name))
+
+                async def make(cat: Callable[[], Awaitable[Any]] = cat) -> Value:
+                    return Value(bytes(await cat()))
+            else:
+                make = self.reads.value(self._path(name), where)  # type: ignore[assignment]
+            out = await self._request("read", where, make)
+            if isinstance(out, Value):
+                return out if not suffix else Value(out.data, ENCODING_OF_SUFFIX[suffix])
         return None
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """The stored bytes of each key, in order; ``None`` where a key (and its ``.gz`` /
-        ``.zstd`` variants) is missing.
+        ``.zstd`` variants) is missing. Over HTTP(S), the bodies with their transport coding
+        undone.
 
         Raises :class:`InvalidKeyError` for an unsafe key (before any request),
         :class:`StoragePermissionError` when credentials are refused, :class:`StorageError`
         (or :class:`StorageTimeoutError`) when the store fails after its retries.
         """
         keys = [check_key(k) for k in keys]
-        values = self._iter_direct(keys) if self._reader is not None else self._run(
-            [functools.partial(self._get_one, k) for k in keys])
+        if self._obstore is not None:
+            values: Iterable[Value | None] = self._obstore.iter_values(keys)
+        else:
+            values = self._run([functools.partial(self._get_one, k, True) for k in keys])
         return [None if v is None else bytes(v.data) for v in values]
 
     def iter_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None = None
                     ) -> Iterator[Value | None]:
         """The values of ``keys`` in order (``None`` where missing), whole (``spans`` is ignored),
-        with the encoding of the suffixed variant found (``.gz``, ``.zstd``).
+        as stored, with the encoding recorded for each: the object's ``Content-Encoding`` (the
+        HTTP answer's), or the suffix of the variant found (``.gz``, ``.zstd``).
 
         Through obstore, every request of the batch starts at once (at most
         ``max_concurrency`` in flight) and each value is yielded as soon as it and those before
         it have arrived, so the caller decodes value ``i`` while later ones are still on the
         wire; the values are views of obstore's buffers (no copy). Through fsspec the batch is
-        fetched as by :meth:`get_many` first (streaming it measured no faster). Raises as
-        :meth:`get_many`, when the failed key's turn comes; obstore requests not yet started
-        are then dropped, as they are when the caller stops iterating early.
+        fetched first (streaming it measured no faster). Raises as :meth:`get_many`, when the
+        failed key's turn comes; obstore requests not yet started are then dropped, as they are
+        when the caller stops iterating early.
         """
         keys = [check_key(k) for k in keys]
         if not keys:
             return iter(())
-        if self._reader is not None:
-            return self._iter_direct(keys)
+        if self._obstore is not None:
+            return self._obstore.iter_values(keys)
         return iter(self._run([functools.partial(self._get_one, k) for k in keys]))
 
-    def _iter_direct(self, keys: Sequence[str]) -> Iterator[Value | None]:
-        pool = self._read_pool()
-        futures = [pool.submit(self._read_direct, k) for k in keys]
-        try:
-            for f in futures:
-                yield f.result()
-        finally:
-            for f in futures:
-                f.cancel()
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+        """The bytes of each range, in order; ``None`` where its key (and its ``.gz`` / ``.zstd``
+        variants) is missing; fewer bytes (or none) where the value ends first.
+
+        Ranges of one key closer than 4 KiB are read in one request
+        (:mod:`~bigarrays_core.kvstore.ranges`), all requests concurrently (at most
+        ``max_concurrency`` in flight). S3 and GCS give the stored bytes of the object (GCS is
+        asked with ``Accept-Encoding: gzip``, so it never transcodes and so never ignores the
+        range); HTTP(S) gives ranges of the resource's identity representation, whether the
+        server honours ``Range`` (206, checked against ``Content-Range``) or not (200: the body
+        is sliced); an answer that cannot be mapped to the range raises :class:`StorageError`.
+        Raises as :meth:`get_many`, and ``ValueError`` for an invalid range.
+        """
+        ranges = [check_range(r) for r in ranges]
+        if not ranges:
+            return []
+        if self._obstore is not None:
+            return self._obstore.get_ranges(ranges)
+        runs = plan_runs(ranges)
+        results = self._run([functools.partial(self._read_run, run) for run in runs])
+        out: list[bytes | memoryview | None] = [None] * len(ranges)
+        for run, data in zip(runs, results):
+            if data is not None:
+                for i, part in zip(run.members, cut(run, data, ranges)):
+                    out[i] = part
+        return out
+
+    async def _read_run(self, run: Run) -> bytes | None:
+        stop = run.request_stop
+        for suffix in self._variants:
+            name = run.key + suffix
+            where = self.describe(name)
+            what = f"bytes {run.start}-{'' if stop is None else stop} of {where}"
+            out = await self._request("read", what, self.reads.range(self._path(name), run.start, stop, where),
+                                      ranged=True)
+            if not isinstance(out, _Absent):
+                return out
+        return None
 
     def _head(self, path: str) -> Callable[[], Awaitable[Any]]:
         """A factory for the cheapest "is this an object?" request the protocol has."""
-        if self._async and self.protocol in _S3:
+        if self._async and self.protocol in S3:
             bucket, key, _ = self.fs.split_path(path)
             return self._op("call_s3", "head_object", Bucket=bucket, Key=key)
-        if self._async and self.protocol in _GCS:
+        if self._async and self.protocol in GCS:
             return self._op("get_object", path)  # one GET; _info also lists the "directory"
         return self._op("info", path)
 
@@ -580,7 +434,7 @@ class FsspecStore(KVStore):
         find = self._op("find", top, **kwargs)
         job = functools.partial(self._request, "list", where, find, timeout=self.list_timeout)
         (found,) = self._run([job])
-        if found is _ABSENT:
+        if isinstance(found, _Absent):
             return iter(())
         root = self._root + "/"
         keys: dict[str, None] = {}
@@ -600,14 +454,14 @@ class FsspecStore(KVStore):
     def _write_kwargs(self, options: WriteOptions | None) -> dict[str, Any]:
         if options is None:
             return {}
-        if self.protocol in _S3:
+        if self.protocol in S3:
             pairs = {
                 "ContentEncoding": options.content_encoding,
                 "ContentType": options.content_type,
                 "CacheControl": options.cache_control,
             }
             return {k: v for k, v in pairs.items() if v}
-        if self.protocol in _GCS:
+        if self.protocol in GCS:
             kwargs: dict[str, Any] = {}
             if options.content_type:
                 kwargs["content_type"] = options.content_type
@@ -663,7 +517,8 @@ class FsspecStore(KVStore):
     def close(self) -> None:
         """Shut down the store's thread pools (the filesystem is shared and stays open)."""
         with self._pool_lock:
-            pools, self._pool, self._readers = (self._pool, self._readers), None, None
-        for pool in pools:
-            if pool is not None:
-                pool.shutdown(wait=False)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+        if self._obstore is not None:
+            self._obstore.close()

@@ -7,12 +7,13 @@ value. Keys are checked with :func:`check_key`, so they can never escape the roo
 Compressed values follow CloudVolume's convention on local disk: a value written with
 content encoding ``gzip`` is stored as ``key.gz``, ``zstd`` as ``key.zstd``. Reads look for
 the plain key and those variants (the newest wins if several exist), and as a last
-resort for CloudVolume's ``.br``/``.xz``/``.bz2`` files, which are decompressed on read.
+resort for CloudVolume's ``.br``/``.xz``/``.bz2`` files. Reads return the stored bytes and
+report the encoding the suffix records (:mod:`bigarrays_core.kvstore.encodings`); the codec
+layer decodes them.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import stat
 import threading
@@ -21,16 +22,38 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
-from bigarrays_core.kvstore.base import CONTENT_ENCODING_SUFFIX, ByteSpan, KVStore, Value, WriteOptions, check_key
+from bigarrays_core.kvstore.base import (
+    CONTENT_ENCODING_SUFFIX,
+    ByteRange,
+    ByteSpan,
+    KVStore,
+    Value,
+    WriteOptions,
+    check_key,
+    check_range,
+)
+from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, FOREIGN_SUFFIXES
 
 __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
 _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
 _ENCODED_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
-_ENCODING_OF_SUFFIX = {suffix: encoding for encoding, suffix in CONTENT_ENCODING_SUFFIX.items()}
-#: CloudVolume's other local suffixes, read (decompressed) only when no variant above exists.
-_FOREIGN_SUFFIXES = {".br": "brotli", ".xz": "lzma", ".bz2": "bz2"}
+#: Every suffix a listing strips (CloudVolume's five).
+_LISTED_SUFFIXES = tuple(ENCODING_OF_SUFFIX)
+
+
+def _pread(fd: int, offset: int, n: int) -> bytes:
+    """``n`` bytes of ``fd`` from ``offset`` (fewer if the file ends first; none for ``n <= 0``)."""
+    parts = []
+    while n > 0:
+        got = os.pread(fd, n, offset)
+        if not got:
+            break
+        parts.append(got)
+        offset += len(got)
+        n -= len(got)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def path_from_url(url: str) -> str:
@@ -91,10 +114,12 @@ class LocalStore(KVStore):
 
     # -- reads -------------------------------------------------------------------------
     def _locate(self, key: str) -> tuple[str, str] | None:
-        """The path and suffix of the stored variant of ``key`` (plain, ``.gz``, ``.zstd``), or None.
+        """The path and suffix of the stored variant of ``key``, or None.
 
-        If several exist (CloudVolume leaves the old one behind when it rewrites a chunk with
-        another compression) the most recently modified wins, whatever was read before.
+        The plain key, ``.gz`` and ``.zstd`` first; if several exist (CloudVolume leaves the
+        old one behind when it rewrites a chunk with another compression) the most recently
+        modified wins, whatever was read before. Only when none of them is a file, the first
+        of CloudVolume's ``.br`` / ``.xz`` / ``.bz2`` that is.
         """
         base = self._path(key)
         # The common cases without exceptions: only the plain file (two access() calls and a
@@ -105,10 +130,10 @@ class LocalStore(KVStore):
             try:
                 plain = stat.S_ISREG(os.stat(base).st_mode)
             except (FileNotFoundError, NotADirectoryError):
-                return None
+                plain = False
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
-            return (base, "") if plain else None
+            return (base, "") if plain else self._locate_foreign(base)
         if len(encoded) == 1 and not os.access(base, os.F_OK):
             return base + encoded[0], encoded[0]
         best: tuple[str, str] | None = None
@@ -122,27 +147,14 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             if stat.S_ISREG(st.st_mode) and st.st_mtime_ns > best_time:
                 best, best_time = (base + suffix, suffix), st.st_mtime_ns
-        return best
+        return best if best is not None else self._locate_foreign(base)
 
-    def _read_foreign(self, key: str) -> bytes | None:
-        """A chunk CloudVolume stored with a compression only it uses here (``.br``, ``.xz``, ``.bz2``)."""
-        base = self._path(key)
-        for suffix, module in _FOREIGN_SUFFIXES.items():
-            if not os.path.isfile(base + suffix):
-                continue
-            try:
-                codec = importlib.import_module(module)
-            except ImportError:
-                raise StorageError(
-                    f"{self.describe(key)}{suffix} is {module}-compressed; install the {module!r} package to read it"
-                ) from None
-            with open(base + suffix, "rb") as f:
-                data = f.read()
-            try:
-                out: bytes = codec.decompress(data)
-            except Exception as exc:  # each library has its own error type
-                raise StorageError(f"cannot decompress {self.describe(key)}{suffix}: {exc}") from exc
-            return out
+    @staticmethod
+    def _locate_foreign(base: str) -> tuple[str, str] | None:
+        """The first of CloudVolume's ``.br`` / ``.xz`` / ``.bz2`` variants of ``base`` that is a file."""
+        for suffix in FOREIGN_SUFFIXES:
+            if os.path.isfile(base + suffix):
+                return base + suffix, suffix
         return None
 
     def _read_path(self, key: str, into: threading.local | None,
@@ -154,9 +166,9 @@ class LocalStore(KVStore):
         for _attempt in range(3):  # a concurrent writer may remove the variant we found
             found = self._locate(key)
             if found is None:
-                return self._foreign_value(key)
+                return None
             path, suffix = found
-            encoding = _ENCODING_OF_SUFFIX.get(suffix)
+            encoding = ENCODING_OF_SUFFIX.get(suffix)
             try:
                 fd = os.open(path, os.O_RDONLY)
             except (FileNotFoundError, NotADirectoryError):
@@ -165,8 +177,8 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             try:
                 st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):  # e.g. a directory named like the chunk
-                    return self._foreign_value(key)
+                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since _locate looked
+                    continue
                 if into is None:
                     with open(fd, "rb", buffering=0, closefd=False) as f:
                         return Value(f.read(), encoding)
@@ -192,10 +204,6 @@ class LocalStore(KVStore):
             return Value(view[:got], encoding, ranged)
         return None
 
-    def _foreign_value(self, key: str) -> Value | None:
-        data = self._read_foreign(key)
-        return None if data is None else Value(data)
-
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         out: list[bytes | None] = []
         for k in keys:
@@ -210,7 +218,7 @@ class LocalStore(KVStore):
 
         Reusing the buffer avoids an allocation (and its page faults) per chunk, which
         roughly doubles the speed of reading from the page cache. The encoding is the one
-        the file's suffix records (``.gz``, ``.zstd``).
+        the file's suffix records (``.gz``, ``.zstd``, ``.br``, ``.xz``, ``.bz2``).
         """
         if spans is None:
             for key in keys:
@@ -219,11 +227,52 @@ class LocalStore(KVStore):
             for key, span in zip(keys, spans):
                 yield self._read_path(key, self._buffers, span)
 
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+        """Each range read with ``pread`` from the file that holds its key (whichever variant
+        :meth:`_locate` finds), each file opened once per call; nothing else is read.
+
+        ``None`` where a key is missing; fewer bytes (or none) where the file ends first.
+        """
+        ranges = [check_range(r) for r in ranges]
+        by_key: dict[str, list[int]] = {}
+        for i, r in enumerate(ranges):
+            by_key.setdefault(r.key, []).append(i)
+        out: list[bytes | memoryview | None] = [None] * len(ranges)
+        for key, indexes in by_key.items():
+            parts = self._read_ranges(key, [ranges[i] for i in indexes])
+            if parts is not None:
+                for i, part in zip(indexes, parts):
+                    out[i] = part
+        return out
+
+    def _read_ranges(self, key: str, ranges: Sequence[ByteRange]) -> list[bytes] | None:
+        for _attempt in range(3):  # a concurrent writer may remove the variant we found
+            found = self._locate(key)
+            if found is None:
+                return None
+            try:
+                fd = os.open(found[0], os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since _locate looked
+                    continue
+                return [_pread(fd, r.start, (st.st_size if r.stop is None else min(r.stop, st.st_size)) - r.start)
+                        for r in ranges]
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+            finally:
+                os.close(fd)
+        return None
+
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         out = []
         for k in keys:
             base = self._path(k)
-            out.append(any(os.path.isfile(base + s) for s in _VARIANTS))
+            out.append(any(os.path.isfile(base + s) for s in _VARIANTS) or self._locate_foreign(base) is not None)
         return out
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -240,7 +289,7 @@ class LocalStore(KVStore):
             for name in sorted(filenames):
                 if name.startswith(_TMP_PREFIX):
                     continue
-                for suffix in CONTENT_ENCODING_SUFFIX.values():
+                for suffix in _LISTED_SUFFIXES:
                     if name.endswith(suffix):
                         name = name[: -len(suffix)]
                         break

@@ -9,11 +9,11 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from bigarrays_core.errors import BigArraysError
-from bigarrays_core.kvstore.base import KVStore, WriteOptions, check_key
+from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Value, WriteOptions, check_key, check_range
 
 __all__ = ["MemoryStore"]
 
-_NAMED: dict[str, dict[str, bytes]] = {}
+_NAMED: dict[str, dict[str, Value]] = {}
 _NAMED_LOCK = threading.Lock()
 #: Anonymous stores that have been pickled, by token, so unpickling finds their data again.
 _PICKLED: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
@@ -55,13 +55,18 @@ def _unpickle(url: str, read_only: bool, pid: int, token: str | None) -> KVStore
     live = _PICKLED.get(token)
     if live is None:
         raise BigArraysError(f"the anonymous memory store {url} that was pickled no longer exists")
-    return MemoryStore(url, read_only=read_only, data=live._data)
+    store = MemoryStore(url, read_only=read_only)
+    store._values = live._values  # the same data, not a copy
+    return store
 
 
 class MemoryStore(KVStore):
     """Keys in a dict. Stores opened with the same ``memory://`` URL share their data.
 
-    Content encodings are not recorded: the bytes are kept as given.
+    Each value is kept with the content encoding it was written with
+    (``WriteOptions.content_encoding``), which :meth:`iter_values` reports, as a file
+    suffix or a ``Content-Encoding`` header would. ``data`` gives initial contents (copied;
+    no encoding recorded).
 
     A store pickles by reference: unpickled in the same process it shares the data of the
     store it was pickled from; in another process (a Dask worker) every use of it raises
@@ -69,21 +74,21 @@ class MemoryStore(KVStore):
     """
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
-                 data: dict[str, bytes] | None = None) -> None:
+                 data: Mapping[str, bytes] | None = None) -> None:
         self.url = url.rstrip("/")
         self.read_only = read_only
         if data is not None:
-            self._data = data
+            self._values = {check_key(k): Value(bytes(v)) for k, v in data.items()}
         elif self.url in ("memory:", "memory:/", "memory://"):
-            self._data = {}
+            self._values = {}
         else:
             with _NAMED_LOCK:
-                self._data = _NAMED.setdefault(self.url, {})
+                self._values = _NAMED.setdefault(self.url, {})
         self._lock = threading.Lock()
         self._token: str | None = None
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        named = self.url not in ("memory:", "memory:/", "memory://") and _NAMED.get(self.url) is self._data
+        named = self.url not in ("memory:", "memory:/", "memory://") and _NAMED.get(self.url) is self._values
         if not named and self._token is None:
             self._token = uuid.uuid4().hex
             _PICKLED[self._token] = self
@@ -92,16 +97,47 @@ class MemoryStore(KVStore):
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         for k in keys:
             check_key(k)
-        data = self._data
-        return [data.get(k) for k in keys]
+        values = self._values
+        out: list[bytes | None] = []
+        for k in keys:
+            v = values.get(k)
+            out.append(None if v is None else v.data)  # type: ignore[arg-type]  # always bytes here
+        return out
+
+    def iter_values(self, keys: Sequence[str], spans: Sequence[ByteSpan | None] | None = None
+                    ) -> Iterator[Value | None]:
+        """Each value with the encoding it was written with; a value of exactly a span's
+        size with no encoding is returned as a view of that span."""
+        for k in keys:
+            check_key(k)
+        values = self._values
+        for i, k in enumerate(keys):
+            v = values.get(k)
+            span = spans[i] if spans is not None else None
+            if v is not None and span is not None and v.encoding is None and len(v.data) == span[0]:
+                yield Value(memoryview(v.data)[span[1]:span[2]], None, True)
+            else:
+                yield v
+
+    def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
+        """Views of the stored bytes (values are immutable, so views stay valid)."""
+        for r in ranges:
+            check_range(r)
+        values = self._values
+        out: list[bytes | memoryview | None] = []
+        for r in ranges:
+            v = values.get(r.key)
+            out.append(None if v is None else memoryview(v.data)[r.start:r.stop])
+        return out
 
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
         for k in items:
             check_key(k)
         self._check_writable("write", next(iter(items), None))
+        encoding = options.content_encoding if options is not None else None
         with self._lock:
             for k, v in items.items():
-                self._data[k] = bytes(v)
+                self._values[k] = Value(bytes(v), encoding)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         keys = list(keys)
@@ -110,14 +146,14 @@ class MemoryStore(KVStore):
         self._check_writable("delete", keys[0] if keys else None)
         with self._lock:
             for k in keys:
-                self._data.pop(k, None)
+                self._values.pop(k, None)
 
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         for k in keys:
             check_key(k)
-        return [k in self._data for k in keys]
+        return [k in self._values for k in keys]
 
     def list(self, prefix: str = "") -> Iterator[str]:
         with self._lock:
-            keys = [k for k in self._data if k.startswith(prefix)]
+            keys = [k for k in self._values if k.startswith(prefix)]
         return iter(keys)

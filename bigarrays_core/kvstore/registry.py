@@ -35,9 +35,6 @@ _FACTORIES: dict[str, StoreFactory] = {}
 #: Neuroglancer's and CloudVolume's prefix naming the format of the data at the URL after it.
 FORMAT_PREFIX = "precomputed://"
 #: The package each cloud scheme needs, all of them in the ``cloud`` extra.
-_CLOUD_PACKAGES = {"gs": "gcsfs", "gcs": "gcsfs", "s3": "s3fs", "s3a": "s3fs"}
-
-
 def register_store(scheme: str, factory: StoreFactory, *, replace: bool = False) -> None:
     """Make ``scheme://`` URLs open with ``factory(url, **options)``."""
     scheme = scheme.lower()
@@ -97,19 +94,13 @@ def _memory(url: str, **options: Any) -> KVStore:
 
 
 def _fsspec(url: str, **options: Any) -> KVStore:
+    from bigarrays_core.kvstore.filesystems import missing_package_error
     from bigarrays_core.kvstore.fsspec_store import FsspecStore
 
-    scheme = url.partition("://")[0].lower()
     try:
         return FsspecStore(url, **options)
     except ModuleNotFoundError as exc:
-        missing = (exc.name or "?").partition(".")[0]
-        cloud = _CLOUD_PACKAGES.get(scheme)
-        how = 'pip install "bigarrays[cloud]"' if cloud is not None else f"pip install {missing}"
-        what = f"the {missing} package" if cloud in (None, missing) else f"{cloud} and its dependency {missing}"
-        raise UnknownSchemeError(
-            f"cannot open {url!r}: {scheme}:// URLs need {what}, which is not installed; install it with: {how}"
-        ) from exc
+        raise missing_package_error(url, exc) from exc
 
 
 register_store("file", _local)

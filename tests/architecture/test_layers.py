@@ -3,7 +3,7 @@
 ``bigarrays_core`` is layered, each layer importing only from the layers below it:
 
     errors, config                          (anything may import these)
-    kernels                                 (imports nothing from bigarrays at all)
+    kernels                                 (imports nothing from bigarrays but itself)
     geometry  <-  kvstore  <-  codecs  <-  format  <-  array  <-  operations and api
 
 "Operations and api" are the modules at the top of the package (``api``, ``ingest``,
@@ -87,7 +87,8 @@ def test_core_module_imports_only_downwards(path: Path, module: str) -> None:
         if top != "bigarrays_core":
             continue
         if kernel:
-            bad.append(f"line {line}: {target} (kernels import nothing from bigarrays)")
+            if not target.startswith("bigarrays_core.kernels"):
+                bad.append(f"line {line}: {target} (kernels import nothing from bigarrays but each other)")
             continue
         rank = _rank(target)
         if target == "bigarrays_core" and own < TOP:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 
 # gcsfs reads this once, at import: it must be off before anything imports gcsfs, or every
-# bucket operation against an emulator can stall for 60 s (/work/shared/local-services.md §2c).
+# bucket operation against an emulator can stall for 60 s (docs/cloud-storage.md, "Running against
+# local stand-ins").
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import uuid  # noqa: E402

@@ -11,6 +11,7 @@ import pytest
 
 import bigarrays_core as bc
 from bigarrays_core.array import buffers
+from bigarrays_core.config import config
 
 BIG = (256, 256, 128, 1)  # 8 MiB of uint8: pooled
 
@@ -99,7 +100,7 @@ def test_a_negative_limit_is_refused() -> None:
 
 
 def test_empty_is_poisoned_in_the_test_suite() -> None:
-    assert buffers._POISON, "tests/conftest.py sets BIGARRAYS_POISON_BUFFERS=1"
+    assert config().poison_buffers, "tests/conftest.py sets BIGARRAYS_POISON_BUFFERS=1"
     for shape in [BIG, (5, 6, 7, 2)]:
         arr = buffers.empty(shape, np.uint16)
         assert arr.shape == shape and arr.flags.f_contiguous
@@ -146,20 +147,6 @@ def test_a_read_on_recycled_memory_has_zeros_outside_the_volume_and_in_missing_c
         shifted = sparse.read(bc.Box((-16, 0, 0), (240, 256, 128)))  # 16 voxels outside the volume
         assert not shifted[:16].any()
         np.testing.assert_array_equal(shifted[16:], expected[:240])
-
-
-@pytest.mark.parametrize("raw", ["lots", "-1", "nan"])
-def test_a_bad_recycle_setting_is_named(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
-    monkeypatch.setenv("BIGARRAYS_RECYCLE_MB", raw)
-    with pytest.raises(ValueError, match=f"BIGARRAYS_RECYCLE_MB.*{raw}"):
-        buffers._limit_from_env()
-
-
-def test_the_recycle_setting_is_read_in_mib(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIGARRAYS_RECYCLE_MB", "1.5")
-    assert buffers._limit_from_env() == 3 << 19
-    monkeypatch.delenv("BIGARRAYS_RECYCLE_MB")
-    assert buffers._limit_from_env() == 256 << 20
 
 
 @pytest.mark.parametrize("huge_pages", [True, False])

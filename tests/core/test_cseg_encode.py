@@ -9,7 +9,7 @@ import compressed_segmentation as cs
 import numpy as np
 import pytest
 
-from bigarrays_core.codecs.cseg_encode_kernel import encode_channel
+from bigarrays_core.kernels.cseg_encode import encode_channel
 from tests.pyramid.reference import segmentation
 
 

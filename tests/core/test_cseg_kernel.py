@@ -1,4 +1,4 @@
-"""The compressed_segmentation region decoder (codecs/cseg_kernel.py) against the package's decoder.
+"""The compressed_segmentation region decoder (kernels/cseg.py) against the package's decoder.
 
 Properties: for random uint32/uint64 volumes (few labels, many labels, one label, labels
 around 2**32, patches), chunk shapes that are not multiples of the block size, any block
@@ -29,7 +29,7 @@ from numba import types
 
 import bigarrays_core as bc
 from bigarrays_core.codecs.compressed_segmentation import CompressedSegmentationCodec
-from bigarrays_core.codecs.jit import kernel
+from bigarrays_core.kernels.jit import kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = 0xDEADBEEF
@@ -257,12 +257,12 @@ FUZZ = textwrap.dedent("""
     import numpy as np
     assert numba.config.BOUNDSCHECK, "bounds checking is off"
     from bigarrays_core.codecs.compressed_segmentation import CompressedSegmentationCodec
-    from bigarrays_core.codecs import cseg_kernel
+    from bigarrays_core.kernels import cseg
 
     # The harness catches an out-of-bounds index: the kernel itself, handed too small an output.
     chunk = np.array([1, 2, 0, 5], dtype="<u4").tobytes()
     try:
-        cseg_kernel.decode_region(chunk, (1, 1, 1, 1), (1, 1, 1), (0, 1, 0, 1, 0, 1, 0),
+        cseg.decode_region(chunk, (1, 1, 1, 1), (1, 1, 1), (0, 1, 0, 1, 0, 1, 0),
                                   np.zeros((0, 1, 1, 1), dtype=np.uint32))
     except IndexError:
         pass

@@ -254,3 +254,32 @@ def test_grid_slabs_cut_at_every_grid_line() -> None:
     slabs = list(grid_slabs(Box((1, 2, -4), (3, 4, 20)), grid))
     assert [(s.start[2], s.stop[2]) for s in slabs] == [(-4, 3), (3, 11), (11, 19), (19, 20)]
     assert all(s.start[:2] == (1, 2) and s.stop[:2] == (3, 4) for s in slabs)
+
+
+@pytest.mark.parametrize("text,channels,expected", [
+    ("0:10,-5:5,3:4", 1, ((0, -5, 3), (10, 5, 4), (0, 1))),
+    ("0-10_-5-5_3-4", 2, ((0, -5, 3), (10, 5, 4), (0, 2))),
+    ("-128--64_0-64_0-64", 1, ((-128, 0, 0), (-64, 64, 64), (0, 1))),
+    ("0:10,0:5,3:4,1:3", 3, ((0, 0, 3), (10, 5, 4), (1, 3))),
+])
+def test_region_parses_both_forms(text: str, channels: int, expected: tuple) -> None:  # type: ignore[type-arg]
+    from bigarrays_core.geometry import Region
+
+    region = Region.parse(text, channels)
+    assert (region.box.start, region.box.stop, region.channels) == expected
+    assert Region.parse(region.to_text(), channels) == region
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("0:10,0:5", "expected"), ("0:10,0:5,4:3", "axis z range 4:3 is empty"), ("0:1,0:1,0:1,0:2", "channels 0:2"),
+    ("0:1,0:1,0:1,x", "is not c0:c1"), ("0:" + "9" * 5000 + ",0:1,0:1", "5000 digits"),
+    ("0:1,0:1,0:" + "1" * 20, "20 digits"),
+])
+def test_region_errors_name_what_is_wrong(text: str, fragment: str) -> None:
+    from bigarrays_core.geometry import Region
+
+    with pytest.raises(bc.SelectionError, match=fragment):
+        Region.parse(text, 1)
+    if "digits" in fragment:
+        with pytest.raises(bc.SelectionError, match=fragment):
+            Box.parse(text)

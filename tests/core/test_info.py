@@ -306,7 +306,7 @@ def test_sharding_null_is_read_as_unsharded_and_never_written() -> None:
     assert "sharding" not in ba.info["scales"][0]
 
 
-def test_a_sharded_scale_parses_but_cannot_be_opened() -> None:
+def test_a_sharded_scale_is_kept_as_given_and_parsed_when_opened() -> None:
     raw = base_info()
     raw["scales"][0]["sharding"] = {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 9, "hash": "identity",
                                     "minishard_bits": 6, "shard_bits": 15, "minishard_index_encoding": "gzip",
@@ -316,9 +316,20 @@ def test_a_sharded_scale_parses_but_cannot_be_opened() -> None:
     assert info.to_json()["scales"][0]["sharding"] == raw["scales"][0]["sharding"]
     store = MemoryStore()
     write_info(store, info)
-    with pytest.raises(bc.InfoError, match="sharded") as err:
+    ba = bc.open(store)
+    assert ba.sharding is not None and ba.sharding.shard_bits == 15 and ba.sharding.hash == "identity"
+    assert bc.open(store, mip=1).sharding is None
+
+
+def test_a_bad_sharding_spec_fails_only_its_scale() -> None:
+    raw = base_info()
+    raw["scales"][0]["sharding"] = {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 9, "hash": "md5",
+                                    "minishard_bits": 6, "shard_bits": 15}
+    store = MemoryStore()
+    write_info(store, Info(raw))  # the info itself is readable
+    with pytest.raises(bc.InfoError, match="hash") as err:
         bc.open(store)
-    assert err.value.field == "info.scales[0].sharding"
+    assert err.value.field == "info.scales[0].sharding.hash"
     assert bc.open(store, mip=1).mip == 1
 
 

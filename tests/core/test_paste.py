@@ -1,4 +1,4 @@
-"""The region copy every read makes (bigarrays_core/codecs/paste.py): numba for large copies, numpy else."""
+"""The region copy every read makes (bigarrays_core/kernels/paste.py): numba for large copies, numpy else."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from bigarrays_core.codecs import paste as module
-from bigarrays_core.codecs.paste import MIN_ELEMENTS, paste
+from bigarrays_core.kernels import paste as module
+from bigarrays_core.kernels.paste import MIN_ELEMENTS, paste
 
 DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
 
@@ -59,7 +59,7 @@ def test_numba_is_loaded_only_after_the_process_has_copied_enough() -> None:
     # A fresh process: small copies, then large ones under the threshold, never import numba;
     # crossing it loads the kernel in the background, and later copies use it.
     code = ("import sys, numpy as np\n"
-            "from bigarrays_core.codecs import paste as p\n"
+            "from bigarrays_core.kernels import paste as p\n"
             "p.WARM_BYTES = 8 << 20\n"
             "out = np.zeros((64, 64, 64, 1), np.uint8, order='F')\n"
             "p.paste(out[:16, :16, :16], np.ones((16, 16, 16, 1), np.uint8))\n"

@@ -16,14 +16,22 @@ from typing import Any
 import pytest
 
 from bigarrays_core.kvstore import KVStore, LocalStore, open_store
+from bigarrays_core.kvstore.base import Value
 from bigarrays_core.kvstore.fsspec_store import FsspecStore
 from tests.services import StaticHTTPServer
 
-__all__ = ["ALL_KINDS", "IGNORE_LARGE_BODY_WARNING", "StoreCase", "gcsfs_client", "kinds", "make_case", "s3_client"]
+from .range_http import RangeHTTPServer
+
+__all__ = ["ALL_KINDS", "HTTP_KINDS", "IGNORE_LARGE_BODY_WARNING", "StoreCase", "gcsfs_client", "kinds", "make_case",
+           "s3_client"]
 
 #: Every store kind the conformance suite runs against. ``fsspec-memory`` is
 #: :class:`FsspecStore` over fsspec's own (non-async) memory filesystem: the thread-pool path.
-ALL_KINDS = ("memory", "local", "fsspec-memory", "s3", "gcs", "http")
+#: ``http`` is served by Python's ``http.server`` (it ignores ``Range``), ``http-range`` by a
+#: server that honours it.
+ALL_KINDS = ("memory", "local", "fsspec-memory", "s3", "gcs", "http", "http-range")
+#: The read-only HTTP kinds, with the fixture of the server each is served by.
+HTTP_KINDS = {"http": "http_server", "http-range": "range_http_server"}
 _CLOUD_KINDS = frozenset({"s3", "gcs"})
 
 #: gcsfs hands aiohttp every upload as one ``bytes`` body, and aiohttp >= 3.10 warns
@@ -62,12 +70,13 @@ class StoreCase:
     """One store kind under test.
 
     ``store`` is the store the suite checks. ``writer`` puts data in place: the store itself
-    when it is writable, else a writable store over the same data (for ``http``, a
-    :class:`LocalStore` over the served directory). ``reopen(**options)`` opens the URL again.
+    when it is writable, else a writable store over the same data (for ``http`` and
+    ``http-range``, a :class:`LocalStore` over the served directory). ``reopen(**options)`` opens the URL again.
     ``encoding_convention`` says how a content encoding is recorded: ``"metadata"``
-    (``Content-Encoding``, plain key), ``"suffix"`` (``.gz`` / ``.zstd`` names) or ``"none"``.
+    (``Content-Encoding``, plain key), ``"suffix"`` (``.gz`` / ``.zstd`` names) or ``"memory"``
+    (beside the value, plain key).
     ``raw()`` lists the stored object names under the root with their recorded
-    ``Content-Encoding`` (``None`` where there is no metadata); ``put_raw(name, data, **meta)``
+    content encoding (``None`` where nothing records one); ``put_raw(name, data, **meta)``
     writes an object with the SDK, bypassing bigarrays, as CloudVolume would.
     """
 
@@ -81,23 +90,23 @@ class StoreCase:
     put_raw: Callable[..., None]
 
 
-def make_case(kind: str, url: str, http: StaticHTTPServer | None) -> StoreCase:
+def make_case(kind: str, url: str, http: StaticHTTPServer | RangeHTTPServer | None) -> StoreCase:
     """The :class:`StoreCase` for a fresh store of ``kind`` at ``url``."""
     store = FsspecStore(url) if kind == "fsspec-memory" else open_store(url)
     writer: KVStore = store
-    convention = {"memory": "none", "s3": "metadata", "gcs": "metadata"}.get(kind, "suffix")
+    convention = {"memory": "memory", "s3": "metadata", "gcs": "metadata"}.get(kind, "suffix")
 
     if kind == "memory":
-        data = store._data  # type: ignore[attr-defined]
+        values = store._values  # type: ignore[attr-defined]
 
         def raw() -> dict[str, str | None]:
-            return {k: None for k in data}
+            return {k: v.encoding for k, v in values.items()}
 
         def put_raw(name: str, value: bytes, **meta: str) -> None:
-            data[name] = value
+            values[name] = Value(value, meta.get("content_encoding"))
 
-    elif kind in ("local", "http"):
-        if kind == "http":
+    elif kind in ("local", *HTTP_KINDS):
+        if kind in HTTP_KINDS:
             assert http is not None
             root = os.path.join(http.root, url.rsplit("/", 1)[1])
             writer = LocalStore(root)

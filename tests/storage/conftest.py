@@ -5,7 +5,9 @@ Session-scoped servers (started only when a test asks for them, stopped by pid a
 * ``s3_server``: moto's S3 server; the session's environment gets dummy ``AWS_*`` credentials
   and ``AWS_ENDPOINT_URL`` pointing at it, so ``s3://`` URLs need no options.
 * ``gcs_server``: fake-gcs-server; ``STORAGE_EMULATOR_HOST`` points at it.
-* ``http_server``: a threaded static-file server over a temporary directory.
+* ``http_server``: a threaded static-file server over a temporary directory (it ignores
+  ``Range``, as Python's ``http.server`` does).
+* ``range_http_server``: the same, but answering ``Range`` requests (206 / 416).
 
 Per test: ``store_url(kind)`` makes a fresh bucket / directory and returns its URL, and
 ``case`` is one :class:`~tests.storage.cases.StoreCase` per store kind, for the conformance
@@ -23,7 +25,8 @@ import pytest
 
 from tests.services import new_bucket_url
 
-from .cases import ALL_KINDS, StoreCase, kinds, make_case
+from .cases import ALL_KINDS, HTTP_KINDS, StoreCase, kinds, make_case
+from .range_http import RangeHTTPServer
 
 
 def _unique(prefix: str) -> str:
@@ -34,9 +37,9 @@ def _unique(prefix: str) -> str:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
     """``store_url(kind)``: the URL of a fresh, empty store of that kind.
 
-    ``s3`` and ``gcs`` get a new bucket (and a prefix inside it), ``http`` a new directory
-    under the static server's root, ``local`` a directory under ``tmp_path``, ``memory`` and
-    ``fsspec-memory`` a new name. The servers start on first use.
+    ``s3`` and ``gcs`` get a new bucket (and a prefix inside it), ``http`` and ``http-range`` a
+    new directory under their static server's root, ``local`` a directory under ``tmp_path``,
+    ``memory`` and ``fsspec-memory`` a new name. The servers start on first use.
     """
 
     def make(kind: str) -> str:
@@ -49,8 +52,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str],
         if kind in ("s3", "gcs"):
             server = request.getfixturevalue(f"{kind}_server")
             return new_bucket_url(kind, server.endpoint, "prefix")
-        if kind == "http":
-            server = request.getfixturevalue("http_server")
+        if kind in HTTP_KINDS:
+            server = request.getfixturevalue(HTTP_KINDS[kind])
             name = _unique("dir")
             os.makedirs(os.path.join(server.root, name))
             return f"{server.endpoint}/{name}"
@@ -64,9 +67,19 @@ def case(request: pytest.FixtureRequest, store_url: Callable[[str], str]) -> Ite
     """One :class:`StoreCase` per store kind (narrow with indirect parametrisation)."""
     kind = request.param
     url = store_url(kind)
-    http = request.getfixturevalue("http_server") if kind == "http" else None
+    http = request.getfixturevalue(HTTP_KINDS[kind]) if kind in HTTP_KINDS else None
     c = make_case(kind, url, http)
     try:
         yield c
     finally:
         c.store.close()
+
+
+@pytest.fixture(scope="session")
+def range_http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RangeHTTPServer]:
+    """A static-file server that answers ``Range`` requests, over a temporary directory."""
+    server = RangeHTTPServer(str(tmp_path_factory.mktemp("range-http-root"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -78,7 +78,7 @@ def test_known_but_missing_fsspec_implementation_names_the_url() -> None:
 
 
 def test_gcsfs_extended_filesystem_is_off() -> None:
-    # Set by fsspec_store before gcsfs is imported (local-services.md §2c).
+    # Set before gcsfs is first imported (by the tests' conftest, else when a GCS store opens).
     assert os.environ.get("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "").lower() in ("false", "0")
     store = open_store("gs://bucket", storage_options={"token": "anon"})
     assert not any(c.__name__ == "ExtendedGcsFileSystem" for c in type(store.fs).__mro__)

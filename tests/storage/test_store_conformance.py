@@ -1,10 +1,10 @@
 """One conformance suite for every key-value store kind.
 
 Each test runs once per kind through the ``case`` fixture (memory, local, fsspec-memory,
-s3 on moto, gcs on fake-gcs-server, http read-only over a static server): the same
-assertions, no per-backend copies. Data goes in through ``case.writer`` and is read back
-through ``case.store``; for the read-only http store the writer is a local store over the
-served directory.
+s3 on moto, gcs on fake-gcs-server, http read-only over a static server that ignores ``Range``
+and http-range over one that honours it): the same assertions, no per-backend copies. Data
+goes in through ``case.writer`` and is read back through ``case.store``; for the read-only
+http stores the writer is a local store over the served directory.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import pytest
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 from bigarrays_core.kvstore import WriteOptions, open_store
+from bigarrays_core.kvstore.base import ByteRange
 from tests.services import Service
 
-from .cases import ALL_KINDS, IGNORE_LARGE_BODY_WARNING, StoreCase, gcsfs_client, kinds, s3_client
+from .cases import ALL_KINDS, HTTP_KINDS, IGNORE_LARGE_BODY_WARNING, StoreCase, gcsfs_client, kinds, s3_client
 
 pytestmark = pytest.mark.filterwarnings(IGNORE_LARGE_BODY_WARNING)
 
-WRITABLE = kinds(*(k for k in ALL_KINDS if k != "http"))
+WRITABLE = kinds(*(k for k in ALL_KINDS if k not in HTTP_KINDS))
 WITH_SUFFIX_FALLBACK = kinds(*(k for k in ALL_KINDS if k != "memory"))
 OBJECT_STORES = kinds("s3", "gcs")
 
@@ -116,7 +117,7 @@ def test_list(case: StoreCase) -> None:
 
 def test_list_prefix_cannot_escape_the_root(case: StoreCase) -> None:
     case.writer.set("inside", b"x")
-    if case.kind in ("local", "http"):  # something beside the root that must stay invisible
+    if case.kind in ("local", *HTTP_KINDS):  # something beside the root that must stay invisible
         parent = os.path.dirname(case.writer.root)  # type: ignore[attr-defined]
         with open(os.path.join(parent, "outside"), "wb") as f:
             f.write(b"secret")
@@ -155,7 +156,7 @@ def test_unsafe_keys_are_refused(case: StoreCase, key: str) -> None:
 
 def test_read_only_refuses_and_changes_nothing(case: StoreCase) -> None:
     case.writer.set_many({"keep": b"old", "gone": b"x"})
-    ro = case.store if case.kind == "http" else case.reopen(read_only=True)
+    ro = case.store if case.kind in HTTP_KINDS else case.reopen(read_only=True)
     assert ro.read_only
     with pytest.raises(ReadOnlyError) as info:
         ro.set("keep", b"new")
@@ -188,17 +189,32 @@ def test_content_encoding_round_trip(case: StoreCase, encoding: str) -> None:
 
     raw = case.raw()
     suffix = {"gzip": ".gz", "zstd": ".zstd"}[encoding]
-    if case.encoding_convention == "metadata":
-        assert raw == {key: encoding}  # plain key, Content-Encoding recorded, no aws-chunked
-    elif case.encoding_convention == "suffix":
-        assert raw == {key + suffix: None}
+    if case.encoding_convention in ("metadata", "memory"):
+        assert raw == {key: encoding}  # plain key, the encoding recorded beside it, no aws-chunked
     else:
-        assert raw == {key: None}
+        assert raw == {key + suffix: None}
 
     # Rewriting without an encoding leaves exactly the plain value visible.
     case.writer.set(key, payload)
     assert case.store.get(key) == payload
     assert list(case.store.list("8_8_40/")) == [key]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_iter_values_reports_the_recorded_encoding(case: StoreCase, encoding: str) -> None:
+    """Whatever the store's convention (a suffix, a header, a note beside the value), the
+    readers say which encoding it recorded, so nothing depends on guessing from the bytes."""
+    stored = gzip.compress(b"payload " * 300) if encoding == "gzip" else b"\x28\xb5\x2f\xfd" + _rng_bytes(300, 3)
+    case.writer.set("enc/a", stored, WriteOptions(content_encoding=encoding))
+    case.writer.set("enc/plain", b"plain bytes")
+    keys = ["enc/a", "enc/plain", "enc/missing"]
+    # A value may be a view of a buffer the store reuses: copy each before the next.
+    got = [None if v is None else (bytes(v.data), v.encoding, v.partial) for v in case.store.iter_values(keys)]
+    assert got == [(stored, encoding, False), (b"plain bytes", None, False), None]
+    # Rewritten without an encoding, the value reports none.
+    case.writer.set("enc/a", b"now plain")
+    (value,) = case.store.iter_values(["enc/a"])
+    assert value is not None and (bytes(value.data), value.encoding) == (b"now plain", None)
 
 
 @pytest.mark.parametrize("case", WITH_SUFFIX_FALLBACK, indirect=True)
@@ -219,15 +235,18 @@ def test_cloudvolume_suffixed_objects(case: StoreCase) -> None:
 
 
 @pytest.mark.parametrize("case", OBJECT_STORES, indirect=True)
-def test_cloudvolume_content_encoding_objects(case: StoreCase) -> None:
-    """A gzip object with Content-Encoding and no suffix, written by the SDK as CloudVolume
-    does, reads back as the gzip bytes or as the decoded bytes, never anything else."""
-    payload = os.urandom(3000) + b"\r"
-    gz = gzip.compress(payload)
-    case.put_raw("1_1_1/0-1_0-1_0-1", gz, content_encoding="gzip")
-    got = case.store.get("1_1_1/0-1_0-1_0-1")
-    assert got in (gz, payload)
-    assert got == gz  # what the installed clients do today: stored bytes (see fsspec_store docs)
+@pytest.mark.parametrize(("header", "reported"), [("gzip", "gzip"), ("br", "br"), ("xz", "xz"), ("bzip2", "bz2"),
+                                                  ("bz2", "bz2"), ("identity", None)])
+def test_cloudvolume_content_encoding_objects(case: StoreCase, header: str, reported: str | None) -> None:
+    """An object with a Content-Encoding and no suffix, written by the SDK as CloudVolume does
+    (``bzip2`` on S3, ``bz2`` on GCS), reads back as the stored bytes with the encoding
+    reported by its one name, through obstore and through fsspec alike."""
+    stored = gzip.compress(os.urandom(3000) + b"\r") if header == "gzip" else _rng_bytes(3000, 4)
+    case.put_raw("1_1_1/0-1_0-1_0-1", stored, content_encoding=header)
+    for store in (case.store, case.reopen(obstore_reads=False)):
+        assert store.get("1_1_1/0-1_0-1_0-1") == stored  # stored bytes, never decoded on the way
+        got = [None if v is None else (bytes(v.data), v.encoding) for v in store.iter_values(["1_1_1/0-1_0-1_0-1"])]
+        assert got == [(stored, reported)]
 
 
 @pytest.mark.parametrize("case", OBJECT_STORES, indirect=True)
@@ -249,7 +268,8 @@ def test_http_reads_an_object_served_with_content_encoding(
     gcs_server: Service, store_url: Callable[[str], str]
 ) -> None:
     """Over plain HTTP (fake-gcs-server's public path, as a browser would read a bucket) a
-    gzip object served with ``Content-Encoding: gzip`` comes back decoded by aiohttp."""
+    gzip object served with ``Content-Encoding: gzip``: ``get`` returns it decoded by aiohttp
+    (an ``info`` is JSON), the chunk reader the gzip body and its encoding."""
     root = store_url("gcs")[len("gs://"):]
     payload = os.urandom(5000) + b"\r"
     gz = gzip.compress(payload)
@@ -257,5 +277,52 @@ def test_http_reads_an_object_served_with_content_encoding(
     store = open_store(f"{gcs_server.endpoint}/{root}")
     assert store.read_only
     got = store.get("k")
-    assert got in (gz, payload)
     assert got == payload
+    # The chunk reader gets the body as sent, with the encoding the server recorded for it.
+    assert [(bytes(v.data), v.encoding) for v in store.iter_values(["k"]) if v is not None] == [(gz, "gzip")]
+
+
+# -- byte ranges -------------------------------------------------------------------------------
+
+#: ``(key, start, stop)`` against a 100,000-byte value ``r/a``, an empty ``r/empty`` and a
+#: missing ``r/missing``: adjacent, overlapping, far apart, past the end, empty, open-ended.
+RANGES = [
+    ("r/a", 0, 10), ("r/a", 10, 20), ("r/a", 15, 4000), ("r/a", 5000, 5100), ("r/a", 60_000, 61_000),
+    ("r/a", 99_990, 100_010), ("r/a", 100_000, 100_005), ("r/a", 200_000, 200_100), ("r/a", 50, 50),
+    ("r/a", 90_000, None), ("r/a", 0, None), ("r/missing", 0, 10), ("r/missing", 5, None), ("r/empty", 0, 10),
+    ("r/empty", 0, None), ("r/b", 3, 7),
+]
+
+
+def test_get_ranges(case: StoreCase) -> None:
+    value, other = _rng_bytes(100_000, 7), _rng_bytes(50, 8)
+    case.writer.set_many({"r/a": value, "r/empty": b"", "r/b": other})
+    whole = {"r/a": value, "r/empty": b"", "r/b": other}
+    ranges = [ByteRange(*r) for r in RANGES]
+    got = case.store.get_ranges(ranges)
+    expected = [None if r.key not in whole else whole[r.key][r.start:r.stop] for r in ranges]
+    assert [None if g is None else bytes(g) for g in got] == expected
+    assert case.store.get_ranges([]) == []
+    # One range at a time gives the same, in any order.
+    for r, want in reversed(list(zip(ranges, expected))):
+        (one,) = case.store.get_ranges([r])
+        assert (None if one is None else bytes(one)) == want, r
+
+
+def test_get_ranges_read_the_stored_bytes_of_an_encoded_value(case: StoreCase) -> None:
+    """Ranges are of the bytes as stored (a gzip stream here), however the store records the
+    encoding: a suffix, or Content-Encoding (on GCS, never a transcoded answer)."""
+    stored = gzip.compress(_rng_bytes(20_000, 9) + bytes(20_000))
+    case.writer.set("r/gz", stored, WriteOptions(content_encoding="gzip"))
+    stores = [case.store]
+    if case.kind in ("s3", "gcs"):
+        stores.append(case.reopen(obstore_reads=False))
+    for store in stores:
+        parts = store.get_ranges([ByteRange("r/gz", 0, 100), ByteRange("r/gz", 100, 9000), ByteRange("r/gz", 9000)])
+        assert b"".join(bytes(p) for p in parts if p is not None) == stored
+
+
+@pytest.mark.parametrize("bad", [ByteRange("r/a", -1, 5), ByteRange("r/a", 5, 4), ByteRange("../r", 0, 1)])
+def test_get_ranges_refuse_invalid_ranges(case: StoreCase, bad: ByteRange) -> None:
+    with pytest.raises(ValueError, match="r"):
+        case.store.get_ranges([ByteRange("r/a", 0, 1), bad])

@@ -14,7 +14,8 @@ blocks are sorted. Every kernel releases the GIL, so threads reduce blocks in pa
 This module imports numba: it is imported lazily, by
 :func:`bigarrays_core.downsampling.downsample_block`, never by ``import bigarrays_core``.
 Kernels are compiled per dtype on first use and cached on disk
-(:mod:`bigarrays_core.codecs.jit`).
+(:mod:`bigarrays_core.kernels.jit`). Like every kernel it imports nothing from bigarrays
+outside :mod:`bigarrays_core.kernels`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bigarrays_core.codecs.jit import kernel
+from .jit import kernel
 
 __all__ = ["average_22_float", "average_22_narrow", "average_22_wide", "average_float", "average_int", "average_int64",
            "extreme", "mode", "mode_221"]

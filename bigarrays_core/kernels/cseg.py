@@ -1,23 +1,23 @@
 """A compressed_segmentation decoder that writes a region of a chunk straight into an array.
 
-The kernel (numba, compiled once and cached on disk: :mod:`bigarrays_core.codecs.jit`)
+The kernel (numba, compiled once and cached on disk: :mod:`bigarrays_core.kernels.jit`)
 decodes only the blocks a region touches, writes the labels straight into ``out`` (any
 strides, e.g. a view of a bigger cutout) and releases the GIL, so several chunks decode
 at once on several threads.
 
-Format: precomputed-format.md §3.5. The chunk is validated before anything is written,
-at least as strictly as TensorStore does and never trusting an offset: the channel
-offsets must be increasing and inside the chunk, and every block header of every channel
-must name valid encoded bits, encoded values inside its channel's stream and a lookup
-table starting inside it. A lookup table may end past the stream (valid encoders store
+Format: Neuroglancer's compressed_segmentation encoding (see ``docs/format.md``). The chunk
+is validated before anything is written, at least as strictly as TensorStore does and never
+trusting an offset: the channel offsets must be increasing and inside the chunk, and every
+block header of every channel must name valid encoded bits, encoded values inside its
+channel's stream and a lookup table starting inside it. A lookup table may end past the stream (valid encoders store
 only the entries a block uses, so the last table is often short); a block whose
 ``2**bits``-entry table does not fit has the indices of its voxels inside the chunk
 checked against the entries that do. Anything else raises ``ValueError`` naming the
 channel, block and offsets; no read or write ever leaves the buffers.
 
 This module imports numba, so it is imported lazily (on the first compressed_segmentation
-decode), never by ``import bigarrays_core``. Must not import from ``kvstore``, ``array``
-or the server.
+decode), never by ``import bigarrays_core``. Like every kernel it imports nothing from
+bigarrays outside :mod:`bigarrays_core.kernels`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import types
 
-from bigarrays_core.codecs.jit import kernel
+from .jit import kernel
 
 __all__ = ["decode_region"]
 

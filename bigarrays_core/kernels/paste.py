@@ -9,7 +9,7 @@ Loading numba costs about 0.25 s and 110 MB of memory, three times what a one-sh
 ``bigarrays cutout`` takes otherwise, so the kernel is tiered in: copies go through numpy
 until the process has copied :data:`WARM_BYTES` (or has numba loaded already, e.g. for
 compressed_segmentation), then a background thread loads the kernel for each dtype seen
-(compiled once, ~0.1 s, and cached on disk by :mod:`bigarrays_core.codecs.jit`) and later
+(compiled once, ~0.1 s, and cached on disk by :mod:`bigarrays_core.kernels.jit`) and later
 copies of that dtype use it. A process that reads little never imports numba.
 
 Small copies, copies that convert (a bool output from uint8 bytes), non-native byte
@@ -31,7 +31,7 @@ __all__ = ["DTYPES", "MIN_ELEMENTS", "WARM_BYTES", "paste", "precompile", "wait_
 MIN_ELEMENTS = 1 << 15
 #: Bytes a process copies with numpy before it loads the numba kernel.
 WARM_BYTES = 1 << 30
-#: The dtypes volumes have (DESIGN.md).
+#: The dtypes volumes have (``bigarrays_core.format.DTYPES``; listed here, as kernels import nothing).
 DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
 
 _kernels: dict[np.dtype, Any] = {}
@@ -108,7 +108,7 @@ def _load(dtype: np.dtype) -> Any:
         import numba
         from numba import types
 
-        from bigarrays_core.codecs.jit import kernel
+        from .jit import kernel
 
         item = numba.from_dtype(dtype)
         signature = types.void(types.Array(item, 4, "A"), types.Array(item, 4, "A", readonly=True))

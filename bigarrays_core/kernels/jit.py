@@ -21,13 +21,17 @@ def kernel(signatures: list[Any] | None = None) -> Callable[[Callable[..., Any]]
     """``numba.njit(nogil=True)``: compiled now for ``signatures``, or per argument types on
     first call when None; cached on disk if possible."""
 
+    def compiled(func: Callable[..., Any], cache: bool) -> Any:
+        if signatures is None:
+            return numba.njit(nogil=True, cache=cache)(func)
+        return numba.njit(signatures, nogil=True, cache=cache)(func)
+
     def wrap(func: Callable[..., Any]) -> Any:
-        args = [signatures] if signatures is not None else []
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", numba.NumbaWarning)
-                return numba.njit(*args, nogil=True, cache=True)(func)
+                return compiled(func, True)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(*args, nogil=True, cache=False)(func)
+            return compiled(func, False)
 
     return wrap

@@ -9,7 +9,8 @@ These are the choices of Neuroglancer's reference encoder (and of the ``compress
 package), so the streams decode the same everywhere.
 
 Runs of equal neighbours, the common case in segmentations, take one comparison per voxel. This
-module imports numba: it is imported lazily, on the first compressed_segmentation encode.
+module imports numba: it is imported lazily, on the first compressed_segmentation encode. Like
+every kernel it imports nothing from bigarrays outside :mod:`bigarrays_core.kernels`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from bigarrays_core.codecs.jit import kernel
+from .jit import kernel
 
 __all__ = ["encode_channel"]
 
