@@ -16,9 +16,10 @@ bounded by a few groups of rows):
   same ingest again skips them, and running a finished one writes nothing. ``overwrite``
   forgets the record and writes everything again.
 
-Writes into chunks shared with another ingest running at the same time in another process
-can lose voxels (the read-modify-write lock is per process): ingest tiles that share
-chunks one after another, or from one process.
+Ingests of tiles that share chunks may run at the same time, in any processes: the merge
+is a conditional read-modify-write (:func:`bigarrays_core.array.write.update_chunk`), so no
+tile loses voxels, on every store whose conditional writes are atomic across processes
+(local disk, S3, GCS; ``KVStore.atomic_updates``).
 """
 
 from __future__ import annotations

@@ -42,6 +42,10 @@ from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
 __all__ = ["ByteRange", "ByteSpan", "KVStore", "Value", "Version", "WriteOptions", "check_key", "check_range"]
 
+#: The lock file a local store keeps under a dataset's root (``LocalStore``): no store lists it
+#: as a key, whether it is read on disk, over HTTP or in a bucket it was copied to.
+LOCK_KEY = ".bigarrays/locks"
+
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd"}
 

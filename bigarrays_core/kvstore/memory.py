@@ -9,12 +9,23 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from bigarrays_core.errors import BigArraysError
-from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Value, WriteOptions, check_key, check_range
+from bigarrays_core.kvstore.base import (
+    ByteRange,
+    ByteSpan,
+    KVStore,
+    Value,
+    Version,
+    WriteOptions,
+    check_key,
+    check_range,
+)
 
 __all__ = ["MemoryStore"]
 
 _NAMED: dict[str, dict[str, Value]] = {}
 _NAMED_LOCK = threading.Lock()
+#: Held by every change of any memory store's data (stores of one name share their data).
+_WRITE_LOCK = threading.Lock()
 #: Anonymous stores that have been pickled, by token, so unpickling finds their data again.
 _PICKLED: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
 
@@ -71,7 +82,12 @@ class MemoryStore(KVStore):
     A store pickles by reference: unpickled in the same process it shares the data of the
     store it was pickled from; in another process (a Dask worker) every use of it raises
     :class:`BigArraysError`, since the data cannot follow it there.
+
+    Conditional writes (:meth:`write_if_unchanged`) compare the value itself and are atomic
+    (:attr:`atomic_updates`: the data lives in one process, and every change holds one lock).
     """
+
+    atomic_updates = True
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
                  data: Mapping[str, bytes] | None = None) -> None:
@@ -84,7 +100,6 @@ class MemoryStore(KVStore):
         else:
             with _NAMED_LOCK:
                 self._values = _NAMED.setdefault(self.url, {})
-        self._lock = threading.Lock()
         self._token: str | None = None
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
@@ -135,7 +150,7 @@ class MemoryStore(KVStore):
             check_key(k)
         self._check_writable("write", next(iter(items), None))
         encoding = options.content_encoding if options is not None else None
-        with self._lock:
+        with _WRITE_LOCK:
             for k, v in items.items():
                 self._values[k] = Value(bytes(v), encoding)
 
@@ -144,7 +159,7 @@ class MemoryStore(KVStore):
         for k in keys:
             check_key(k)
         self._check_writable("delete", keys[0] if keys else None)
-        with self._lock:
+        with _WRITE_LOCK:
             for k in keys:
                 self._values.pop(k, None)
 
@@ -154,6 +169,26 @@ class MemoryStore(KVStore):
         return [k in self._values for k in keys]
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        with self._lock:
+        with _WRITE_LOCK:
             keys = [k for k in self._values if k.startswith(prefix)]
         return iter(keys)
+
+    def read_for_update(self, key: str) -> tuple[Value | None, Version]:
+        """The value and, as its version, the value itself (compared by content)."""
+        check_key(key)
+        value = self._values.get(key)
+        return (value, Version(value)) if value is not None and value.data else (None, Version())
+
+    def write_if_unchanged(self, key: str, value: bytes | None, expected: Version,
+                           options: WriteOptions | None = None) -> bool:
+        check_key(key)
+        self._check_writable("write", key)
+        with _WRITE_LOCK:
+            now = self._values.get(key)
+            if Version(now if now is not None and now.data else None) != expected:
+                return False
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = Value(bytes(value), options.content_encoding if options is not None else None)
+            return True

@@ -72,20 +72,25 @@ def test_from_dask_writes_at_the_offset_and_keeps_what_is_around(tmp_path: Path,
 def test_from_dask_cuts_its_tasks_on_chunks_so_no_two_write_one_chunk(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     ba = make(str(tmp_path / "ds"), size=(100, 100, 20), chunk_size=(16, 16, 8), voxel_offset=(3, 3, 3))
-    written: list[tuple[str, ...]] = []
-    store = ba.store
-    real = type(store).set_many
+    written: list[str] = []
+    store = type(ba.store)
+    blind, conditional = store.set_many, store.write_if_unchanged
 
-    def spy(self: LocalStore, items, options=None):  # type: ignore[no-untyped-def]
-        written.append(tuple(items))
+    def spy_blind(self: LocalStore, items, options=None):  # type: ignore[no-untyped-def]
+        written.extend(items)
         assert in_parallel_task()  # chunk work stays in Dask's thread
-        real(self, items, options)
+        blind(self, items, options)
 
-    monkeypatch.setattr(type(store), "set_many", spy)
+    def spy_conditional(self: LocalStore, key, value, expected, options=None):  # type: ignore[no-untyped-def]
+        written.append(key)  # an edge chunk, merged
+        assert in_parallel_task()
+        return conditional(self, key, value, expected, options)
+
+    monkeypatch.setattr(store, "set_many", spy_blind)
+    monkeypatch.setattr(store, "write_if_unchanged", spy_conditional)
     data = np.ones((95, 90, 17), np.uint8)
     bc.from_dask(da.from_array(data, chunks=(25, 25, 5)), ba, (5, 4, 3))  # unaligned start: edge chunks merge
-    keys = [k for batch in written for k in batch]
-    assert len(keys) == len(set(keys)) == len(ba.chunks(bc.Box.from_shape((5, 4, 3), data.shape)))
+    assert len(written) == len(set(written)) == len(ba.chunks(bc.Box.from_shape((5, 4, 3), data.shape)))
     got = ba[:, :, :, 0]
     assert got[2:97, 1:91, 0:17].all() and got.sum() == data.size
 
