@@ -152,6 +152,10 @@ class FsspecStore(KVStore):
         Read values through obstore where it is installed and the configuration allows it
         (:mod:`bigarrays_core.kvstore.obstore_reads`); ``False`` reads through fsspec.
 
+    A store pickles as the arguments it was made with (credentials in ``storage_options``
+    included: Dask sends them to its workers as fsspec's filesystems do) and is made again,
+    with its own connections, where it is unpickled.
+
     Raises
     ------
     UnknownSchemeError
@@ -187,6 +191,13 @@ class FsspecStore(KVStore):
         ):
             if not ok:
                 raise ValueError(f"FsspecStore({url!r}): {name}={value!r} is out of range")
+        #: What the store was made from: a store pickles as these and is made again where it is
+        #: unpickled (a Dask worker), with its own connections, pools and caches.
+        self._made_from = {
+            "url": url, "read_only": read_only, "storage_options": dict(storage_options or {}),
+            "max_concurrency": max_concurrency, "timeout": timeout, "retries": retries, "backoff": backoff,
+            "max_backoff": max_backoff, "list_timeout": list_timeout, "suffix_fallback": suffix_fallback,
+            "filesystem": filesystem, "obstore_reads": obstore_reads}
         self.protocol = url.split("://", 1)[0].lower()
         self.url = url.rstrip("/")
         self.read_only = read_only or self.protocol in HTTP
@@ -227,6 +238,9 @@ class FsspecStore(KVStore):
         self._metadata_encoding = self.protocol in GCS or self.protocol in S3
         find_params = inspect.signature(fs._find if self._async else fs.find).parameters
         self._find_has_prefix = "prefix" in find_params
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_remade, (self._made_from,))
 
     # -- plumbing ----------------------------------------------------------------------------
     def _path(self, key: str) -> str:
@@ -640,3 +654,8 @@ class FsspecStore(KVStore):
             pool.shutdown(wait=False)
         if self._obstore is not None:
             self._obstore.close()
+
+
+def _remade(made_from: Mapping[str, Any]) -> FsspecStore:
+    """A store made again from what an unpickled one was made from (see ``FsspecStore.__reduce__``)."""
+    return FsspecStore(**made_from)

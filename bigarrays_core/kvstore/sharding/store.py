@@ -37,6 +37,7 @@ goes; writers of this process are also serialised per shard by
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import threading
@@ -167,6 +168,11 @@ class ShardedStore(KVStore):
         #: (kind, shard, ...) -> (generation it was read at, value); see :class:`_Attempt`.
         self._cache: LRUCache[tuple[Any, ...], tuple[int, Any]] = LRUCache(maxsize=cache_bytes, getsizeof=_sizeof)
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # A store pickles as what it is made of; its index cache stays behind.
+        return (functools.partial(ShardedStore, cache_bytes=self._cache.maxsize),
+                (self.base, self.prefix, self.spec, self.grid))
 
     # -- keys ------------------------------------------------------------------------------
     def chunk_cell(self, key: str) -> tuple[int, int, int]:
