@@ -54,6 +54,7 @@ from bigarrays_core.downsampling import downsample_block, resolve_method
 from bigarrays_core.errors import InfoError, OutOfBoundsError, ReadOnlyError
 from bigarrays_core.format import Info, Scale, scale_key_for, write_info
 from bigarrays_core.format.scales import coarsen_box, downsample_factor, refine_box
+from bigarrays_core.format.sharding import choose_sharding
 from bigarrays_core.geometry import Box, Vec3, split_box
 from bigarrays_core.jobs import Progress, Stage, run_stages
 from bigarrays_core.kvstore import KVStore, WriteOptions
@@ -78,8 +79,11 @@ def _ignore(n: int) -> None:
 # -- the info: scales to add ---------------------------------------------------------------
 
 
-def _new_scale(fine: Scale, factor: Vec3) -> dict[str, Any]:
-    """The info entry of a scale ``factor`` coarser than ``fine`` (create's geometry)."""
+def _new_scale(info: Info, fine: Scale, factor: Vec3) -> dict[str, Any]:
+    """The info entry of a scale ``factor`` coarser than ``fine`` (create's geometry). A sharded
+    ``fine`` scale gives a sharded one: with the spec :func:`~bigarrays_core.format.sharding.
+    choose_sharding` picks for the new grid when ``fine`` has the one it picks for its own,
+    else with ``fine``'s spec (as ``create(sharding={...})`` gives every scale the same)."""
     lo = [o // f for o, f in zip(fine.voxel_offset, factor)]
     hi = [-(-(o + s) // f) for o, s, f in zip(fine.voxel_offset, fine.size, factor)]
     res = [r * f for r, f in zip(fine.resolution, factor)]
@@ -92,9 +96,12 @@ def _new_scale(fine: Scale, factor: Vec3) -> dict[str, Any]:
         if fine.raw.get(name) is not None:
             scale[name] = fine.raw[name]
     if fine.sharding is not None:
-        raise InfoError(f"scale {fine.key!r} is sharded: add the scales above it to the info yourself "
-                        f"(bigarrays does not choose sharding specs for new scales yet)",
-                        field=f"info.scales[{fine.index}].sharding")
+        chosen = choose_sharding(fine.size, fine.chunk_size, info.dtype, info.num_channels, fine.encoding).to_json()
+        if dict(fine.sharding) == chosen:
+            scale["sharding"] = choose_sharding(scale["size"], fine.chunk_size, info.dtype, info.num_channels,
+                                                fine.encoding).to_json()
+        else:
+            scale["sharding"] = dict(fine.sharding)
     return scale
 
 
@@ -110,7 +117,7 @@ def add_scales(info: Info, top: int, factor: Vec3) -> Info:
     fine = info.scales[-1]
     keys = {s.key for s in info.scales}
     for _ in range(len(info.scales), top + 1):
-        entry = _new_scale(fine, factor)
+        entry = _new_scale(info, fine, factor)
         if entry["key"] in keys:
             raise InfoError(f"cannot add a scale of resolution {entry['resolution']}: its key {entry['key']!r} "
                             f"is taken by another scale", field="info.scales")

@@ -1,7 +1,7 @@
 """Transfers: :func:`transfer` copies a dataset, or a region of it, into another one.
 
 The copy may change what is stored but never the voxels: another chunk size, encoding,
-byte compression or bounds (every scale copied gets them), in a new dataset (whose info is
+byte compression, sharding or bounds (every scale copied gets them), in a new dataset (whose info is
 the source's, unknown fields kept, with those changes) or into an existing one (which must
 have the source's dtype, channels and scale resolutions; options that contradict it are
 refused). Voxel coordinates stay the same: voxel ``(x, y, z)`` of a scale of the source is
@@ -34,6 +34,7 @@ from bigarrays_core.array import BigArray
 from bigarrays_core.errors import BigArraysError, DatasetNotFoundError, InfoError, OutOfBoundsError
 from bigarrays_core.format import Info, create_info, write_info
 from bigarrays_core.format.scales import coarsen_box, downsample_factor
+from bigarrays_core.format.sharding import choose_sharding, scale_sharding
 from bigarrays_core.geometry import Box
 from bigarrays_core.ingest import ingest_stage
 from bigarrays_core.jobs import Progress, Stage, run_stages
@@ -55,11 +56,12 @@ def _ignore(n: int) -> None:
     pass
 
 
-def _scale_entry(raw: Mapping[str, Any], box: Box | None, chunk_size: Sequence[int] | None, encoding: str | None,
-                 compression: Any) -> dict[str, Any]:
-    """A source scale's info entry with the transfer's changes."""
+def _scale_entry(info: Info, raw: Mapping[str, Any], box: Box | None, chunk_size: Sequence[int] | None,
+                 encoding: str | None, compression: Any, sharding: Any) -> dict[str, Any]:
+    """A source scale's info entry with the transfer's changes (see :func:`transfer`)."""
     entry = dict(raw)
-    entry.pop("sharding", None)
+    source_sharding = entry.pop("sharding", None)
+    regrid = box is not None or (chunk_size is not None and [int(c) for c in chunk_size] != entry["chunk_sizes"][0])
     if box is not None:
         entry["voxel_offset"] = list(box.start)
         entry["size"] = list(box.shape)
@@ -78,11 +80,22 @@ def _scale_entry(raw: Mapping[str, Any], box: Box | None, chunk_size: Sequence[i
         if compression is not None:
             probe = create_info(dtype="uint8", size=(1, 1, 1), compression=compression)
             entry["compression"] = probe.scales[0].compression
+    if sharding is KEEP:
+        sharding = source_sharding if source_sharding is None or not regrid else True
+    if sharding is True:
+        sharding = choose_sharding(entry["size"], entry["chunk_sizes"][0], info.dtype, info.num_channels,
+                                   entry["encoding"]).to_json()
+    if sharding:
+        if compression is not KEEP and compression is not None:
+            raise InfoError("compression: a sharded scale's chunks are compressed by its sharding's data_encoding; "
+                            "compression= applies to unsharded destinations only", field="compression")
+        entry.pop("compression", None)
+        entry["sharding"] = dict(sharding)
     return entry
 
 
 def _new_info(src: BigArray, mips: int, bounds: Box | None, chunk_size: Sequence[int] | None,
-              encoding: str | None, compression: Any) -> Info:
+              encoding: str | None, compression: Any, sharding: Any) -> Info:
     raw = src.info
     scales = []
     for k in range(src.mip, src.mip + mips):
@@ -91,13 +104,14 @@ def _new_info(src: BigArray, mips: int, bounds: Box | None, chunk_size: Sequence
             box = bounds
             for j in range(src.mip + 1, k + 1):
                 box = coarsen_box(box, downsample_factor(src.parsed_info.scales[j - 1], src.parsed_info.scales[j]))
-        scales.append(_scale_entry(raw["scales"][k], box, chunk_size, encoding, compression))
+        scales.append(_scale_entry(src.parsed_info, raw["scales"][k], box, chunk_size, encoding, compression,
+                                   sharding))
     raw["scales"] = scales
     return Info(raw)
 
 
 def _check_existing(src: BigArray, dst: BigArray, mips: int, chunk_size: Sequence[int] | None,
-                    encoding: str | None) -> None:
+                    encoding: str | None, sharding: Any = KEEP) -> None:
     where = dst.url
     if dst.dtype != src.dtype or dst.num_channels != src.num_channels:
         raise InfoError(f"{where} holds {dst.num_channels} channel(s) of {dst.dtype.name}; the source "
@@ -116,6 +130,10 @@ def _check_existing(src: BigArray, dst: BigArray, mips: int, chunk_size: Sequenc
         if encoding is not None and encoding != d.encoding:
             raise InfoError(f"{where} exists with encoding {d.encoding!r} at scale {j}, but encoding={encoding!r} "
                             f"was asked for; transfer into a new URL or leave it out", field="encoding")
+        if sharding is not KEEP and bool(sharding) != (d.sharding is not None):
+            raise InfoError(f"{where} exists {'with' if d.sharding is not None else 'without'} sharding at scale "
+                            f"{j}, but sharding={sharding!r} was asked for; transfer into a new URL or leave it out",
+                            field="sharding")
 
 
 @dataclass(frozen=True)
@@ -151,8 +169,8 @@ class TransferPlan:
 
 def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
                   bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None,
-                  encoding: str | None = None, compression: Any = KEEP, write_empty: bool = False,
-                  verify: bool = False, **store_options: Any) -> TransferPlan:
+                  encoding: str | None = None, compression: Any = KEEP, sharding: Any = KEEP,
+                  write_empty: bool = False, verify: bool = False, **store_options: Any) -> TransferPlan:
     """Check the arguments of :func:`transfer`, create the destination's info if it has none
     and cut the copy into stages (run them with :func:`bigarrays_core.jobs.run_stages`).
     Raises as :func:`transfer`."""
@@ -168,17 +186,18 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
     try:
         target = open_dataset(store)
     except DatasetNotFoundError:
-        info = _new_info(source, mips, bounds, chunk_size, encoding, compression)
+        info = _new_info(source, mips, bounds, chunk_size, encoding, compression, sharding)
         from bigarrays_core.codecs import pipeline_for
 
         for scale in info.scales:  # an encoding the dtype cannot have fails here, before anything is written
             pipeline_for(scale, info.dtype, info.num_channels)
+            scale_sharding(scale)
         write_info(store, info)
         target = BigArray(store, info, 0)
     else:
         if bounds is not None:
             raise InfoError(f"{target.url} exists: bounds= applies to a new destination only", field="bounds")
-        _check_existing(source, target, mips, chunk_size, encoding)
+        _check_existing(source, target, mips, chunk_size, encoding, sharding)
     if verify and target.encoding in _LOSSY:
         raise ValueError(f"verify cannot compare a {target.encoding} destination: it does not keep the voxels")
     box = source.bounds if region is None else region
@@ -212,8 +231,8 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
 
 def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
              bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None, encoding: str | None = None,
-             compression: Any = KEEP, write_empty: bool = False, overwrite: bool = False, resume: bool = True,
-             verify: bool = False, client: Any = None, progress: Progress = _ignore,
+             compression: Any = KEEP, sharding: Any = KEEP, write_empty: bool = False, overwrite: bool = False,
+             resume: bool = True, verify: bool = False, client: Any = None, progress: Progress = _ignore,
              report: WriteReport | None = None, **store_options: Any) -> WriteReport:
     """Copy ``src`` (a :class:`BigArray`, or a URL: its mip 0) into the dataset at ``dst``.
 
@@ -233,6 +252,13 @@ def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: 
         none, ``"gzip"``, ``"zstd"``, ``"blosc"`` or a spec such as ``{"id": "gzip", "level":
         6}``); each defaults to the source's. For an existing one, a value that differs from
         what it has is an :class:`InfoError` (compression is then taken from it).
+    sharding:
+        For a new destination: ``True`` shards every scale with the spec
+        :func:`~bigarrays_core.format.sharding.choose_sharding` picks for its grid (as
+        ``bc.create(sharding=True)``), a dict is every scale's ``"sharding"`` object,
+        ``False`` or None unshards. Default: a sharded source scale stays sharded, with its
+        own spec when the grid is unchanged and the chosen one otherwise. Sharded chunks are
+        compressed by the spec's ``data_encoding``, so ``compression`` must then be left out.
     write_empty:
         Also store chunks whose voxels are all zeros (chunks the source lacks stay missing).
     overwrite, resume:
@@ -253,8 +279,8 @@ def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: 
     and what the stores raise.
     """
     plan = plan_transfer(src, dst, mips=mips, region=region, bounds=bounds, chunk_size=chunk_size,
-                         encoding=encoding, compression=compression, write_empty=write_empty, verify=verify,
-                         **store_options)
+                         encoding=encoding, compression=compression, sharding=sharding, write_empty=write_empty,
+                         verify=verify, **store_options)
     record = None
     if resume:
         record = ProgressRecord(plan.target.store, plan.job)

@@ -40,6 +40,12 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--compression", default=None, choices=["none", "gzip", "zstd", "blosc"],
                    help="a new DST's byte compression (default: SRC's)")
     p.add_argument("--compression-level", type=int, default=None)
+    shard = p.add_mutually_exclusive_group()
+    shard.add_argument("--sharded", dest="sharding", action="store_const", const=True, default=None,
+                       help="a new DST's scales are sharded (neuroglancer_uint64_sharded_v1, the spec bigarrays "
+                            "picks for each grid); default: as SRC's")
+    shard.add_argument("--unsharded", dest="sharding", action="store_const", const=False,
+                       help="a new DST's scales are not sharded")
     p.add_argument("--write-empty", action="store_true", help="also store chunks whose voxels are all zeros")
     p.add_argument("--verify", action="store_true", help="compare every copied region of SRC and DST afterwards")
     p.add_argument("--overwrite", action="store_true", help="copy everything again, even what a run finished")
@@ -56,7 +62,8 @@ def run_transfer(args: argparse.Namespace) -> int:
     src = bc.open(args.src, mip=args.mip, read_only=True)
     plan = plan_transfer(src, args.dst, mips=args.mips, region=args.bbox, bounds=args.bounds,
                          chunk_size=args.chunk_size, encoding=args.encoding, compression=compression,
-                         write_empty=args.write_empty, verify=args.verify)
+                         sharding=KEEP if args.sharding is None else args.sharding, write_empty=args.write_empty,
+                         verify=args.verify)
     record = ProgressRecord(plan.target.store, plan.job)
     if args.overwrite:
         record.reset()

@@ -38,7 +38,7 @@ from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.errors import StorageError
 from bigarrays_core.geometry import Box
 
-__all__ = ["update_chunk", "write_box"]
+__all__ = ["update_chunk", "write_box", "write_pieces"]
 
 #: How often a conditional update of one chunk is tried before giving up (another writer
 #: changed the chunk between our read and our write every time).
@@ -101,18 +101,37 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
 
     ``box`` must already be clipped to the volume. See the module docstring.
     """
-    refs = io.chunks(box)
+    write_pieces(io, [(ref, ref.box.intersect(box)) for ref in io.chunks(box)], data, box, channels)
+
+
+def write_pieces(io: ScaleIO, pieces: Sequence[tuple[ChunkRef, Box]], data: np.ndarray, data_box: Box,
+                 channels: tuple[int, int] | None = None) -> None:
+    """Store the part ``box`` of each chunk of ``pieces`` (``(chunk, box)`` pairs, one per
+    chunk) from ``data``, the voxels of ``data_box`` x ``channels`` (default: all).
+
+    A piece that is its whole chunk (all channels) replaces the chunk; a smaller one is
+    merged into it (:func:`update_chunk`). Of a sharded scale, the pieces of one shard are
+    stored with one rewrite of the shard. What a job that decided chunk by chunk (stored or
+    not, whole or in part) calls; see the module docstring.
+    """
+    channels = channels or (0, io.num_channels)
     full_channels = channels == (0, io.num_channels)
+    boxes = {ref.key: box for ref, box in pieces}
+    refs = [ref for ref, _ in pieces]
 
     def covered(ref: ChunkRef) -> bool:
-        return full_channels and ref.box.intersect(box) == ref.box
+        return full_channels and boxes[ref.key] == ref.box
 
     def encode(ref: ChunkRef) -> bytes:
-        part = data[ref.box.slices_in(box) + (slice(None),)]
+        part = data[ref.box.slices_in(data_box) + (slice(None),)]
         return io.pipeline.encode(part, io.store.describe(ref.key))
 
+    def merge(ref: ChunkRef) -> None:
+        box = boxes[ref.key]
+        update_chunk(io, ref, box, channels, data[box.slices_in(data_box) + (slice(None),)])
+
     if io.sharding is not None:
-        _write_sharded(io, refs, box, channels, data, covered, encode)
+        _write_sharded(io, refs, covered, encode, merge)
         return
 
     def work(batch: Sequence[ChunkRef]) -> None:
@@ -122,7 +141,7 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
                 encoded[ref.key] = encode(ref)
                 continue
             with _locked(io, [ref.key]):
-                update_chunk(io, ref, box, channels, data)
+                merge(ref)
         if encoded:
             with _locked(io, encoded):
                 io.store.set_many(encoded, io.pipeline.write_options)
@@ -130,10 +149,10 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
     run_batches(work, refs, per_thread=4 if io.store.threaded_io else 1)
 
 
-def _write_sharded(io: ScaleIO, refs: list[ChunkRef], box: Box, channels: tuple[int, int], data: np.ndarray,
-                   covered: Callable[[ChunkRef], bool], encode: Callable[[ChunkRef], bytes]) -> None:
+def _write_sharded(io: ScaleIO, refs: Sequence[ChunkRef], covered: Callable[[ChunkRef], bool],
+                   encode: Callable[[ChunkRef], bytes], merge: Callable[[ChunkRef], None]) -> None:
     units: dict[str, list[ChunkRef]] = {}
-    for ref, unit in zip(refs, io.unit_keys(refs)):
+    for ref, unit in zip(refs, io.unit_keys(list(refs))):
         units.setdefault(unit, []).append(ref)
     per_voxel = io.dtype.itemsize * io.num_channels
     groups: list[list[str]] = [[]]
@@ -153,7 +172,7 @@ def _write_sharded(io: ScaleIO, refs: list[ChunkRef], box: Box, channels: tuple[
             if encoded:
                 io.store.set_many(encoded, io.pipeline.write_options)
             for ref in partial:
-                update_chunk(io, ref, box, channels, data)
+                merge(ref)
 
 
 def _encode_all(refs: Sequence[ChunkRef], encode: Callable[[ChunkRef], bytes]) -> dict[str, bytes]:
