@@ -27,9 +27,12 @@ __all__ = ["encode_channel"]
 _BITS = (0, 1, 2, 4, 8, 16, 32)
 
 
+_LINEAR = 64  # more distinct values than this in a block: sort the block instead of searching a list
+
+
 @numba.njit(inline="always")
 def _find(table: Any, n: int, v: Any) -> int:
-    """The position of ``v`` in the sorted ``table[:n]``, or where it would go."""
+    """The position of ``v`` in the sorted ``table[:n]``."""
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -42,13 +45,23 @@ def _find(table: Any, n: int, v: Any) -> int:
 
 @kernel()
 def _encode(data: Any, bx: int, by: int, bz: int, wide: bool, out: Any) -> int:  # pragma: no cover - compiled
-    """Encode ``data`` (x, y, z) into ``out`` (large enough for the worst case); returns the words used."""
+    """Encode ``data`` (x, y, z) into ``out`` (large enough for the worst case); returns the words used.
+
+    Per block, one pass over the voxels gives each one the index of its value in order of
+    first appearance (a run of equal neighbours costs one comparison per voxel), then the
+    block's values are sorted, and the indices, mapped to the sorted order, are packed. A block
+    with many distinct values (noise) is sorted whole instead and searched by bisection."""
     nx, ny, nz = data.shape
     gx, gy, gz = -(-nx // bx), -(-ny // by), -(-nz // bz)
     nb = gx * gy * gz
     per = bx * by * bz
     ew = 2 if wide else 1
-    table = np.empty(per, data.dtype)
+    values = np.empty(per, data.dtype)  # the block's values, in order of first appearance
+    table = np.empty(per, data.dtype)  # ... sorted
+    order = np.empty(per, np.int64)
+    remap = np.empty(per + 1, np.uint32)  # first-appearance index -> sorted index
+    remap[per] = 0  # positions outside the chunk, and past the block in the last word, are index 0
+    first = np.full(per + 32, per, np.uint32)  # each voxel's first-appearance index
     seen: dict[int, int] = {}  # hash of a table -> word offset of the first table written with it
     pos = 2 * nb
     block = 0
@@ -58,25 +71,75 @@ def _encode(data: Any, bx: int, by: int, bz: int, wide: bool, out: Any) -> int: 
             y0, y1 = ky * by, min(ky * by + by, ny)
             for kx in range(gx):
                 x0, x1 = kx * bx, min(kx * bx + bx, nx)
-                # the block's distinct values, sorted
-                n = 0
+                whole = x1 - x0 == bx and y1 - y0 == by and z1 - z0 == bz
+                if not whole:
+                    first[:per] = per
                 last = data[x0, y0, z0]
-                table[0] = last
+                values[0] = last
                 n = 1
+                cur = 0
+                many = False
                 for z in range(z0, z1):
                     for y in range(y0, y1):
+                        at = ((z - z0) * by + (y - y0)) * bx - x0
                         for x in range(x0, x1):
                             v = data[x, y, z]
-                            if v == last:
-                                continue
-                            last = v
-                            i = _find(table, n, v)
-                            if i < n and table[i] == v:
-                                continue
-                            for j in range(n, i, -1):
-                                table[j] = table[j - 1]
-                            table[i] = v
+                            if v != last:
+                                last = v
+                                cur = 0
+                                while cur < n and values[cur] != v:
+                                    cur += 1
+                                if cur == n:
+                                    if n == _LINEAR:
+                                        many = True
+                                        break
+                                    values[n] = v
+                                    n += 1
+                            first[at + x] = cur
+                        if many:
+                            break
+                    if many:
+                        break
+                if many:
+                    # sort all the block's voxels, keep the distinct ones, bisect for each voxel
+                    m = 0
+                    for z in range(z0, z1):
+                        for y in range(y0, y1):
+                            for x in range(x0, x1):
+                                values[m] = data[x, y, z]
+                                m += 1
+                    values[:m].sort()
+                    n = 1
+                    table[0] = values[0]
+                    for i in range(1, m):
+                        if values[i] != table[n - 1]:
+                            table[n] = values[i]
                             n += 1
+                    last = data[x0, y0, z0]
+                    cur = _find(table, n, last)
+                    for z in range(z0, z1):
+                        for y in range(y0, y1):
+                            at = ((z - z0) * by + (y - y0)) * bx - x0
+                            for x in range(x0, x1):
+                                v = data[x, y, z]
+                                if v != last:
+                                    last = v
+                                    cur = _find(table, n, v)
+                                first[at + x] = cur
+                    for i in range(n):
+                        remap[i] = i
+                else:
+                    # sort the values (insertion sort of their first-appearance numbers: n is small)
+                    for i in range(n):
+                        v = values[i]
+                        j = i - 1
+                        while j >= 0 and v < values[order[j]]:
+                            order[j + 1] = order[j]
+                            j -= 1
+                        order[j + 1] = i
+                    for i in range(n):
+                        table[i] = values[order[i]]
+                        remap[order[i]] = i
                 bits = 0
                 while (1 << _bit_at(bits)) < n:
                     bits += 1
@@ -84,20 +147,13 @@ def _encode(data: Any, bx: int, by: int, bz: int, wide: bool, out: Any) -> int: 
                 out[2 * block + 1] = pos
                 if nbits:
                     words = (per * nbits + 31) // 32
+                    per_word = 32 // nbits
                     for w in range(words):
-                        out[pos + w] = 0
-                    last = data[x0, y0, z0]
-                    idx = _find(table, n, last)
-                    for z in range(z0, z1):
-                        for y in range(y0, y1):
-                            base = ((z - z0) * by + (y - y0)) * bx - x0
-                            for x in range(x0, x1):
-                                v = data[x, y, z]
-                                if v != last:
-                                    last = v
-                                    idx = _find(table, n, v)
-                                at = (base + x) * nbits
-                                out[pos + (at >> 5)] |= np.uint32(idx) << np.uint32(at & 31)
+                        word = np.uint32(0)
+                        base = w * per_word
+                        for k in range(per_word):
+                            word |= remap[first[base + k]] << np.uint32(k * nbits)
+                        out[pos + w] = word
                     pos += words
                 # the table, unless the same one is already in the stream
                 h = np.uint64(n)

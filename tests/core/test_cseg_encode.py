@@ -21,6 +21,8 @@ def _cases(rng: np.random.Generator) -> list[np.ndarray]:
             out.append(segmentation(rng, shape, cells=7).astype(dt))  # few labels, runs
             out.append(rng.integers(0, top, size=shape, dtype=dt, endpoint=False))  # all different
             out.append(rng.integers(0, 3, size=shape).astype(dt))  # ties everywhere
+        for k in (63, 64, 65, 200):  # around the count of values where blocks are sorted whole
+            out.append(rng.permutation(np.arange(16 * 16 * 8) % k).reshape(16, 16, 8).astype(np.uint64))
     return [np.asfortranarray(a) for a in out]
 
 
