@@ -27,12 +27,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bigarrays_bench.cases import CASES as BASE_CASES  # noqa: E402
+from bigarrays_bench.cases import CASES as CORE_CASES  # noqa: E402
 from bigarrays_bench.cases import FULL_GEOMETRY, QUICK_GEOMETRY, Case, Env, Subject  # noqa: E402
 from bigarrays_bench.codec_cases import CODEC_CASES, format_size_table, size_table  # noqa: E402
 from bigarrays_bench.datasets import FULL, QUICK, ensure_datasets  # noqa: E402
 from bigarrays_bench.libraries import LIBRARIES  # noqa: E402
 from bigarrays_bench.memory import measure_memory  # noqa: E402
+from bigarrays_bench.pyramids import PYRAMID_CASES  # noqa: E402
 from bigarrays_bench.report import Summary, flat_summary, format_table, summarise  # noqa: E402
 
 from bigarrays_core.kernels.paste import precompile as precompile_paste  # noqa: E402
@@ -40,7 +41,7 @@ from bigarrays_core.kernels.paste import precompile as precompile_paste  # noqa:
 MEMORY_CASE = "memory"
 #: The size table of the codec cases (stored bytes per encoding), run with the "codecs" group.
 SIZES_CASE = "codec_sizes"
-CASES = BASE_CASES + CODEC_CASES
+CASES = CORE_CASES + CODEC_CASES + PYRAMID_CASES
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +69,8 @@ def _time_round(subjects: list[Subject], unit: str) -> dict[str, float]:
     for s in subjects:
         if s.run is None:
             continue
+        if s.before is not None:
+            s.before()
         t0 = time.perf_counter()
         amount = s.run()
         dt = time.perf_counter() - t0

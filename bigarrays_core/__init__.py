@@ -11,6 +11,7 @@ array([[7],
 
 from bigarrays_core.api import create, open
 from bigarrays_core.array import BigArray, ChunkRef, num_threads, set_num_threads, set_recycle_limit
+from bigarrays_core.array.dask_io import from_dask
 from bigarrays_core.client import Client
 from bigarrays_core.errors import (
     AlignmentError,
@@ -38,6 +39,8 @@ from bigarrays_core.format import Info, create_info
 from bigarrays_core.geometry import Box, ChunkGrid, Region
 from bigarrays_core.kvstore import KVStore, WriteOptions, open_store, register_store
 from bigarrays_core.kvstore.sharding import ShardingSpec
+from bigarrays_core.pyramid import downsample
+from bigarrays_core.transfer import transfer
 
 __version__ = "0.1.0"
 
@@ -75,10 +78,13 @@ __all__ = [
     "__version__",
     "create",
     "create_info",
+    "downsample",
+    "from_dask",
     "num_threads",
     "open",
     "open_store",
     "register_store",
     "set_num_threads",
     "set_recycle_limit",
+    "transfer",
 ]

@@ -1,7 +1,8 @@
 """Ingest: write a :class:`~bigarrays_core.sources.Source` into one scale of a dataset.
 
-The source's voxels are placed at ``offset`` and written chunk by chunk, in the job order
-of :func:`bigarrays_core.resume.chunk_groups` (memory stays bounded by a group of rows):
+The source's voxels are placed at ``offset`` and written in tasks of whole rows of chunks
+(:mod:`bigarrays_core.jobs`: on this machine's threads or a Dask cluster; memory stays
+bounded by a few groups of rows):
 
 - A chunk the source covers wholly is replaced. A chunk it covers in part is **merged**:
   read, patched where the source has voxels, rewritten (the other voxels are kept), so tiles
@@ -11,33 +12,37 @@ of :func:`bigarrays_core.resume.chunk_groups` (memory stays bounded by a group o
   zero (the fill value) is not stored, unless ``write_empty``; if one is stored already and
   the source covers it wholly, it is deleted (it reads as zeros, as the source says).
 - **Resumable.** With a :class:`~bigarrays_core.resume.ProgressRecord` (made from the
-  source's identity by default) finished chunks are recorded as the job goes; running the
-  same ingest again starts after them, and running a finished one writes nothing.
-  ``overwrite`` forgets the record and writes everything again.
+  source's identity by default) finished tasks are recorded as the job goes; running the
+  same ingest again skips them, and running a finished one writes nothing. ``overwrite``
+  forgets the record and writes everything again.
 
-Writes into chunks shared with another ingest running at the same time in another process
-can lose voxels (the read-modify-write lock is per process): ingest tiles that share
-chunks one after another, or from one process.
+Ingests of tiles that share chunks may run at the same time, in any processes: the merge
+is a conditional read-modify-write (:func:`bigarrays_core.array.write.update_chunk`), so no
+tile loses voxels, on every store whose conditional writes are atomic across processes
+(local disk, S3, GCS; ``KVStore.atomic_updates``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bigarrays_core.array import BigArray
-from bigarrays_core.errors import OutOfBoundsError, WriteDataError
-from bigarrays_core.geometry import Box
-from bigarrays_core.resume import ProgressRecord, chunk_count, chunk_groups, scale_fingerprint
+from bigarrays_core.array.write_units import unit_grid
+from bigarrays_core.errors import OutOfBoundsError, ReadOnlyError, WriteDataError
+from bigarrays_core.format import Info
+from bigarrays_core.geometry import Box, ChunkGrid, Vec3
+from bigarrays_core.jobs import Progress, Stage, run_stages
+from bigarrays_core.kvstore import KVStore
+from bigarrays_core.resume import ProgressRecord, scale_fingerprint
 from bigarrays_core.scale_writer import ScaleWriter, WriteReport, is_all_zero
 from bigarrays_core.sources import Source
+from bigarrays_core.task_grid import TaskGrid, rows_of
 
-__all__ = ["Progress", "cast_values", "ingest", "ingest_job"]
-
-#: Called with the number of chunks just finished (skipped ones included).
-Progress = Callable[[int], None]
+__all__ = ["IngestStage", "cast_values", "ingest", "ingest_job", "ingest_stage", "ingest_task"]
 
 
 def _ignore(n: int) -> None:
@@ -74,69 +79,131 @@ def ingest_job(source: Source, ba: BigArray, offset: Sequence[int], *, write_emp
     if source.identity is None:
         return None
     scales = [scale_fingerprint(ba.at_mip(k)) for k in range(ba.mip, min(ba.num_mips, ba.mip + mips + 1))]
-    return {"kind": "ingest", "source": source.identity, "mip": ba.mip, "offset": [int(o) for o in offset],
-            "scales": scales, "write_empty": write_empty, "mips": mips, "method": method}
+    return {"kind": "ingest", "version": 2, "source": source.identity, "mip": ba.mip,
+            "offset": [int(o) for o in offset], "scales": scales, "write_empty": write_empty, "mips": mips,
+            "method": method}
 
 
-def ingest(source: Source, ba: BigArray, *, offset: Sequence[int] | None = None, write_empty: bool = False,
-           overwrite: bool = False, record: ProgressRecord | None = None, resume: bool = True,
-           progress: Progress = _ignore, report: WriteReport | None = None) -> WriteReport:
-    """Write ``source`` into scale ``ba.mip`` with its first voxel at ``offset`` (default ``ba.voxel_offset``).
+@dataclass(frozen=True)
+class IngestStage:
+    """What every task of an ingest shares (sent to Dask workers once)."""
 
-    See the module docstring for what is written, merged, skipped and recorded.
-    ``record`` is where progress goes; by default (``resume``) one named by
-    :func:`ingest_job` when the source has an identity. ``progress(n)`` is called as chunks
-    finish (first with the number an earlier run finished). Returns the counts, added to
-    ``report`` if given.
+    source: Source
+    store: KVStore
+    info: Info
+    mip: int
+    offset: Vec3
+    write_empty: bool
 
-    Raises :class:`OutOfBoundsError` naming both boxes when the source does not fit inside
-    the scale (nothing is written), :class:`WriteDataError` when its values do not fit the
-    dtype, and what the source or the store raise.
+    @property
+    def target(self) -> Box:
+        """Where the source's voxels go."""
+        return Box.from_shape(self.offset, self.source.shape[:3])
+
+
+def ingest_task(ctx: IngestStage, box: Box) -> WriteReport:
+    """Write the source's voxels into the write units of ``box`` (a group of whole units);
+    see the module docstring. Idempotent."""
+    report = WriteReport()
+    ba = BigArray(ctx.store, ctx.info, ctx.mip)
+    source, off, target = ctx.source, ctx.offset, ctx.target
+    back = [-o for o in off]
+    refs = ba.chunks(box.intersect(target))
+    covers = [ref.box.intersect(target) for ref in refs]
+    stored = source.stored([c.translate(back) for c in covers])
+    if not any(stored):
+        report.empty += len(refs)
+        return report
+    writer = ScaleWriter(ba, report, merge=True)
+    span = box.intersect(target)
+    data = cast_values(source.read(span.translate(back)), ba.dtype, f"{source.name} -> {ba.url} mip {ba.mip} {span}")
+    writes, remove, maybe_absent = [], [], []
+    for ref, cover, has in zip(refs, covers, stored):
+        if not has:
+            report.empty += 1
+        elif not ctx.write_empty and is_all_zero(data[cover.slices_in(span)]):
+            maybe_absent.append((ref, cover))
+        else:
+            writes.append((ref, cover))
+    for (ref, cover), exists in zip(maybe_absent, writer.exists([r for r, _ in maybe_absent])):
+        if not exists:
+            report.empty += 1
+        elif cover == ref.box:
+            remove.append(ref)
+        else:  # zeros merged into a stored chunk that holds other voxels too
+            writes.append((ref, cover))
+    writes.sort(key=lambda w: (w[0].grid[2], w[0].grid[1], w[0].grid[0]))
+    writer.commit(writes, data, span, remove)
+    return report
+
+
+def ingest_stage(source: Source, ba: BigArray, offset: Sequence[int] | None = None, *, write_empty: bool = False,
+                 stored: Iterable[Box] | None = None) -> Stage[IngestStage, Box]:
+    """The tasks of an ingest (see :func:`ingest`), to run with :func:`bigarrays_core.jobs.run_stages`
+    (with other stages, e.g. a pyramid's, under one record).
+
+    Tasks are groups of whole rows of chunks (:func:`bigarrays_core.task_grid.rows_of`).
+    ``stored``: boxes (voxels of ``ba``'s scale) outside of which the source is known to hold
+    nothing; only the tasks they meet are made (how a transfer of a huge sparse volume visits
+    only its stored chunks). Raises :class:`OutOfBoundsError` naming both boxes when the
+    source does not fit inside the scale.
     """
-    report = report if report is not None else WriteReport()
     off = tuple(int(o) for o in offset) if offset is not None else ba.voxel_offset
     target = Box.from_shape(off, source.shape[:3])
     if not ba.bounds.contains(target) or source.shape[3] != ba.num_channels:
         raise OutOfBoundsError(
             f"source {source.name} ({'x'.join(map(str, source.shape))}, x y z c) placed at {target} does not fit "
             f"{ba.url} mip {ba.mip} (bounds {ba.bounds}, {ba.num_channels} channel(s))")
+    if ba.store.read_only:
+        raise ReadOnlyError(f"cannot ingest into {ba.url}: the store is read-only")
+    ctx = IngestStage(source, ba.store, ba.parsed_info, ba.mip, (off[0], off[1], off[2]), write_empty)
+    units = unit_grid(ba)
+    grid = TaskGrid(units, target, rows_of(units, target))
+    tasks: Sequence[Box] = grid
+    ids: Sequence[int] | None = None
+    if stored is not None:
+        ids = grid.touched(stored)
+        tasks = [grid[i] for i in ids]
+    return Stage(f"ingest mip {ba.mip}", ingest_task, ctx, tasks, _Weights(ba.grid, tasks, target), ids)
+
+
+class _Weights(Sequence[int]):
+    """The chunks of each task inside the target (computed when asked)."""
+
+    def __init__(self, grid: ChunkGrid, tasks: Sequence[Box], target: Box) -> None:
+        self.grid, self.tasks, self.target = grid, tasks, target
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        rx, ry, rz = self.grid.grid_range(self.tasks[i].intersect(self.target))
+        return len(rx) * len(ry) * len(rz)
+
+
+def ingest(source: Source, ba: BigArray, *, offset: Sequence[int] | None = None, write_empty: bool = False,
+           overwrite: bool = False, record: ProgressRecord | None = None, resume: bool = True,
+           client: Any = None, progress: Progress = _ignore, report: WriteReport | None = None) -> WriteReport:
+    """Write ``source`` into scale ``ba.mip`` with its first voxel at ``offset`` (default ``ba.voxel_offset``).
+
+    See the module docstring for what is written, merged, skipped and recorded.
+    ``record`` is where progress goes; by default (``resume``) one named by
+    :func:`ingest_job` when the source has an identity. ``client``: None (this machine's
+    threads), a ``distributed.Client`` or a scheduler address (:mod:`bigarrays_core.jobs`;
+    the workers must be able to open the source). ``progress(n)`` is called as chunks finish
+    (first with the number an earlier run finished). Returns the counts, added to
+    ``report`` if given.
+
+    Raises :class:`OutOfBoundsError` naming both boxes when the source does not fit inside
+    the scale (nothing is written), :class:`WriteDataError` when its values do not fit the
+    dtype, and what the source or the store raise.
+    """
+    stage = ingest_stage(source, ba, offset, write_empty=write_empty)
     if record is None and resume:
-        job = ingest_job(source, ba, off, write_empty=write_empty)
+        job = ingest_job(source, ba, stage.context.offset, write_empty=write_empty)
         record = ProgressRecord(ba.store, job) if job is not None else None
     if record is not None and overwrite:
         record.reset()
-    step = f"ingest mip {ba.mip}"
-    start = min(record.done(step), chunk_count(ba, target)) if record is not None else 0
-    report.done_before += start
-    progress(start)
-    writer = ScaleWriter(ba, report, merge=True)
-    for group in chunk_groups(ba, target, start=start):
-        covers = [ref.box.intersect(target) for ref in group.refs]
-        stored = source.stored([c.translate([-o for o in off]) for c in covers])
-        if any(stored):
-            span = group.box.intersect(target)
-            data = cast_values(source.read(span.translate([-o for o in off])), ba.dtype,
-                               f"{source.name} -> {ba.url} mip {ba.mip} {span}")
-            writes, remove, maybe_absent = [], [], []
-            for ref, cover, has in zip(group.refs, covers, stored):
-                if not has:
-                    report.empty += 1
-                elif not write_empty and is_all_zero(data[cover.slices_in(span)]):
-                    maybe_absent.append((ref, cover))
-                else:
-                    writes.append((ref, cover))
-            for (ref, cover), exists in zip(maybe_absent, writer.exists([r for r, _ in maybe_absent])):
-                if not exists:
-                    report.empty += 1
-                elif cover == ref.box:
-                    remove.append(ref)
-                else:  # zeros merged into a stored chunk that holds other voxels too
-                    writes.append((ref, cover))
-            writes.sort(key=lambda w: (w[0].grid[2], w[0].grid[1], w[0].grid[0]))
-            writer.commit(writes, data, span, remove)
-        else:
-            report.empty += len(group.refs)
-        if record is not None:
-            record.advance(step, group.end)
-        progress(len(group.refs))
-    return report
+    return run_stages([stage], client=client, record=record, progress=progress, report=report)

@@ -1,18 +1,20 @@
-"""Resumable chunk jobs: the fixed order they visit chunks in, and the record of how far they got.
+"""Resumable jobs: the record of which of a job's tasks are done.
 
-A long job (an ingest, a pyramid build) visits the chunks of a box of one scale in a fixed
-order, z-slab by z-slab, then row by row (y), x fastest: :func:`chunk_groups` cuts that
-order into groups of whole rows. After each group is stored the job calls
-:meth:`ProgressRecord.advance`, which replaces a small JSON object in the destination
-dataset (``.bigarrays/progress/<job id>.json``; one atomic write), so a job killed at any
-moment, even by SIGKILL, is resumed by running it again: it starts after the last group
-it recorded, and at worst redoes the one group it was writing. Redoing is harmless: a job
-writes the same voxels again.
+A long job (an ingest, a transfer, a pyramid build) is a fixed list of tasks per stage
+(:mod:`bigarrays_core.jobs`), each writing its own chunks or shards. As tasks finish, the
+process that runs the job records them in a small JSON object in the destination dataset
+(``.bigarrays/progress/<job id>.json``; one atomic write, at most about once a second), so
+a job killed at any moment, even by SIGKILL, is resumed by running it again: it skips the
+recorded tasks, and at worst redoes the few that finished since the last save. Redoing is
+harmless: a task writes the same voxels again.
 
 The job id is a hash of a JSON description of the job (its source's identity, where it
 goes, the destination scales' geometry, its options): a record is found again only by the
 same job, and any change (another source file, another offset) makes a new, empty one.
-Records stay after a job finishes, so running a finished job again writes nothing.
+Whether a record stays after its job finishes is the job's choice: an ingest's stays (its
+source has an identity that changes with its content, so running a finished ingest again
+writes nothing), a pyramid build's is removed (its source is the dataset itself, which
+may have changed since).
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bigarrays_core.array import BigArray, ChunkRef
-from bigarrays_core.geometry import Box
+from bigarrays_core.array import BigArray
 from bigarrays_core.kvstore import KVStore, WriteOptions
 
-__all__ = ["PROGRESS_PREFIX", "ChunkGroup", "ProgressRecord", "chunk_count", "chunk_groups", "scale_fingerprint"]
+__all__ = ["PROGRESS_PREFIX", "ProgressRecord", "scale_fingerprint"]
 
 #: Where progress records live inside a dataset.
 PROGRESS_PREFIX = ".bigarrays/progress/"
@@ -43,11 +43,12 @@ def scale_fingerprint(ba: BigArray) -> dict[str, Any]:
 
 
 class ProgressRecord:
-    """How many chunks of each step of one job are done, kept in ``store`` at :attr:`key`.
+    """Which tasks of each stage of one job are done, kept in ``store`` at :attr:`key`.
 
-    ``job`` is a JSON-able description of the job (see the module docstring). Steps are
-    named by the job (e.g. ``"ingest mip 0"``); :meth:`done` counts chunks in the order of
-    :func:`chunk_groups`. A record that cannot be parsed counts as absent (the job is
+    ``job`` is a JSON-able description of the job (see the module docstring). Stages are
+    named by the job (e.g. ``"ingest mip 0"``, ``"mip 1-3"``); a task is known by its index
+    in the stage's fixed task order. Finished tasks are stored as sorted runs
+    ``[[first, end], ...]``. A record that cannot be parsed counts as absent (the job is
     then redone, which never loses voxels).
     """
 
@@ -57,83 +58,65 @@ class ProgressRecord:
         digest = hashlib.sha256(json.dumps(self.job, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         self.key = f"{PROGRESS_PREFIX}{digest[:32]}.json"
         self._lock = threading.Lock()
-        self._steps: dict[str, int] = {}
+        self._tasks: dict[str, set[int]] = {}
         raw = store.get(self.key)
         if raw is not None:
             try:
                 saved = json.loads(bytes(raw))
                 if saved.get("job") == self.job:
-                    self._steps = {str(k): int(v) for k, v in saved.get("steps", {}).items()}
+                    self._tasks = {str(step): {i for a, b in runs for i in range(int(a), int(b))}
+                                   for step, runs in saved.get("tasks", {}).items()}
             except (ValueError, TypeError, AttributeError):
-                self._steps = {}
-
-    def done(self, step: str) -> int:
-        """Chunks of ``step`` finished by earlier runs (and this one)."""
-        with self._lock:
-            return self._steps.get(step, 0)
-
-    def advance(self, step: str, done: int) -> None:
-        """Record that the first ``done`` chunks of ``step`` are stored (one atomic write)."""
-        with self._lock:
-            self._steps[step] = done
-            self._save()
-
-    def reset(self) -> None:
-        """Forget every step: the job starts again from its first chunk."""
-        with self._lock:
-            self._steps = {}
-            self._save()
-
-    def _save(self) -> None:
-        body = json.dumps({"job": self.job, "steps": self._steps}, indent=1, sort_keys=True).encode()
-        self.store.set(self.key, body, WriteOptions(content_type="application/json", cache_control="no-cache"))
-
-    def __repr__(self) -> str:
-        return f"ProgressRecord({self.store.describe(self.key)!r}, steps={self._steps})"
-
-
-@dataclass(frozen=True)
-class ChunkGroup:
-    """Consecutive chunks of a job: ``refs`` are chunks ``first`` to ``end - 1`` in job order."""
-
-    first: int
-    end: int
-    refs: list[ChunkRef]
+                self._tasks = {}
 
     @property
-    def box(self) -> Box:
-        """The smallest box holding every chunk of the group."""
-        starts, stops = zip(*((r.box.start, r.box.stop) for r in self.refs))
-        return Box(tuple(map(min, zip(*starts))), tuple(map(max, zip(*stops))))
+    def exists(self) -> bool:
+        """Whether some task of the job is recorded as done."""
+        with self._lock:
+            return any(self._tasks.values())
+
+    def done_tasks(self, step: str) -> set[int]:
+        """The indices of the tasks of ``step`` finished by earlier runs (and this one)."""
+        with self._lock:
+            return set(self._tasks.get(step, ()))
+
+    def add_tasks(self, step: str, indices: Iterable[int], *, save: bool = True) -> None:
+        """Record tasks of ``step`` as done; with ``save`` (else at the next :meth:`save`)."""
+        with self._lock:
+            self._tasks.setdefault(step, set()).update(int(i) for i in indices)
+        if save:
+            self.save()
+
+    def save(self) -> None:
+        """Store the record (one atomic write)."""
+        with self._lock:
+            steps = {step: _runs(done) for step, done in self._tasks.items()}
+        body = json.dumps({"job": self.job, "tasks": steps}, sort_keys=True).encode()
+        self.store.set(self.key, body, WriteOptions(content_type="application/json", cache_control="no-cache"))
+
+    def reset(self) -> None:
+        """Forget every task: the job starts again from the beginning."""
+        with self._lock:
+            self._tasks = {}
+        self.save()
+
+    def delete(self) -> None:
+        """Remove the record from the store (and forget it here)."""
+        with self._lock:
+            self._tasks = {}
+        self.store.delete(self.key)
+
+    def __repr__(self) -> str:
+        done = {step: len(t) for step, t in self._tasks.items()}
+        return f"ProgressRecord({self.store.describe(self.key)!r}, done={done})"
 
 
-def chunk_count(ba: BigArray, box: Box) -> int:
-    """How many chunks of ``ba`` the box touches (inside the volume)."""
-    rx, ry, rz = ba.grid.grid_range(box)
-    return len(rx) * len(ry) * len(rz)
-
-
-def chunk_groups(ba: BigArray, box: Box, *, start: int = 0, min_chunks: int = 16) -> Iterator[ChunkGroup]:
-    """The chunks of ``box`` in job order, in groups of whole rows of at least ``min_chunks``
-    chunks (fewer only where a z-slab ends), skipping the first ``start`` chunks.
-
-    Job order is z-slab by z-slab, row (y) by row, x fastest: the order of
-    :meth:`BigArray.chunks` over the whole box.
-    """
-    rx, ry, rz = ba.grid.grid_range(box)
-    nx, ny = len(rx), len(ry)
-    if nx == 0 or ny == 0:
-        return
-    rows = max(1, min(ny, -(-min_chunks // nx)))
-    (ox, oy, oz), (cx, cy, cz) = ba.voxel_offset, ba.chunk_size
-    for iz, gz in enumerate(rz):
-        for iy in range(0, ny, rows):
-            iy_end = min(ny, iy + rows)
-            first, end = (iz * ny + iy) * nx, (iz * ny + iy_end) * nx
-            if end <= start:
-                continue
-            rows_box = Box((ox + rx[0] * cx, oy + ry[iy] * cy, oz + gz * cz),
-                           (ox + (rx[-1] + 1) * cx, oy + (ry[iy_end - 1] + 1) * cy, oz + (gz + 1) * cz))
-            refs = ba.chunks(rows_box.intersect(box))
-            skip = max(0, start - first)
-            yield ChunkGroup(first + skip, end, refs[skip:])
+def _runs(indices: set[int]) -> list[list[int]]:
+    """Sorted ``[first, end]`` runs of consecutive indices."""
+    out: list[list[int]] = []
+    for i in sorted(indices):
+        if out and out[-1][1] == i:
+            out[-1][1] = i + 1
+        else:
+            out.append([i, i + 1])
+    return out

@@ -2,10 +2,10 @@
 
 A job (an ingest, a pyramid build) looks at a group of chunks and decides for each one:
 store it (all of it, or only the part its source covers, merged into what is stored), make
-sure it is absent, or leave it alone. :class:`ScaleWriter` carries those decisions out:
-neighbouring chunks of a row are stored with one :meth:`BigArray.write` (whose chunks are
-encoded in parallel), rows in parallel with each other, and it counts the outcome in a
-:class:`WriteReport`. On local disk it first removes the temporary files that writers
+sure it is absent, or leave it alone. :class:`ScaleWriter` carries those decisions out
+(:func:`~bigarrays_core.array.write.write_pieces`: chunks encoded in parallel, partly covered
+ones merged by conditional writes, the chunks of a shard stored with one rewrite of it), and
+it counts the outcome in a :class:`WriteReport`. On local disk it first removes the temporary files that writers
 killed long ago left in the scale's directory (once per directory and process:
 :meth:`LocalStore.sweep_stale_temporaries_once`).
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bigarrays_core.array import BigArray, ChunkRef
-from bigarrays_core.array.executor import run_batches
+from bigarrays_core.array.write import write_pieces
 from bigarrays_core.geometry import Box
 
 __all__ = ["ScaleWriter", "WriteReport", "is_all_zero"]
@@ -43,6 +43,14 @@ class WriteReport:
     empty: int = 0
     removed: int = 0
     done_before: int = 0
+
+    def add(self, other: WriteReport) -> None:
+        """Add the counts of ``other`` to these."""
+        self.written += other.written
+        self.merged += other.merged
+        self.empty += other.empty
+        self.removed += other.removed
+        self.done_before += other.done_before
 
     def __str__(self) -> str:
         text = (f"{self.written} chunk(s) written ({self.merged} partly covered, merged), "
@@ -66,7 +74,8 @@ class ScaleWriter:
     """
 
     def __init__(self, ba: BigArray, report: WriteReport, *, merge: bool) -> None:
-        self.ba = BigArray(ba.store, ba.parsed_info, ba.mip, non_aligned_writes=merge)
+        self.ba = BigArray(ba.store, ba.parsed_info, ba.mip)
+        self.merge = merge
         self.report = report
         self.ba.scale_io.store.prepare_writes(ba.key)
 
@@ -78,26 +87,17 @@ class ScaleWriter:
         """Store each ``(chunk, box)`` of ``writes`` from ``data`` (the voxels of ``data_box``),
         and delete the chunks of ``remove``.
 
-        ``writes`` come in job order; ``box`` is the part of the chunk to store (the whole
-        chunk, or with ``merge`` a part of it).
+        ``box`` is the part of the chunk to store (the whole chunk, or with ``merge`` a part
+        of it, merged into what is stored). The chunks of a shard are stored with one
+        rewrite of the shard (:func:`bigarrays_core.array.write.write_pieces`).
         """
-        runs: list[Box] = []
-        last: ChunkRef | None = None
         for ref, box in writes:
-            g = ref.grid
-            if last is not None and runs and (g[1], g[2]) == (last.grid[1], last.grid[2]) and g[0] == last.grid[0] + 1:
-                runs[-1] = Box(runs[-1].start, box.stop)  # the next chunk of the row: one write
-            else:
-                runs.append(box)
-            last = ref
+            if box != ref.box and not self.merge:
+                raise ValueError(f"{ref.key}: {box} is part of the chunk {ref.box}; this writer stores whole chunks")
             self.report.written += 1
             self.report.merged += box != ref.box
-
-        def work(batch: Sequence[Box]) -> None:
-            for run in batch:
-                self.ba.write(run, data[run.slices_in(data_box)])
-
-        run_batches(work, runs, per_thread=1)
+        if writes:
+            write_pieces(self.ba.scale_io, writes, data, data_box)
         if remove:
             self.ba.scale_io.store.delete_many([r.key for r in remove])
             self.report.removed += len(remove)

@@ -15,12 +15,14 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from bigarrays_core.api import open as open_dataset
+from bigarrays_core.array import BigArray
 from bigarrays_core.errors import BigArraysError
 from bigarrays_core.geometry import Box
 
@@ -76,10 +78,13 @@ class ArraySource:
     """An in-memory or memory-mapped array in (x, y, z) or (x, y, z, c) order.
 
     ``identity`` is None unless given (an array in memory has no name that survives the
-    process); :func:`open_source` gives a ``.npy`` file's path, size and mtime.
+    process); :func:`open_source` gives a ``.npy`` file's path, size and mtime. A source
+    made from a ``.npy`` file (``path``) pickles as its path, and maps the file again where
+    it is unpickled (a Dask worker); others pickle their array.
     """
 
-    def __init__(self, array: np.ndarray, name: str = "array", identity: dict[str, Any] | None = None) -> None:
+    def __init__(self, array: np.ndarray, name: str = "array", identity: dict[str, Any] | None = None,
+                 path: str | None = None) -> None:
         if array.ndim == 3:
             array = array[..., np.newaxis]
         if array.ndim != 4:
@@ -91,6 +96,22 @@ class ArraySource:
         self.dtype: np.dtype[Any] = array.dtype
         self.defaults: dict[str, Any] = {}
         self.identity = identity
+        self.path = path
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.path is not None:
+            del state["array"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "array" not in state:
+            array = np.load(state["path"], mmap_mode="r")
+            self.array = array[..., np.newaxis] if array.ndim == 3 else array
+            if tuple(self.array.shape) != self.shape or self.array.dtype != self.dtype:
+                raise BigArraysError(f"{self.path} changed: it is {self.array.shape} {self.array.dtype} now, "
+                                     f"not {self.shape} {self.dtype}")
 
     def read(self, box: Box) -> np.ndarray:
         _check_box(box, self.shape, self.name)
@@ -103,8 +124,9 @@ class ArraySource:
 class TiffSource:
     """A multi-page TIFF file, or a directory of single-page TIFFs in natural name order.
 
-    Pages are (y, x) or (y, x, c); page ``z`` is z. The pages of the last z-range read are
-    kept, so reading a z-slab box by box decodes each page once.
+    Pages are (y, x) or (y, x, c); page ``z`` is z. Each thread keeps the pages of the last
+    z-range it read, so reading a z-slab box by box decodes each page once per thread. It
+    pickles without those pages (a Dask worker reads the files again by path).
     """
 
     def __init__(self, path: str) -> None:
@@ -139,7 +161,16 @@ class TiffSource:
         self.shape = (int(first.shape[1]), int(first.shape[0]), depth, int(c))
         self.dtype: np.dtype[Any] = first.dtype
         self.defaults: dict[str, Any] = {}
-        self._slab: tuple[int, int, np.ndarray] | None = None
+        self._cache = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_cache"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache = threading.local()
 
     def _page(self, z: int) -> np.ndarray:
         import tifffile
@@ -173,9 +204,10 @@ class TiffSource:
     def read(self, box: Box) -> np.ndarray:
         _check_box(box, self.shape, self.name)
         z0, z1 = box.start[2], box.stop[2]
-        if self._slab is None or not (self._slab[0] <= z0 and z1 <= self._slab[1]):
-            self._slab = (z0, z1, self._read_z(z0, z1))
-        zs, _, slab = self._slab
+        cached: tuple[int, int, np.ndarray] | None = getattr(self._cache, "slab", None)
+        if cached is None or not (cached[0] <= z0 and z1 <= cached[1]):
+            cached = self._cache.slab = (z0, z1, self._read_z(z0, z1))
+        zs, _, slab = cached
         return slab[box.start[0]:box.stop[0], box.start[1]:box.stop[1], z0 - zs:z1 - zs, :]
 
     def stored(self, boxes: Sequence[Box]) -> list[bool]:
@@ -183,32 +215,42 @@ class TiffSource:
 
 
 class PrecomputedSource:
-    """Scale ``mip`` of another precomputed dataset; source voxel 0 is its ``voxel_offset``.
+    """Scale ``mip`` of another precomputed dataset (a URL, or a :class:`BigArray` and its
+    scale), or the part ``box`` of it (absolute voxels of that scale, inside its bounds);
+    source voxel 0 is ``box.start`` (by default the scale's ``voxel_offset``).
 
     ``stored`` asks the store which chunks exist, so missing chunks stay missing in a copy.
-    The identity is the URL, the mip and the info: a precomputed source whose chunks change
-    without its info changing is not noticed (re-ingest it with ``overwrite``).
+    The identity is the URL, the mip, the box and the info: a precomputed source whose
+    chunks change without its info changing is not noticed (re-ingest it with ``overwrite``).
     """
 
-    def __init__(self, url: str, mip: int = 0) -> None:
-        self.ba = open_dataset(url, mip=mip, read_only=True)
+    def __init__(self, url: str | BigArray, mip: int = 0, box: Box | None = None) -> None:
+        if isinstance(url, BigArray):
+            self.ba = BigArray(url.store, url.parsed_info, url.mip)  # missing chunks read as zeros
+        else:
+            self.ba = open_dataset(url, mip=mip, read_only=True)
+        self.box = self.ba.bounds if box is None else box
+        if self.box.is_empty or not self.ba.bounds.contains(self.box):
+            raise BigArraysError(f"source box {self.box} is not inside {self.ba.url} mip {self.ba.mip} "
+                                 f"(bounds {self.ba.bounds})")
         self.name = self.ba.url
-        self.shape = self.ba.shape
+        self.shape = self.box.shape + (self.ba.num_channels,)
         self.dtype: np.dtype[Any] = self.ba.dtype
         self.defaults: dict[str, Any] = {
-            "resolution": list(self.ba.resolution), "voxel_offset": list(self.ba.voxel_offset),
+            "resolution": list(self.ba.resolution), "voxel_offset": list(self.box.start),
             "chunk_size": list(self.ba.chunk_size), "encoding": self.ba.encoding,
             "compression": self.ba.compression, "layer_type": self.ba.parsed_info.layer_type}
         info = json.dumps(self.ba.info, sort_keys=True).encode()
         self.identity: dict[str, Any] | None = {
-            "kind": "precomputed", "url": self.ba.url, "mip": mip, "info": hashlib.sha256(info).hexdigest()}
+            "kind": "precomputed", "url": self.ba.url, "mip": self.ba.mip, "info": hashlib.sha256(info).hexdigest(),
+            "box": [list(self.box.start), list(self.box.stop)]}
 
     def read(self, box: Box) -> np.ndarray:
         _check_box(box, self.shape, self.name)
-        return self.ba.read(box.translate(self.ba.voxel_offset))
+        return self.ba.read(box.translate(self.box.start))
 
     def stored(self, boxes: Sequence[Box]) -> list[bool]:
-        refs = [self.ba.chunks(b.translate(self.ba.voxel_offset)) for b in boxes]
+        refs = [self.ba.chunks(b.translate(self.box.start)) for b in boxes]
         keys = sorted({r.key for rs in refs for r in rs})
         exists = dict(zip(keys, self.ba.scale_io.store.exists_many(keys))) if keys else {}
         return [any(exists[r.key] for r in rs) for rs in refs]
@@ -236,6 +278,7 @@ def open_source(spec: str) -> Source:
             array = np.load(spec, mmap_mode="r")
         except ValueError as exc:
             raise BigArraysError(f"cannot read {spec} as a .npy array: {exc}") from exc
-        return ArraySource(array, name=spec, identity={"kind": "npy", **file_identity(spec)})
+        return ArraySource(array, name=spec, identity={"kind": "npy", **file_identity(spec)},
+                           path=os.path.abspath(spec))
     raise BigArraysError(f"source {spec!r}: expected a .tif/.tiff file, a directory of TIFFs, a .npy file "
                          f"or a precomputed dataset (a URL or a directory with an info)")

@@ -25,6 +25,8 @@ COMMANDS = [
     "bigarrays_cli.info",
     "bigarrays_cli.cutout",
     "bigarrays_cli.ingest",
+    "bigarrays_cli.downsample",
+    "bigarrays_cli.transfer",
     "bigarrays_cli.missing",
     "bigarrays_cli.verify",
 ]

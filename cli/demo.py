@@ -24,7 +24,6 @@ from typing import Any
 
 import bigarrays_core as bc
 from bigarrays_core.ingest import ingest
-from bigarrays_core.pyramid import build_mips
 from bigarrays_core.sources import ArraySource
 
 __all__ = ["DEMO_SPEC", "DemoSpec", "add", "build_demo", "default_demo_dir", "demo_lines"]
@@ -37,7 +36,7 @@ MARKER = "bigarrays-demo.json"
 class DemoSpec:
     """What the demo builds; the marker records it, so a changed spec forces a rebuild."""
 
-    version: int = 1
+    version: int = 2
     size: tuple[int, int, int] = (256, 256, 128)
     chunk_size: tuple[int, int, int] = (64, 64, 64)
     resolution: tuple[int, int, int] = (8, 8, 40)
@@ -94,7 +93,7 @@ def build_demo(root: Path, spec: DemoSpec = DEMO_SPEC, *, rebuild: bool = False,
                     **common)
     for ba, data in ((em, vol.image), (seg, vol.segmentation)):
         ingest(ArraySource(data, name=ba.url), ba)
-        build_mips(ba, mips=spec.num_mips - 1)  # average for the image, stride for the segmentation
+        bc.downsample(ba, mips=spec.num_mips - 1)  # average for the image, mode for the segmentation
     tmp = root / (MARKER + ".tmp")
     tmp.write_text(json.dumps(spec.to_json()))
     os.replace(tmp, root / MARKER)

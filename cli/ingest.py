@@ -3,23 +3,26 @@
 The work is the library's (:mod:`bigarrays_core.sources`, :mod:`bigarrays_core.ingest`,
 :mod:`bigarrays_core.pyramid`); this module parses the options, creates or checks the
 destination, and shows progress. One progress record covers the ingest and the mips it
-builds, so an interrupted run is resumed by running the same command again.
+builds, so an interrupted run is resumed by running the same command again. The tasks run
+on this machine's threads or a Dask cluster (:mod:`bigarrays_cli.cluster`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import numpy as np
 from bigarrays_cli.args import ints3
+from bigarrays_cli.cluster import add_job_options, base_name, job_client, progress_bar
 
 import bigarrays_core as bc
+from bigarrays_core.downsampling import METHODS
 from bigarrays_core.geometry import Box
-from bigarrays_core.ingest import ingest, ingest_job
-from bigarrays_core.pyramid import build_mips, mip_plan, resolve_method
-from bigarrays_core.resume import ProgressRecord, chunk_count
+from bigarrays_core.ingest import ingest_job, ingest_stage
+from bigarrays_core.jobs import run_stages
+from bigarrays_core.pyramid import plan_downsample
+from bigarrays_core.resume import ProgressRecord
 from bigarrays_core.sources import Source, open_source
 
 __all__ = ["add"]
@@ -50,14 +53,14 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--mips", type=int, default=1,
                    help="scales to fill, mip 0 included (declared when creating; default 1)")
     p.add_argument("--downsample", default=[2, 2, 1], **ints3(3, "factor"), help="factor between scales (2 2 1)")
-    p.add_argument("--method", default="auto", choices=["auto", "average", "mean", "stride"],
-                   help="downsampling: average (or mean) for images, stride for segmentations; auto (default) "
-                        "picks by layer type")
+    p.add_argument("--method", default="auto", choices=[*METHODS, "mean"],
+                   help="downsampling: average (or mean) for images, mode for segmentations (auto, the default, "
+                        "picks by layer type); also min, max, stride")
     p.add_argument("--write-empty", action="store_true",
                    help="also store chunks whose voxels are all zeros (missing source chunks stay missing)")
     p.add_argument("--overwrite", action="store_true",
                    help="write every chunk again, even those an earlier run of this ingest finished")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_job_options(p)
     p.set_defaults(run=run_ingest)
 
 
@@ -89,31 +92,30 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
         if wanted and wanted != have:
             raise bc.InfoError(f"{args.dest} exists with {field} {have}, but --{field.replace('_', '-')} "
                                f"asks for {wanted}; ingest into a new DEST or drop the option", field=field)
-    if args.mips > ba.num_mips:
-        raise bc.InfoError(f"{args.dest} declares {ba.num_mips} scale(s); cannot fill --mips {args.mips}",
-                           field="scales")
     return ba
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     if args.mips < 1:
         raise bc.BigArraysError(f"--mips {args.mips}: expected 1 or more (the number of scales, mip 0 included)")
     source = open_source(args.source)
     ba = _open_or_create(args, source)
     offset = tuple(args.voxel_offset) if args.voxel_offset else ba.voxel_offset
     region = Box.from_shape(offset, source.shape[:3])
-    plan = mip_plan(ba, region, args.mips - 1)
-    method = resolve_method(args.method, ba)
+    stages = [ingest_stage(source, ba, offset, write_empty=args.write_empty)]
+    method = None
+    if args.mips > 1:  # scales the dataset lacks are added to its info first
+        plan = plan_downsample(ba, mips=args.mips - 1, method=args.method, region=region,
+                               write_empty=args.write_empty)
+        ba = bc.BigArray(ba.store, plan.info, ba.mip)
+        stages += plan.stages
+        method = plan.job["method"]
     job = ingest_job(source, ba, offset, write_empty=args.write_empty, mips=args.mips - 1, method=method)
     record = ProgressRecord(ba.store, job) if job is not None else None
-    total = chunk_count(ba, region) + sum(chunk_count(coarse, box) for coarse, box in plan)
-    with tqdm(total=total, unit="chunk", desc=f"ingest {os.path.basename(args.source.rstrip('/'))}",
-              disable=args.quiet) as bar:
-        report = ingest(source, ba, offset=offset, write_empty=args.write_empty, overwrite=args.overwrite,
-                        record=record, progress=bar.update)
-        build_mips(ba, region, mips=args.mips - 1, method=method, write_empty=args.write_empty,
-                   record=record, progress=bar.update, report=report)
+    if record is not None and args.overwrite:
+        record.reset()
+    total = sum(sum(stage.weights) for stage in stages)
+    with job_client(args) as client, progress_bar(args, total, f"ingest {base_name(args.source)}") as update:
+        report = run_stages(stages, client=client, record=record, progress=update)
     print(f"ingested {source.name} -> {ba.url}: {report}")
     return 0

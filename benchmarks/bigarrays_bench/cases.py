@@ -85,6 +85,8 @@ class Subject:
     params: dict[str, object] = field(default_factory=dict)
     #: True when run() returns the rate itself (e.g. wrk's requests/s), not an amount to time.
     direct: bool = False
+    #: Untimed preparation before each round (e.g. removing what the last round wrote).
+    before: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ be chunk-aligned unless ``non_aligned_writes=True``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NoReturn
 
 import numpy as np
@@ -25,7 +26,7 @@ from bigarrays_core.errors import (
     ReadOnlyError,
     SelectionError,
 )
-from bigarrays_core.format import Info, Scale
+from bigarrays_core.format import Info, Scale, read_info
 from bigarrays_core.geometry import Box, ChunkGrid, Vec3
 from bigarrays_core.kvstore import KVStore
 from bigarrays_core.kvstore.sharding import ShardedStore, ShardingSpec
@@ -59,8 +60,11 @@ class BigArray:
     its shards' indexes: :meth:`clear_cache` makes it see shards other processes rewrote.
     Raises :class:`InfoError` naming the field when the scale cannot be read (e.g. a bad
     sharding spec); other scales of the info are not affected.
+
     ``np.asarray(ba)`` reads the whole volume (see :mod:`bigarrays_core.array.whole`), up
     to :attr:`max_array_bytes`; iterating over a BigArray is a ``TypeError``.
+    :meth:`to_dask` is the volume as a Dask array. A BigArray pickles (its store, info,
+    scale and options), so Dask sends it to workers.
     """
 
     #: The largest ``np.asarray(ba)`` read without complaint (bytes; set it per object or class).
@@ -188,9 +192,28 @@ class BigArray:
             store.clear_cache()
 
     def at_mip(self, mip: int) -> BigArray:
-        """The same dataset and options at another scale."""
-        return BigArray(self._store, self._info, mip, fill_missing=self.fill_missing, bounded=self.bounded,
+        """The same dataset and options at another scale. A scale this array's info does not
+        have is looked for in the info stored now (scales added since, e.g. by
+        :func:`bigarrays_core.downsample`); :class:`InfoError` if it has none either."""
+        info = self._info
+        if isinstance(mip, int) and not isinstance(mip, bool) and mip >= len(info.scales):
+            info = read_info(self._store)
+        return BigArray(self._store, info, mip, fill_missing=self.fill_missing, bounded=self.bounded,
                         non_aligned_writes=self.non_aligned_writes)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        options = {"fill_missing": self.fill_missing, "bounded": self.bounded,
+                   "non_aligned_writes": self.non_aligned_writes}
+        return (functools.partial(BigArray, **options), (self._store, self._info, self.mip))
+
+    def to_dask(self, chunks: Any = None) -> Any:
+        """This scale as a ``dask.array.Array`` of shape :attr:`shape`: element ``[0, 0, 0, 0]``
+        is the voxel at :attr:`voxel_offset` (Dask indexes from zero; see
+        :mod:`bigarrays_core.array.dask_io`). ``chunks``: Dask's chunks, by default the
+        storage chunks (all channels in one)."""
+        from bigarrays_core.array.dask_io import to_dask
+
+        return to_dask(self, chunks)
 
     def __repr__(self) -> str:
         return (f"BigArray({self.url!r}, mip={self.mip}, shape={self.shape}, dtype={self.dtype.name}, "

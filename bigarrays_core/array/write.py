@@ -2,25 +2,31 @@
 
 A write replaces stored objects (*write units*, :meth:`ScaleIO.unit_keys`): chunk files
 of an unsharded scale, shard files of a sharded one. Every unit is written while holding
-its lock, here and only here (so a cross-process lock can replace these later in one
-place):
+its lock of this process, here and only here:
 
 * unsharded: a chunk wholly covered (all channels) is encoded and stored blind; a partly
-  covered one (only when the caller opted in to unaligned writes) is read, patched and
-  rewritten under its lock;
+  covered one (only when the caller opted in to unaligned writes) is updated by
+  :func:`update_chunk`;
 * sharded: the chunks are encoded in parallel, a group of shards at a time, then each
   shard is stored once under its lock; a shard whose every chunk is written is built
   without reading, the others are read, changed and replaced whole (the chunk store,
-  :class:`~bigarrays_core.kvstore.sharding.ShardedStore`, does that), and partly covered
-  chunks are patched under the same lock.
+  :class:`~bigarrays_core.kvstore.sharding.ShardedStore`, does that, with conditional
+  writes of the shard), and partly covered chunks are updated by :func:`update_chunk`.
 
-So concurrent writers in this process never lose each other's voxels. Locks are per
-process: writers in other processes must write disjoint units.
+Across processes and machines, nothing is lost either: :func:`update_chunk` is a
+conditional read-modify-write (read the chunk and its version, patch it, store it only if
+it is still at that version, else read again and retry: ``KVStore.write_if_unchanged``), so
+two writers patching one chunk at once both keep their voxels, on every store whose
+conditional writes are atomic across processes (``atomic_updates``: local disk, memory,
+S3, GCS). On other stores (e.g. fsspec protocols without conditional writes) only writers
+of this process are serialised: writers in other processes must write disjoint units.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +35,14 @@ import numpy as np
 
 from bigarrays_core.array.executor import run_batches
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
-from bigarrays_core.array.source import load_chunks
+from bigarrays_core.errors import StorageError
 from bigarrays_core.geometry import Box
 
-__all__ = ["write_box"]
+__all__ = ["update_chunk", "write_box", "write_pieces"]
+
+#: How often a conditional update of one chunk is tried before giving up (another writer
+#: changed the chunk between our read and our write every time).
+UPDATE_ATTEMPTS = 50
 
 _STRIPES = 1024
 _LOCKS = [threading.Lock() for _ in range(_STRIPES)]
@@ -58,18 +68,32 @@ def _locked(io: ScaleIO, unit_keys: Iterable[str]) -> Iterator[None]:
             _LOCKS[s].release()
 
 
-def _patched(io: ScaleIO, refs: Sequence[ChunkRef], box: Box, channels: tuple[int, int],
-             data: np.ndarray) -> dict[str, bytes]:
-    """The stored bytes of partly covered chunks with ``data``'s part pasted in (the caller
-    holds their units' locks)."""
-    csel = slice(channels[0], channels[1])
-    out: dict[str, bytes] = {}
-    for ref, old in zip(refs, load_chunks(io, refs)):
-        inter = ref.box.intersect(box)
-        chunk = np.zeros(io.chunk_shape(ref), dtype=io.dtype, order="F") if old is None else old
-        chunk[inter.slices_in(ref.box) + (csel,)] = data[inter.slices_in(box) + (slice(None),)]
-        out[ref.key] = io.pipeline.encode(chunk, io.store.describe(ref.key))
-    return out
+def update_chunk(io: ScaleIO, ref: ChunkRef, box: Box, channels: tuple[int, int], data: np.ndarray) -> None:
+    """Paste the part of ``data`` (the voxels of ``box`` x ``channels``) that falls in chunk
+    ``ref`` into the stored chunk, keeping its other voxels: a conditional read-modify-write,
+    read again and retried when another writer changed the chunk meanwhile (see the module
+    docstring; the caller holds the chunk's unit lock of this process).
+
+    Raises :class:`StorageError` after :data:`UPDATE_ATTEMPTS` lost races, and what the
+    store and the codec raise.
+    """
+    store, where = io.store, io.store.describe(ref.key)
+    inter = ref.box.intersect(box)
+    target = inter.slices_in(ref.box) + (slice(channels[0], channels[1]),)
+    part = data[inter.slices_in(box) + (slice(None),)]
+    for attempt in range(UPDATE_ATTEMPTS):
+        value, version = store.read_for_update(ref.key)
+        if value is None:
+            chunk = np.zeros(io.chunk_shape(ref), dtype=io.dtype, order="F")
+        else:
+            chunk = np.array(io.pipeline.decode(value.data, io.chunk_shape(ref), where, ref.key, value.encoding),
+                             order="F")
+        chunk[target] = part
+        if store.write_if_unchanged(ref.key, io.pipeline.encode(chunk, where), version, io.pipeline.write_options):
+            return
+        time.sleep(random.uniform(0, min(1.0, 0.002 * 2**attempt)))  # another writer got there first: back off
+    raise StorageError(f"cannot update {where}: other writers changed it between our read and our write "
+                       f"{UPDATE_ATTEMPTS} times in a row")
 
 
 def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray) -> None:
@@ -77,19 +101,38 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
 
     ``box`` must already be clipped to the volume. See the module docstring.
     """
-    refs = io.chunks(box)
+    write_pieces(io, [(ref, ref.box.intersect(box)) for ref in io.chunks(box)], data, box, channels)
+
+
+def write_pieces(io: ScaleIO, pieces: Sequence[tuple[ChunkRef, Box]], data: np.ndarray, data_box: Box,
+                 channels: tuple[int, int] | None = None) -> None:
+    """Store the part ``box`` of each chunk of ``pieces`` (``(chunk, box)`` pairs, one per
+    chunk) from ``data``, the voxels of ``data_box`` x ``channels`` (default: all).
+
+    A piece that is its whole chunk (all channels) replaces the chunk; a smaller one is
+    merged into it (:func:`update_chunk`). Of a sharded scale, the pieces of one shard are
+    stored with one rewrite of the shard. What a job that decided chunk by chunk (stored or
+    not, whole or in part) calls; see the module docstring.
+    """
+    channels = channels or (0, io.num_channels)
     io.store.prepare_writes(io.scale.key)
     full_channels = channels == (0, io.num_channels)
+    boxes = {ref.key: box for ref, box in pieces}
+    refs = [ref for ref, _ in pieces]
 
     def covered(ref: ChunkRef) -> bool:
-        return full_channels and ref.box.intersect(box) == ref.box
+        return full_channels and boxes[ref.key] == ref.box
 
     def encode(ref: ChunkRef) -> bytes:
-        part = data[ref.box.slices_in(box) + (slice(None),)]
+        part = data[ref.box.slices_in(data_box) + (slice(None),)]
         return io.pipeline.encode(part, io.store.describe(ref.key))
 
+    def merge(ref: ChunkRef) -> None:
+        box = boxes[ref.key]
+        update_chunk(io, ref, box, channels, data[box.slices_in(data_box) + (slice(None),)])
+
     if io.sharding is not None:
-        _write_sharded(io, refs, box, channels, data, covered, encode)
+        _write_sharded(io, refs, covered, encode, merge)
         return
 
     def work(batch: Sequence[ChunkRef]) -> None:
@@ -99,7 +142,7 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
                 encoded[ref.key] = encode(ref)
                 continue
             with _locked(io, [ref.key]):
-                io.store.set_many(_patched(io, [ref], box, channels, data), io.pipeline.write_options)
+                merge(ref)
         if encoded:
             with _locked(io, encoded):
                 io.store.set_many(encoded, io.pipeline.write_options)
@@ -107,10 +150,10 @@ def write_box(io: ScaleIO, box: Box, channels: tuple[int, int], data: np.ndarray
     run_batches(work, refs, per_thread=4 if io.store.threaded_io else 1)
 
 
-def _write_sharded(io: ScaleIO, refs: list[ChunkRef], box: Box, channels: tuple[int, int], data: np.ndarray,
-                   covered: Callable[[ChunkRef], bool], encode: Callable[[ChunkRef], bytes]) -> None:
+def _write_sharded(io: ScaleIO, refs: Sequence[ChunkRef], covered: Callable[[ChunkRef], bool],
+                   encode: Callable[[ChunkRef], bytes], merge: Callable[[ChunkRef], None]) -> None:
     units: dict[str, list[ChunkRef]] = {}
-    for ref, unit in zip(refs, io.unit_keys(refs)):
+    for ref, unit in zip(refs, io.unit_keys(list(refs))):
         units.setdefault(unit, []).append(ref)
     per_voxel = io.dtype.itemsize * io.num_channels
     groups: list[list[str]] = [[]]
@@ -127,9 +170,10 @@ def _write_sharded(io: ScaleIO, refs: list[ChunkRef], box: Box, channels: tuple[
         partial = [r for u in group for r in units[u] if not covered(r)]
         encoded = _encode_all(full, encode)
         with _locked(io, group):
-            if partial:
-                encoded.update(_patched(io, partial, box, channels, data))
-            io.store.set_many(encoded, io.pipeline.write_options)
+            if encoded:
+                io.store.set_many(encoded, io.pipeline.write_options)
+            for ref in partial:
+                merge(ref)
 
 
 def _encode_all(refs: Sequence[ChunkRef], encode: Callable[[ChunkRef], bytes]) -> dict[str, bytes]:

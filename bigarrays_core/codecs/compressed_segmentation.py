@@ -1,8 +1,10 @@
 """``compressed_segmentation``: uint32/uint64 labels, any channel count, block size from the info.
 
-Encoding uses the ``compressed-segmentation`` package (seung-lab) per channel; this module
-writes and reads the multi-channel wrapper around the channel streams
-(precomputed-format.md §3.5: ``num_channels`` uint32 word offsets, then the streams).
+Encoding uses this project's encoder (:mod:`bigarrays_core.kernels.cseg_encode`, numba,
+GIL released, so chunks encode on several threads at once; it writes the same bytes as the
+``compressed-segmentation`` package, which held the GIL) per channel; this module writes and
+reads the multi-channel wrapper around the channel streams (precomputed-format.md §3.5:
+``num_channels`` uint32 word offsets, then the streams).
 
 Decoding uses this project's kernel (:mod:`bigarrays_core.kernels.cseg`, numba,
 imported on the first decode): it validates every block header against its stream,
@@ -17,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-import compressed_segmentation as cseg
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
@@ -29,6 +30,17 @@ _ONE_CHANNEL = (1).to_bytes(4, "little")
 
 
 _kernel_module: ModuleType | None = None
+_encoder_module: ModuleType | None = None
+
+
+def _encoder() -> ModuleType:
+    """The encoding kernel module (imports numba, so only when first needed)."""
+    global _encoder_module
+    if _encoder_module is None:
+        from bigarrays_core.kernels import cseg_encode
+
+        _encoder_module = cseg_encode
+    return _encoder_module
 
 
 def _kernel() -> ModuleType:
@@ -70,9 +82,8 @@ class CompressedSegmentationCodec(ChunkCodec):
         native = self.dtype.newbyteorder("=")
         streams = []
         for c in range(chunk.shape[3]):
-            channel = np.asfortranarray(chunk[:, :, :, c], dtype=native)
-            encoded = cseg.compress(channel, block_size=self.block_size, order="F")
-            streams.append(bytes(encoded)[4:])  # drop the one-channel offset table
+            channel = np.asarray(chunk[:, :, :, c], dtype=native)
+            streams.append(_encoder().encode_channel(channel, self.block_size).tobytes())
         if len(streams) == 1:
             return _ONE_CHANNEL + streams[0]
         offsets = []

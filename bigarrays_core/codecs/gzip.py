@@ -7,7 +7,8 @@ the trailer, kept when the data is exactly one member; anything else (several me
 corruption) is decoded member by member. Decoding is strict: the members must end the data
 exactly (each checked against its CRC-32 and length trailer), so bytes after the last
 member, zero padding included, raise instead of being ignored as ``gzip.decompress``
-ignores them. Both paths release the GIL.
+ignores them. Both paths release the GIL. The header's modification time is 0 (as libdeflate
+writes it): the same chunk is stored as the same bytes whenever and wherever it is written.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class GzipCodec(ByteCodec):
 
     def encode(self, data: bytes) -> bytes:
         if self.level <= 3:
-            return igzip.compress(data, compresslevel=self.level)
+            return igzip.compress(data, compresslevel=self.level, mtime=0)
         return bytes(deflate.gzip_compress(data, self.level))
 
     def decode(self, data: bytes) -> bytes:

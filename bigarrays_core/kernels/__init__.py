@@ -3,6 +3,9 @@
 * :mod:`.paste`: the strided copy of a decoded chunk's region into a cutout (numpy until a
   process has copied enough to pay for loading numba).
 * :mod:`.cseg`: compressed_segmentation decoding of a chunk's region, straight into a cutout.
+* :mod:`.cseg_encode`: compressed_segmentation encoding of a chunk's channel (the reference
+  encoder's bytes).
+* :mod:`.downsample`: block reductions for pyramids (average, mode, min, max).
 * :mod:`.jit`: how they are compiled (GIL released, cached on disk where possible).
 
 The package imports nothing from bigarrays (its modules import only each other, numpy and

@@ -1,6 +1,6 @@
 """Key-value stores: the only layer that talks to storage."""
 
-from bigarrays_core.kvstore.base import ByteRange, KVStore, Stamp, Value, WriteOptions, check_key
+from bigarrays_core.kvstore.base import ByteRange, KVStore, Stamp, Value, Version, WriteOptions, check_key
 from bigarrays_core.kvstore.local import LocalStore
 from bigarrays_core.kvstore.memory import MemoryStore
 from bigarrays_core.kvstore.registry import open_store, register_store, registered_schemes
@@ -13,6 +13,7 @@ __all__ = [
     "MemoryStore",
     "Stamp",
     "Value",
+    "Version",
     "WriteOptions",
     "check_key",
     "open_store",

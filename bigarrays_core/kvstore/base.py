@@ -19,6 +19,15 @@ Stamps (:meth:`KVStore.stat_many`) say which version of a value is stored withou
 it (a file's size, mtime and inode; an object's generation or ETag), so a cache can check
 cheaply whether what it holds is still what is stored.
 
+Updates that must not lose a concurrent writer's change (a read-modify-write of a chunk or
+a shard) use conditional writes: :meth:`KVStore.read_for_update` returns a value with its
+:class:`Version`, and :meth:`KVStore.write_if_unchanged` stores a new value only if the key
+is still at that version, returning False (writing nothing) when another writer got there
+first; the caller then reads again and retries. :attr:`KVStore.atomic_updates` says whether
+that holds against writers in other processes and on other machines (local disk: a lock
+file; memory: one process; S3: ``If-Match`` / ``If-None-Match``; GCS: generation match) or
+only within this process (the default implementation, for stores that have nothing better).
+
 This module imports nothing from the rest of bigarrays but the errors.
 """
 
@@ -26,6 +35,8 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import threading
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +45,12 @@ from typing import NamedTuple
 
 from bigarrays_core.errors import InvalidKeyError, ReadOnlyError
 
-__all__ = ["ByteRange", "ByteSpan", "KVStore", "Stamp", "Value", "WriteOptions", "check_key", "check_range",
-           "digest_stamp"]
+__all__ = ["ByteRange", "ByteSpan", "KVStore", "Stamp", "Value", "Version", "WriteOptions", "check_key",
+           "check_range", "digest_stamp"]
+
+#: The lock file a local store keeps under a dataset's root (``LocalStore``): no store lists it
+#: as a key, whether it is read on disk, over HTTP or in a bucket it was copied to.
+LOCK_KEY = ".bigarrays/locks"
 
 #: Suffixes CloudVolume gives compressed files on local disk, by content encoding.
 CONTENT_ENCODING_SUFFIX = {"gzip": ".gz", "zstd": ".zstd", "br": ".br"}
@@ -155,6 +170,29 @@ class WriteOptions:
         self.cache_control = cache_control
 
 
+class Version(NamedTuple):
+    """The state of a key as :meth:`KVStore.read_for_update` saw it, for
+    :meth:`KVStore.write_if_unchanged` to compare with.
+
+    ``token`` is the store's own (a digest of the bytes, an ETag, a GCS generation, ...);
+    None means the key did not exist.
+    """
+
+    token: object = None
+
+    @property
+    def exists(self) -> bool:
+        return self.token is not None
+
+
+#: Locks of the default (this process only) conditional write, by store and key.
+_UPDATE_LOCKS = [threading.Lock() for _ in range(256)]
+
+
+def _digest(data: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 class KVStore(ABC):
     """A byte key-value store rooted at :attr:`url`.
 
@@ -172,6 +210,9 @@ class KVStore(ABC):
     #: True when :meth:`stat_many` is a local metadata call (no network request, no read), so
     #: cheap enough to make where blocking must be brief (a server's event loop).
     local_stat: bool = False
+    #: True when :meth:`write_if_unchanged` is atomic against writers in other processes and
+    #: on other machines too; False when only against other threads of this process.
+    atomic_updates: bool = False
 
     def describe(self, key: str) -> str:
         """The full URL of ``key``, for messages."""
@@ -273,6 +314,40 @@ class KVStore(ABC):
             else:  # digested at once: the value may be a view of a reused buffer
                 out.append(digest_stamp(value.data, value.encoding))
         return out
+    # -- conditional writes ------------------------------------------------------------
+    def read_for_update(self, key: str) -> tuple[Value | None, Version]:
+        """The value of ``key`` (None if missing) and its :class:`Version`, the state
+        :meth:`write_if_unchanged` compares with. The value owns its bytes.
+
+        The default reads the whole value and takes a digest of its bytes (and content
+        encoding) as the version. Raises as :meth:`get_many`.
+        """
+        (value,) = self.iter_values([key])
+        if value is None or not value.data:
+            return None, Version()
+        value = Value(bytes(value.data), value.encoding)
+        return value, Version((_digest(value.data), value.encoding))
+
+    def write_if_unchanged(self, key: str, value: bytes | None, expected: Version,
+                           options: WriteOptions | None = None) -> bool:
+        """Store ``value`` under ``key`` (delete the key when ``value`` is None), but only if
+        the key is still as :meth:`read_for_update` saw it (``expected``): True when written,
+        False when another writer changed, created or deleted it meanwhile (nothing written).
+
+        Atomic against other writers as :attr:`atomic_updates` says. The default compares
+        versions and writes under a lock of this process: stores with a cross-process
+        mechanism override it. Raises :class:`ReadOnlyError`, and as :meth:`set_many`.
+        """
+        self._check_writable("write", key)
+        with _UPDATE_LOCKS[zlib.crc32(f"{self.url}\x00{key}".encode()) % len(_UPDATE_LOCKS)]:
+            _, now = self.read_for_update(key)
+            if now != expected:
+                return False
+            if value is None:
+                self.delete_many([key])
+            else:
+                self.set_many({key: value}, options)
+            return True
 
     # -- single-key helpers ------------------------------------------------------------
     def stat(self, key: str) -> Stamp | None:

@@ -92,6 +92,28 @@ class FsspecReads:
 
         return other
 
+    def versioned(self, path: str, where: str) -> Callable[[], Awaitable[tuple[Value, str]]]:
+        """A factory of one GET of ``path`` on S3 or GCS: its value and the version it was read
+        at (S3's ETag, GCS's generation), for conditional writes. Raises as :meth:`value`,
+        and ``ValueError`` for another protocol."""
+        if self._kind == "s3":
+            async def s3() -> tuple[Value, str]:
+                data, response = await self._s3_object(path)
+                return Value(data, encoding_of_header(response.get("ContentEncoding"))), str(response["ETag"])
+
+            return s3
+        if self._kind == "gcs":
+            async def gcs() -> tuple[Value, str]:
+                data, headers = await self._gcs_object(path, {"Accept-Encoding": "gzip"})
+                _refuse_transcoded(headers, where, "read")
+                generation = headers.get("X-Goog-Generation")
+                if not generation:
+                    raise StorageError(f"cannot read {where} for an update: the answer names no generation")
+                return Value(data, encoding_of_header(headers.get("Content-Encoding"))), str(generation)
+
+            return gcs
+        raise ValueError(f"{self._kind} objects carry no version for conditional writes")
+
     async def _s3_get(self, path: str) -> Value:
         data, response = await self._s3_object(path)
         return Value(data, encoding_of_header(response.get("ContentEncoding")))

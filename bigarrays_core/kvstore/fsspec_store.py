@@ -76,6 +76,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,11 +86,13 @@ from bigarrays_core.errors import StorageError, UnknownSchemeError
 from bigarrays_core.kvstore import deadline
 from bigarrays_core.kvstore.base import (
     CONTENT_ENCODING_SUFFIX,
+    LOCK_KEY,
     ByteRange,
     ByteSpan,
     KVStore,
     Stamp,
     Value,
+    Version,
     WriteOptions,
     check_key,
     check_range,
@@ -174,6 +177,10 @@ class FsspecStore(KVStore):
         Read values through obstore where it is installed and the configuration allows it
         (:mod:`bigarrays_core.kvstore.obstore_reads`); ``False`` reads through fsspec.
 
+    A store pickles as the arguments it was made with (credentials in ``storage_options``
+    included: Dask sends them to its workers as fsspec's filesystems do) and is made again,
+    with its own connections, where it is unpickled.
+
     Raises
     ------
     UnknownSchemeError
@@ -209,6 +216,13 @@ class FsspecStore(KVStore):
         ):
             if not ok:
                 raise ValueError(f"FsspecStore({url!r}): {name}={value!r} is out of range")
+        #: What the store was made from: a store pickles as these and is made again where it is
+        #: unpickled (a Dask worker), with its own connections, pools and caches.
+        self._made_from = {
+            "url": url, "read_only": read_only, "storage_options": dict(storage_options or {}),
+            "max_concurrency": max_concurrency, "timeout": timeout, "retries": retries, "backoff": backoff,
+            "max_backoff": max_backoff, "list_timeout": list_timeout, "suffix_fallback": suffix_fallback,
+            "filesystem": filesystem, "obstore_reads": obstore_reads}
         self.protocol = url.split("://", 1)[0].lower()
         self.url = url.rstrip("/")
         self.read_only = read_only or self.protocol in HTTP
@@ -249,6 +263,9 @@ class FsspecStore(KVStore):
         self._metadata_encoding = self.protocol in GCS or self.protocol in S3
         find_params = inspect.signature(fs._find if self._async else fs.find).parameters
         self._find_has_prefix = "prefix" in find_params
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_remade, (self._made_from,))
 
     # -- plumbing ----------------------------------------------------------------------------
     def _path(self, key: str) -> str:
@@ -508,7 +525,7 @@ class FsspecStore(KVStore):
                 if key.endswith(suffix):
                     key = key[: -len(suffix)]
                     break
-            if key and key.startswith(prefix):
+            if key and key.startswith(prefix) and key != LOCK_KEY:  # a local dataset's lock file is no value
                 keys[key] = None
         return iter(list(keys))
 
@@ -576,6 +593,121 @@ class FsspecStore(KVStore):
         self._check_writable("delete", keys[0] if keys else None)
         self._run([functools.partial(self._delete_path, k + s) for k in keys for s in _VARIANTS])
 
+    # -- conditional writes ----------------------------------------------------------------
+    @property  # type: ignore[override]
+    def atomic_updates(self) -> bool:
+        """True on S3 and GCS: conditional writes are the object store's own (``If-Match`` /
+        ``If-None-Match``; ``ifGenerationMatch``), atomic for every writer anywhere. Other
+        protocols use the default (this process only)."""
+        return self._async and (self.protocol in S3 or self.protocol in GCS)
+
+    def read_for_update(self, key: str) -> tuple[Value | None, Version]:
+        """The value of the plain key (no suffixed variants) and, on S3 and GCS, the version
+        the store gave it (ETag, generation). Raises as :meth:`get_many`."""
+        if not self.atomic_updates:
+            return super().read_for_update(key)
+        key = check_key(key)
+        where = self.describe(key)
+        (out,) = self._run([functools.partial(self._request, "read", where,
+                                              self.reads.versioned(self._path(key), where))])
+        if isinstance(out, _Absent) or not out[0].data:
+            return None, Version()
+        return out[0], Version(out[1])
+
+    def write_if_unchanged(self, key: str, value: bytes | None, expected: Version,
+                           options: WriteOptions | None = None) -> bool:
+        """On S3 and GCS, one conditional request: the store writes (or deletes) only if the
+        object is still at ``expected`` (or still absent), and answers 412 otherwise (False).
+        Transient failures are retried as any request. Raises as :meth:`set_many`."""
+        if not self.atomic_updates:
+            return super().write_if_unchanged(key, value, expected, options)
+        key = check_key(key)
+        self._check_writable("write", key)
+        where = self.describe(key)
+        data = None if value is None else bytes(value)
+        conditional = self._conditional_s3 if self.protocol in S3 else self._conditional_gcs
+
+        async def attempt() -> bool:
+            return await conditional(self._path(key), data, expected.token, options)
+
+        (out,) = self._run([functools.partial(self._request, "write", where, attempt)])
+        return out is True
+
+    async def _conditional_s3(self, path: str, data: bytes | None, token: object, options: WriteOptions | None
+                              ) -> bool:
+        from botocore.exceptions import ClientError
+
+        fs = self.fs
+        await fs.set_session()
+        bucket, name, _ = fs.split_path(path)
+        try:
+            if data is None:
+                if token is None:  # "still absent": nothing to delete
+                    return await self._absent_s3(bucket, name)
+                await fs.s3.delete_object(Bucket=bucket, Key=name, IfMatch=token)
+            else:
+                condition = {"IfMatch": token} if token is not None else {"IfNoneMatch": "*"}
+                await fs.s3.put_object(Bucket=bucket, Key=name, Body=data, **condition, **self._write_kwargs(options))
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412) or error.get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False  # another writer got there first
+            if data is None and (status == 404 or error.get("Code") == "NoSuchKey"):
+                return False  # deleted by another writer meanwhile
+            raise
+        return True
+
+    async def _absent_s3(self, bucket: str, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            await self.fs.s3.head_object(Bucket=bucket, Key=name)
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return True
+            raise
+        return False
+
+    async def _conditional_gcs(self, path: str, data: bytes | None, token: object, options: WriteOptions | None
+                               ) -> bool:
+        from urllib.parse import quote
+
+        fs = self.fs
+        bucket, name, _ = fs.split_path(path)
+        generation = "0" if token is None else str(token)  # 0: only if the object does not exist
+        try:
+            if data is None:
+                if token is None:
+                    try:
+                        await fs._call("GET", f"b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
+                    except FileNotFoundError:
+                        return True
+                    return False
+                await fs._call("DELETE", f"b/{quote(bucket, safe='')}/o/{quote(name, safe='')}",
+                               ifGenerationMatch=generation)
+                return True
+            meta: dict[str, str] = {"name": name}
+            if options is not None:
+                for field, given in (("contentType", options.content_type),
+                                     ("contentEncoding", options.content_encoding),
+                                     ("cacheControl", options.cache_control)):
+                    if given:
+                        meta[field] = given
+            head = (f"--==0==\nContent-Type: application/json; charset=UTF-8\n\n{json.dumps(meta)}\n--==0==\n"
+                    f"Content-Type: {meta.get('contentType', 'application/octet-stream')}\n\n").encode()
+            await fs._call("POST", f"{fs._location}/upload/storage/v1/b/{quote(bucket, safe='')}/o",
+                           uploadType="multipart", ifGenerationMatch=generation,
+                           headers={"Content-Type": 'multipart/related; boundary="==0=="'},
+                           data=head + data + b"\n--==0==--", json_out=True)
+        except FileExistsError:  # gcsfs's name for 412 Precondition Failed
+            return False
+        except FileNotFoundError:
+            if data is None:
+                return False  # deleted by another writer meanwhile
+            raise
+        return True
+
     def close(self) -> None:
         """Shut down the store's thread pools (the filesystem is shared and stays open)."""
         with self._pool_lock:
@@ -584,3 +716,8 @@ class FsspecStore(KVStore):
             pool.shutdown(wait=False)
         if self._obstore is not None:
             self._obstore.close()
+
+
+def _remade(made_from: Mapping[str, Any]) -> FsspecStore:
+    """A store made again from what an unpickled one was made from (see ``FsspecStore.__reduce__``)."""
+    return FsspecStore(**made_from)

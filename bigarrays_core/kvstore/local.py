@@ -4,6 +4,19 @@ Writes are atomic: the value goes to a temporary file in the key's directory, wh
 then renamed over the key, so a reader (or a crash, even SIGKILL) never sees a partial
 value. Keys are checked with :func:`check_key`, so they can never escape the root.
 
+Writers of one key exclude each other across processes with a lock per key (a byte-range
+``fcntl`` lock on ``.bigarrays/locks`` under the root: an open-file-description lock on
+Linux, a record lock elsewhere; plus a thread lock, since the process's threads share the
+file's description): every write, delete and conditional
+write (:meth:`LocalStore.write_if_unchanged`: compare the stored bytes, then rename) of a
+key in a directory (chunks, shards) holds it, so a read-modify-write never loses another
+process's change. Keys share 65536 locks by hash. Keys at the root (``info``) and
+bigarrays' own records (``.bigarrays/...``) are written without it. The lock file is one
+empty file, created by the first locked write, that needs no cleaning: the kernel drops a
+process's locks when it exits, however it exits (deleting it while writers run would let
+two of them lock different files). Listings never show it. It works across machines where
+the filesystem supports POSIX record locks (NFS with its lock manager).
+
 Compressed values follow CloudVolume's convention on local disk: a value written with
 content encoding ``gzip`` is stored as ``key.gz``, ``zstd`` as ``key.zstd``. Reads look for
 the plain key and those variants (the newest wins if several exist), and as a last
@@ -15,21 +28,29 @@ layer decodes them.
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import os
 import stat
+import struct
 import threading
+import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
 from bigarrays_core.kvstore.base import (
     CONTENT_ENCODING_SUFFIX,
+    LOCK_KEY,
     ByteRange,
     ByteSpan,
     KVStore,
     Stamp,
     Value,
+    Version,
     WriteOptions,
     check_key,
     check_range,
@@ -39,6 +60,9 @@ from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, FOREIGN_SUFFIXE
 __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
+#: The lock file under a root (see the module docstring) and its number of lock slots.
+LOCK_FILE = LOCK_KEY
+_LOCK_SLOTS = 1 << 16
 _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
 _ENCODED_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
 #: Every suffix a listing strips (CloudVolume's five).
@@ -72,6 +96,84 @@ def path_from_url(url: str) -> str:
     return os.path.abspath(path)
 
 
+class _KeyLocks:
+    """The key locks of one root, shared by every store of the process on that root (a
+    process must never close the lock file while it holds a lock on it: closing any
+    descriptor of a file drops the process's record locks on it)."""
+
+    _roots: dict[str, _KeyLocks] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.threads: dict[int, threading.Lock] = {}
+
+    @classmethod
+    def of(cls, root: str) -> _KeyLocks:
+        with cls._guard:
+            locks = cls._roots.get(root)
+            if locks is None:
+                locks = cls._roots[root] = cls(os.path.join(root, LOCK_FILE))
+            return locks
+
+    @classmethod
+    def _after_fork(cls) -> None:
+        # A thread lock held when another thread forked stays held in the child: start afresh.
+        # (Record locks are not inherited; the descriptors are, and stay usable.)
+        cls._guard = threading.Lock()
+        for locks in cls._roots.values():
+            locks.threads = {}
+
+    def _open(self) -> int:
+        if self.fd is None:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self.fd
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        slot = zlib.crc32(key.encode()) % _LOCK_SLOTS
+        with self._guard:
+            fd = self._open()
+            lock = self.threads.get(slot)
+            if lock is None:
+                lock = self.threads[slot] = threading.Lock()
+        with lock:
+            _lock_range(fd, slot, fcntl.F_WRLCK)
+            try:
+                yield
+            finally:
+                _lock_range(fd, slot, fcntl.F_UNLCK)
+
+
+_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", None)
+
+
+def _lock_range(fd: int, offset: int, kind: int) -> None:
+    """Lock (``F_WRLCK``, waiting) or unlock (``F_UNLCK``) byte ``offset`` of ``fd``.
+
+    Linux's open-file-description locks when there are, else POSIX record locks. Both are
+    dropped by the kernel when the process ends. With record locks the kernel's deadlock
+    check counts every thread of a process as one owner, so two processes whose threads
+    wait on each other's slots get EDEADLK although no thread holds two slots: waited out.
+    """
+    if _OFD_SETLKW is not None:
+        fcntl.fcntl(fd, _OFD_SETLKW, struct.pack("hhqqi", kind, os.SEEK_SET, offset, 1, 0))
+        return
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_UN if kind == fcntl.F_UNLCK else fcntl.LOCK_EX, 1, offset, os.SEEK_SET)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EDEADLK:
+                raise
+            time.sleep(0.001)
+
+
+os.register_at_fork(after_in_child=_KeyLocks._after_fork)
+
+
 class LocalStore(KVStore):
     """Keys as files under a root directory.
 
@@ -84,15 +186,29 @@ class LocalStore(KVStore):
     fsync:
         Also flush each value to the disk before renaming it into place (survives power
         loss, not only a crashed process), at a cost in write speed.
+
+    A store pickles as its root and options (for Dask workers on machines that see the
+    same directory). Writers of a key exclude each other across processes (see the module
+    docstring), so :meth:`write_if_unchanged` is atomic (:attr:`atomic_updates`).
     """
 
     local_stat = True
+    atomic_updates = True
 
     def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
         self.root = path_from_url(url)
         self.url = "file://" + self.root
         self.read_only = read_only
         self.fsync = fsync
+        self._buffers = threading.local()
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_buffers"]  # per-thread read buffers stay in this process
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
         self._buffers = threading.local()
 
     def _path(self, key: str) -> str:
@@ -327,11 +443,76 @@ class LocalStore(KVStore):
                         name = name[: -len(suffix)]
                         break
                 key = rel_dir + name
-                if key.startswith(prefix) and key not in seen:
+                if key.startswith(prefix) and key not in seen and key != LOCK_KEY:  # the lock file is no value
                     seen.add(key)
                     yield key
 
     # -- writes ------------------------------------------------------------------------
+    @contextmanager
+    def _locks(self, key: str) -> Iterator[None]:
+        """Hold ``key``'s lock (see the module docstring; none for keys at the root or of
+        bigarrays' own records)."""
+        if "/" not in key or key.startswith(".bigarrays/"):
+            yield
+            return
+        try:
+            held = _KeyLocks.of(self.root).hold(key)
+            held.__enter__()
+        except OSError as exc:
+            raise self._fail("lock", key, exc) from exc
+        try:
+            yield
+        finally:
+            held.__exit__(None, None, None)
+
+    def _temporary(self, key: str, value: bytes | memoryview, suffix: str, made_dirs: set[str]) -> tuple[str, str]:
+        """Write ``value`` to a new temporary file beside where ``key`` goes; ``(tmp, target)``."""
+        target = self._path(key) + suffix
+        directory = os.path.dirname(target)
+        if directory not in made_dirs:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise self._fail("write", key, exc) from exc
+            made_dirs.add(directory)
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(value)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._discard(tmp)
+            raise self._fail("write", key, exc) from exc
+        return tmp, target
+
+    @staticmethod
+    def _discard(tmp: str) -> None:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+    def _commit(self, key: str, tmp: str, target: str, suffix: str) -> None:
+        """Rename ``tmp`` over ``target`` and drop the key's other variants (the caller holds
+        the key's lock)."""
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            self._discard(tmp)
+            raise self._fail("write", key, exc) from exc
+        # Drop stale variants so a reader cannot find old bytes under another name.
+        base = self._path(key)
+        for other in _VARIANTS:
+            if other != suffix:
+                self._unlink(base + other, key)
+
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
         keys = list(items)
         for k in keys:
@@ -342,38 +523,9 @@ class LocalStore(KVStore):
             suffix = CONTENT_ENCODING_SUFFIX[options.content_encoding]
         made_dirs: set[str] = set()
         for key, value in items.items():
-            base = self._path(key)
-            target = base + suffix
-            directory = os.path.dirname(target)
-            if directory not in made_dirs:
-                try:
-                    os.makedirs(directory, exist_ok=True)
-                except OSError as exc:
-                    raise self._fail("write", key, exc) from exc
-                made_dirs.add(directory)
-            tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    view = memoryview(value)
-                    while view:
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    if self.fsync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, target)
-            except OSError as exc:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise self._fail("write", key, exc) from exc
-            # Drop stale variants so a reader cannot find old bytes under another name.
-            for other in _VARIANTS:
-                if other != suffix:
-                    self._unlink(base + other, key)
+            tmp, target = self._temporary(key, value, suffix, made_dirs)
+            with self._locks(key):
+                self._commit(key, tmp, target, suffix)
 
     def _unlink(self, path: str, key: str) -> None:
         try:
@@ -389,9 +541,45 @@ class LocalStore(KVStore):
             check_key(k)
         self._check_writable("delete", keys[0] if keys else None)
         for k in keys:
-            base = self._path(k)
-            for suffix in _VARIANTS:
-                self._unlink(base + suffix, k)
+            with self._locks(k):
+                self._remove(k)
+
+    def _remove(self, key: str) -> None:
+        base = self._path(key)
+        for suffix in _VARIANTS:
+            self._unlink(base + suffix, key)
+
+    # -- conditional writes ------------------------------------------------------------
+    def read_for_update(self, key: str) -> tuple[Value | None, Version]:
+        """The value and, as its version, a digest of the stored bytes and their suffix."""
+        value = self._read_path(check_key(key), None)
+        if value is None or not value.data:
+            return None, Version()
+        return value, Version((hashlib.blake2b(value.data, digest_size=16).digest(), value.encoding))
+
+    def write_if_unchanged(self, key: str, value: bytes | None, expected: Version,
+                           options: WriteOptions | None = None) -> bool:
+        """Compare and replace under the key's lock (see the module docstring)."""
+        check_key(key)
+        self._check_writable("write", key)
+        suffix = CONTENT_ENCODING_SUFFIX[options.content_encoding] if options and options.content_encoding else ""
+        tmp = target = None
+        if value is not None:
+            tmp, target = self._temporary(key, value, suffix, set())
+        try:
+            with self._locks(key):
+                _, now = self.read_for_update(key)
+                if now != expected:
+                    return False
+                if tmp is None or target is None:
+                    self._remove(key)
+                else:
+                    self._commit(key, tmp, target, suffix)
+                    tmp = None
+                return True
+        finally:
+            if tmp is not None:
+                self._discard(tmp)
 
     # -- leftovers of killed writers ---------------------------------------------------
     #: Seconds without a write after which a temporary file is known to be abandoned. A writer
@@ -417,8 +605,6 @@ class LocalStore(KVStore):
         the root, seconds since it was last written)`` pairs, sorted. These files are never
         keys (:meth:`list` and reads ignore them); see :attr:`STALE_TEMPORARY_AGE`.
         """
-        import time
-
         top = self._temporary_dir(prefix)
         now = time.time()
         found = []
@@ -443,8 +629,6 @@ class LocalStore(KVStore):
 
         Never touches a key. Raises :class:`ReadOnlyError` on a read-only store.
         """
-        import time
-
         self._check_writable("remove temporary files from")
         limit = self.STALE_TEMPORARY_AGE if older_than is None else older_than
         removed = []

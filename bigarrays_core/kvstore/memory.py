@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
+import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from bigarrays_core.errors import BigArraysError
 from bigarrays_core.kvstore.base import (
     ByteRange,
     ByteSpan,
     KVStore,
     Stamp,
     Value,
+    Version,
     WriteOptions,
     check_key,
     check_range,
@@ -25,6 +30,52 @@ _NAMED_VERSIONS: dict[str, dict[str, tuple[Value, int]]] = {}
 _NAMED_LOCK = threading.Lock()
 #: Version numbers, unique in the process (a key deleted and written again gets a new one).
 _VERSIONS = itertools.count(1)
+#: Held by every change of any memory store's data (stores of one name share their data).
+_WRITE_LOCK = threading.Lock()
+#: Anonymous stores that have been pickled, by token, so unpickling finds their data again.
+_PICKLED: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
+
+
+class _Elsewhere(KVStore):
+    """A memory store unpickled in another process: every use raises, naming why."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.url = url
+        self.pid = pid
+
+    def _refuse(self, *args: object) -> BigArraysError:
+        return BigArraysError(
+            f"{self.url} is a memory store of process {self.pid}: its data cannot be used in another process "
+            f"(process {os.getpid()}, a Dask worker, say); use a file:// directory or a gs:// / s3:// URL there")
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        raise self._refuse()
+
+    def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
+        raise self._refuse()
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        raise self._refuse()
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        raise self._refuse()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        raise self._refuse()
+
+
+def _unpickle(url: str, read_only: bool, pid: int, token: str | None) -> KVStore:
+    if pid != os.getpid():  # unpickling must work (Dask would not say why); using it must not
+        return _Elsewhere(url, pid)
+    if token is None:
+        return MemoryStore(url, read_only=read_only)
+    live = _PICKLED.get(token)
+    if live is None:
+        raise BigArraysError(f"the anonymous memory store {url} that was pickled no longer exists")
+    store = MemoryStore(url, read_only=read_only)
+    store._values = live._values  # the same data, not a copy
+    store._versions = live._versions
+    return store
 
 
 class MemoryStore(KVStore):
@@ -35,8 +86,16 @@ class MemoryStore(KVStore):
     suffix or a ``Content-Encoding`` header would. ``data`` gives initial contents (copied;
     no encoding recorded). Each key has a version number (:meth:`stat_many`), a new one
     whenever its value is replaced.
+
+    A store pickles by reference: unpickled in the same process it shares the data of the
+    store it was pickled from; in another process (a Dask worker) every use of it raises
+    :class:`BigArraysError`, since the data cannot follow it there.
+
+    Conditional writes (:meth:`write_if_unchanged`) compare the value itself and are atomic
+    (:attr:`atomic_updates`: the data lives in one process, and every change holds one lock).
     """
 
+    atomic_updates = True
     local_stat = True
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
@@ -53,7 +112,14 @@ class MemoryStore(KVStore):
             with _NAMED_LOCK:
                 self._values = _NAMED.setdefault(self.url, {})
                 self._versions = _NAMED_VERSIONS.setdefault(self.url, {})
-        self._lock = threading.Lock()
+        self._token: str | None = None
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        named = self.url not in ("memory:", "memory:/", "memory://") and _NAMED.get(self.url) is self._values
+        if not named and self._token is None:
+            self._token = uuid.uuid4().hex
+            _PICKLED[self._token] = self
+        return (_unpickle, (self.url, self.read_only, os.getpid(), None if named else self._token))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         for k in keys:
@@ -96,7 +162,7 @@ class MemoryStore(KVStore):
             check_key(k)
         self._check_writable("write", next(iter(items), None))
         encoding = options.content_encoding if options is not None else None
-        with self._lock:
+        with _WRITE_LOCK:
             for k, v in items.items():
                 value = Value(bytes(v), encoding)
                 self._values[k] = value
@@ -107,7 +173,7 @@ class MemoryStore(KVStore):
         for k in keys:
             check_key(k)
         self._check_writable("delete", keys[0] if keys else None)
-        with self._lock:
+        with _WRITE_LOCK:
             for k in keys:
                 self._values.pop(k, None)
                 self._versions.pop(k, None)
@@ -119,7 +185,7 @@ class MemoryStore(KVStore):
         for k in keys:
             check_key(k)
         out: list[Stamp | None] = []
-        with self._lock:
+        with _WRITE_LOCK:
             for k in keys:
                 value = self._values.get(k)
                 if value is None:
@@ -137,6 +203,29 @@ class MemoryStore(KVStore):
         return [k in self._values for k in keys]
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        with self._lock:
+        with _WRITE_LOCK:
             keys = [k for k in self._values if k.startswith(prefix)]
         return iter(keys)
+
+    def read_for_update(self, key: str) -> tuple[Value | None, Version]:
+        """The value and, as its version, the value itself (compared by content)."""
+        check_key(key)
+        value = self._values.get(key)
+        return (value, Version(value)) if value is not None and value.data else (None, Version())
+
+    def write_if_unchanged(self, key: str, value: bytes | None, expected: Version,
+                           options: WriteOptions | None = None) -> bool:
+        check_key(key)
+        self._check_writable("write", key)
+        with _WRITE_LOCK:
+            now = self._values.get(key)
+            if Version(now if now is not None and now.data else None) != expected:
+                return False
+            if value is None:
+                self._values.pop(key, None)
+                self._versions.pop(key, None)
+            else:
+                stored = Value(bytes(value), options.content_encoding if options is not None else None)
+                self._values[key] = stored
+                self._versions[key] = (stored, next(_VERSIONS))
+            return True

@@ -16,6 +16,8 @@ PUBLIC = {
     "bigarrays_core": {
         # entry points and operations
         "open", "create", "create_info", "BigArray", "Client", "Info",
+        # operations of huge volumes (pyramids, transfers, Dask)
+        "downsample", "transfer", "from_dask",
         # geometry
         "Box", "ChunkGrid", "ChunkRef", "Region",
         # storage

@@ -94,9 +94,12 @@ def test_ingest_into_an_incompatible_dataset_is_refused(cli, tmp_path: Path) -> 
     assert r.code == 1 and "chunk_size" in r.err and "(16, 16, 8)" in r.err
     r = cli("ingest", str(tmp_path / "v.npy"), dest, "--voxel-offset", "8", "0", "0")
     assert r.code == 1 and "does not fit" in r.err and "[8:40,0:32,0:8]" in r.err
-    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--mips", "2")
-    assert r.code == 1 and "--mips 2" in r.err
     assert bc.open(dest).missing_chunks() == bc.open(dest).chunks()  # nothing was written
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--mips", "2", "--method", "max", "--quiet")
+    assert r.code == 0, r.err  # a scale the dataset lacks is added (create's geometry) and filled
+    vol = np.load(tmp_path / "v.npy")
+    assert bc.open(dest).num_mips == 2
+    np.testing.assert_array_equal(bc.open(dest, mip=1)[:, :, :, 0], vol.reshape(16, 2, 16, 2, 8).max(axis=(1, 3)))
 
 
 def test_ingest_refuses_values_that_do_not_fit(cli, tmp_path: Path) -> None:
@@ -154,7 +157,8 @@ def test_interrupted_ingest_resumes_without_rewriting(tmp_path: Path) -> None:
     obstacle.rmdir()
     r = run_bigarrays(args)
     assert r.code == 0, r.err
-    assert "9 done by an earlier run" in r.out and "written" in r.out
+    # Tasks are z-slabs; the first always finishes (the third may too: tasks run in parallel).
+    assert ("9 done by an earlier run" in r.out or "18 done by an earlier run" in r.out) and "written" in r.out
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (dest / key).iterdir()}
     assert {k: after[k] for k in done} == done  # finished chunks untouched (same file, same mtime)
     assert len(after) == 27

@@ -10,6 +10,7 @@ import numpy as np
 import bigarrays_core as bc
 from bigarrays_core.geometry import Box
 from bigarrays_core.kvstore import KVStore
+from bigarrays_core.kvstore.base import LOCK_KEY
 
 __all__ = ["files_under", "local_root", "make", "random_data", "snapshot"]
 
@@ -28,11 +29,14 @@ def snapshot(store: KVStore) -> dict[str, bytes | None]:
 
 
 def files_under(root: str) -> dict[str, bytes]:
-    """Every file below ``root`` (relative path -> bytes), temporary files included."""
+    """Every file below ``root`` (relative path -> bytes), temporary files included; not the
+    writers' lock file (``.bigarrays/locks``, empty bookkeeping, see ``LocalStore``)."""
     out: dict[str, bytes] = {}
     for dirpath, _dirs, names in os.walk(root):
         for name in names:
             path = os.path.join(dirpath, name)
+            if os.path.relpath(path, root).replace(os.sep, "/") == LOCK_KEY:
+                continue
             with open(path, "rb") as f:
                 out[os.path.relpath(path, root)] = f.read()
     return out

@@ -1,9 +1,10 @@
-"""The victim of ``test_ingest_sigkill``: an ingest that reports each finished group of chunks.
+"""The victim of ``test_ingest_sigkill``: an ingest that reports each finished task.
 
 Run as ``python ingester.py SOURCE.npy DEST``. DEST must exist. The ingest is the library's,
-with its default progress record; after each group of chunks (recorded in DEST before this
-hears of it) it prints ``done N`` (chunks finished so far), flushes, and waits 10 ms before
-going on (so the whole run lasts long enough for a test to kill it part way on any machine).
+with its default progress record; after each task (a group of chunks, recorded in DEST
+before this hears of it: a local store's record is saved after every task) it prints
+``done N`` (chunks finished so far), flushes, and waits 10 ms before going on (so the whole
+run lasts long enough for a test to kill it part way on any machine).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 ``ingester.py`` ingests a ``.npy`` into a gzip dataset and prints how many chunks it has
 finished. The test kills it with SIGKILL after a chosen number of them (once just after a
-group was recorded, once a little later, most likely while it writes the next group), then
-runs the same ingest again:
-every chunk recorded as done before the kill is left untouched (same file, same mtime),
-exactly the others are written, and the dataset then equals the source.
+task was recorded, once a little later, most likely while it writes the next ones), then
+runs the same ingest again: every chunk of a task recorded as done before the kill is left
+untouched (same file, same mtime), exactly the chunks of the other tasks are written, and
+the dataset then equals the source.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
-from bigarrays_core.ingest import ingest
+from bigarrays_core.ingest import ingest, ingest_stage
 from bigarrays_core.resume import PROGRESS_PREFIX
 from bigarrays_core.sources import open_source
 
@@ -45,9 +45,10 @@ def _kill_after(source: Path, dest: Path, chunks: int, delay: float) -> None:
     assert proc.returncode == -signal.SIGKILL, "the ingester finished before the kill"
 
 
-def _recorded(dest: Path) -> int:
+def _recorded(dest: Path) -> set[int]:
     (record,) = (dest / PROGRESS_PREFIX).glob("*.json")
-    return int(json.loads(record.read_text())["steps"].get("ingest mip 0", 0))
+    runs = json.loads(record.read_text())["tasks"].get("ingest mip 0", [])
+    return {i for a, b in runs for i in range(a, b)}
 
 
 @pytest.mark.slow
@@ -58,13 +59,14 @@ def test_sigkilled_ingest_resumes_with_only_what_is_left(tmp_path: Path, delay: 
     np.save(source, vol)
     dest = tmp_path / "out"
     ba = bc.create(str(dest), dtype="uint8", size=vol.shape, chunk_size=(16, 16, 8), compression="gzip")
-    refs = ba.chunks()  # 8 x 8 x 12 = 768 chunks, in job order; a group is 2 rows (16 chunks)
+    refs = ba.chunks()  # 8 x 8 x 12 = 768 chunks; a task is 2 rows (16 chunks)
     _kill_after(source, dest, 96, delay)
-    done = _recorded(dest)
-    assert 96 <= done < len(refs)
-    finished = {r.key: (dest / (r.key + ".gz")).stat() for r in refs[:done]}
+    tasks = ingest_stage(open_source(str(source)), ba).tasks
+    done = [r for i in sorted(_recorded(dest)) for r in ba.chunks(tasks[i])]
+    assert 96 <= len(done) < len(refs)
+    finished = {r.key: (dest / (r.key + ".gz")).stat() for r in done}
     report = ingest(open_source(str(source)), bc.open(str(dest)))
-    assert (report.done_before, report.written) == (done, len(refs) - done)
+    assert (report.done_before, report.written) == (len(done), len(refs) - len(done))
     for key, before in finished.items():
         after = (dest / (key + ".gz")).stat()
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), key

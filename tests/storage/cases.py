@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bigarrays_core.kvstore import KVStore, LocalStore, open_store
-from bigarrays_core.kvstore.base import Value
+from bigarrays_core.kvstore.base import LOCK_KEY, Value
 from bigarrays_core.kvstore.fsspec_store import FsspecStore
 from tests.services import StaticHTTPServer
 
@@ -118,6 +118,7 @@ def make_case(kind: str, url: str, http: StaticHTTPServer | RangeHTTPServer | No
             for dirpath, _, files in os.walk(root):
                 for f in files:
                     out[os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/")] = None
+            out.pop(LOCK_KEY, None)  # the writers' lock file: bookkeeping, not a stored object
             return out
 
         def put_raw(name: str, value: bytes, **meta: str) -> None:

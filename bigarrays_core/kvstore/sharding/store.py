@@ -38,16 +38,21 @@ corrupt (an index pointing past its end, a minishard index that does not decode)
 
 Writes (:meth:`ShardedStore.set_many`, :meth:`ShardedStore.delete_many`) replace whole
 shard files: a shard whose every chunk is given is built and written without reading;
-otherwise the shard is read, changed and rewritten (read-modify-write). The base store
-replaces each file atomically, but two writers changing one shard at once would lose one's
-chunks: callers serialise writers per shard (:mod:`bigarrays_core.array.write` holds the
-shard's lock), as they do for unaligned chunk writes.
+otherwise the shard is read, changed and rewritten (read-modify-write) with a conditional
+write of the base store (:meth:`KVStore.write_if_unchanged`), read again and retried when
+another writer replaced the shard meanwhile, so two writers changing one shard at once,
+in any processes, both keep their chunks (as far as the base store's ``atomic_updates``
+goes; writers of this process are also serialised per shard by
+:mod:`bigarrays_core.array.write`).
 """
 
 from __future__ import annotations
 
+import functools
+import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -56,10 +61,10 @@ import numpy as np
 import numpy.typing as npt
 from cachetools import LRUCache
 
-from bigarrays_core.errors import ChunkDecodeError, InvalidKeyError
+from bigarrays_core.errors import ChunkDecodeError, InvalidKeyError, StorageError
 from bigarrays_core.geometry.grid import ChunkGrid
 from bigarrays_core.geometry.morton import MortonCode
-from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Stamp, Value, WriteOptions
+from bigarrays_core.kvstore.base import ByteRange, ByteSpan, KVStore, Stamp, Value, Version, WriteOptions
 from bigarrays_core.kvstore.sharding.generations import GENERATIONS
 from bigarrays_core.kvstore.sharding.shard_file import (
     EMPTY_MINISHARD,
@@ -96,6 +101,8 @@ _SCALAR_KEYS = 24
 _LOCATED_MAX = 1 << 16
 #: Tries of a read whose shards keep changing under it before it is an error.
 _ATTEMPTS = 5
+#: Tries of a shard rewrite that other writers keep beating (conditional writes) before it is an error.
+_UPDATE_ATTEMPTS = 50
 _T = TypeVar("_T")
 _Got = list[bytes | memoryview | None]
 
@@ -108,6 +115,23 @@ class _Loc:
     chunk_id: int
     shard: int
     minishard: int
+
+
+class _ShardState:
+    """The version of a chunk of a sharded scale: its shard's key and version, and the shard's
+    bytes as read (so a conditional write need not read them again). Equal when the key and
+    the version are."""
+
+    __slots__ = ("data", "key", "version")
+
+    def __init__(self, key: str, version: Version, data: bytes | memoryview | None) -> None:
+        self.key, self.version, self.data = key, version, data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ShardState) and (self.key, self.version) == (other.key, other.version)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.version))
 
 
 class _Retry(Exception):
@@ -155,6 +179,11 @@ class ShardedStore(KVStore):
         #: (kind, shard, ...) -> (generation it was read at, value); see :class:`_Attempt`.
         self._cache: LRUCache[tuple[Any, ...], tuple[int, Any]] = LRUCache(maxsize=cache_bytes, getsizeof=_sizeof)
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # A store pickles as what it is made of; its index cache stays behind.
+        return (functools.partial(ShardedStore, cache_bytes=self._cache.maxsize),
+                (self.base, self.prefix, self.spec, self.grid))
 
     # -- keys ------------------------------------------------------------------------------
     def chunk_cell(self, key: str) -> tuple[int, int, int]:
@@ -546,35 +575,102 @@ class ShardedStore(KVStore):
     def _rewrite(self, changes: Mapping[int, Mapping[int, bytes | memoryview | None]], complete: set[int]) -> None:
         """Apply ``changes`` (shard -> chunk id -> new stored bytes, or None to delete) and
         store each changed shard whole. Shards in ``complete`` are built from the changes
-        alone; the others are read first."""
+        alone and written blind; the others are read, changed and written back only if
+        unchanged meanwhile (:meth:`KVStore.write_if_unchanged` of the base store), read
+        again and retried when another writer (another process, another machine) replaced
+        the shard in between, so its chunks are never lost."""
         shards = sorted(changes)
-        reads = [s for s in shards if s not in complete]
-        old = dict(zip(reads, self.base.get_many([self.shard_key(s) for s in reads]))) if reads else {}
         writes: dict[str, bytes] = {}
-        deletes: list[str] = []
         for shard in shards:
-            key = self.shard_key(shard)
-            data = old.get(shard)
+            if shard in complete:
+                chunks = {cid: v for cid, v in changes[shard].items() if v is not None}
+                if chunks:
+                    writes[self.shard_key(shard)] = encode_shard(chunks, self.spec)
+        if writes:
+            with GENERATIONS.writing(self._slot(s) for s in shards if s in complete):
+                try:
+                    self.base.set_many(writes)  # never content-encoded: readers need byte ranges
+                finally:
+                    self._invalidate([s for s in shards if s in complete])
+        for shard in shards:
+            if shard not in complete:
+                self._update_shard(shard, changes[shard])
+
+    def _update_shard(self, shard: int, changes: Mapping[int, bytes | memoryview | None]) -> None:
+        key = self.shard_key(shard)
+        for attempt in range(_UPDATE_ATTEMPTS):
+            old, version = self.base.read_for_update(key)
             chunks: dict[int, bytes | memoryview] = {}
-            if data is not None:
-                chunks.update(decode_shard(data, self.spec, f"shard {self.base.describe(key)} (to rewrite it)", key))
-            for cid, value in changes[shard].items():
+            if old is not None:
+                chunks.update(decode_shard(old.data, self.spec, f"shard {self.base.describe(key)} (to rewrite it)",
+                                           key))
+            for cid, value in changes.items():
                 if value is None:
                     chunks.pop(cid, None)
                 else:
                     chunks[cid] = value
-            if chunks:
-                writes[key] = encode_shard(chunks, self.spec)
-            elif data is not None:
-                deletes.append(key)
-        with GENERATIONS.writing(self._slot(s) for s in shards):
+            if not chunks and old is None:
+                return
+            with GENERATIONS.writing([self._slot(shard)]):
+                try:
+                    done = self.base.write_if_unchanged(key, encode_shard(chunks, self.spec) if chunks else None,
+                                                        version)
+                finally:
+                    self._invalidate([shard])
+            if done:
+                return
+            time.sleep(random.uniform(0, min(1.0, 0.002 * 2**attempt)))  # another writer got there first
+        raise StorageError(f"cannot rewrite shard {self.base.describe(key)}: other writers replaced it between "
+                           f"our read and our write {_UPDATE_ATTEMPTS} times in a row")
+
+    # -- conditional writes of single chunks (read-modify-write of part of a chunk) ---------
+    @property  # type: ignore[override]
+    def atomic_updates(self) -> bool:
+        """As atomic as the base store's conditional writes of shard files."""
+        return self.base.atomic_updates
+
+    def read_for_update(self, key: str) -> tuple[Value | None, Version]:
+        """The chunk's stored value and, as its version, its shard's (read whole, and kept in
+        the version, so the conditional write changes that shard without reading it again)."""
+        (loc,) = self._locate([key])
+        shard_key = self.shard_key(loc.shard)
+        old, version = self.base.read_for_update(shard_key)
+        value = None
+        if old is not None:
+            raw = decode_shard(old.data, self.spec, f"shard {self.base.describe(shard_key)}", shard_key).get(
+                loc.chunk_id)
+            if raw is not None and len(raw):
+                value = Value(bytes(raw), self._encoding)
+        return value, Version(_ShardState(shard_key, version, None if old is None else old.data))
+
+    def write_if_unchanged(self, key: str, value: bytes | None, expected: Version,
+                           options: WriteOptions | None = None) -> bool:
+        """Replace (or delete) the chunk in its shard, written only if the shard is still as
+        :meth:`read_for_update` saw it (the base store's conditional write)."""
+        self._check_writable("write", key)
+        (loc,) = self._locate([key])
+        shard_key = self.shard_key(loc.shard)
+        state = expected.token
+        if not isinstance(state, _ShardState) or state.key != shard_key:
+            raise ValueError(f"write_if_unchanged({key!r}): the version was not read for this chunk's shard")
+        stored = None if value is None else self._stored({key: value}, options)[key]
+        chunks: dict[int, bytes | memoryview] = {}
+        if state.data is not None:
+            chunks.update(decode_shard(state.data, self.spec,
+                                       f"shard {self.base.describe(shard_key)} (to rewrite it)", shard_key))
+        if stored is None:
+            chunks.pop(loc.chunk_id, None)
+        else:
+            chunks[loc.chunk_id] = stored
+        if not chunks and state.data is None:
+            _, now = self.base.read_for_update(shard_key)
+            return now == state.version
+        with GENERATIONS.writing([self._slot(loc.shard)]):
             try:
-                if writes:
-                    self.base.set_many(writes)  # never content-encoded: readers need byte ranges
-                if deletes:
-                    self.base.delete_many(deletes)
+                return self.base.write_if_unchanged(shard_key, encode_shard(chunks, self.spec) if chunks else None,
+                                                    state.version)
             finally:
-                self._invalidate(shards)
+                self._invalidate([loc.shard])
 
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
         """Store the chunks, rewriting each shard they fall in once (see the module docstring).
