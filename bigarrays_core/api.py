@@ -13,7 +13,7 @@ from bigarrays_core.kvstore import KVStore, open_store
 __all__ = ["create", "open"]
 
 
-def open(  # noqa: A001 - the name is the public API (DESIGN.md §2)
+def open(  # noqa: A001 - the name is the public API (README.md)
     url: str | KVStore,
     mip: int = 0,
     *,

@@ -1,4 +1,4 @@
-"""bigarrays_server: the FastAPI REST cutout server over bigarrays_core (DESIGN.md §4).
+"""bigarrays_server: the FastAPI REST cutout server over bigarrays_core (docs/server.md).
 
 ``create_app(settings)`` builds the app (``bigarrays_server.app:create_app`` is the
 uvicorn factory); ``run(datasets, ...)`` serves it (``bigarrays serve``). Routes, formats

@@ -5,7 +5,7 @@ ASGI pairs) and :class:`CorsMiddleware`, which applies it. The chunk fast path
 (:mod:`bigarrays_server.fastpath`) answers without passing through the middleware and adds
 the same headers from the same policy. Neuroglancer in a browser reads ``/precomputed``
 from another origin; a response without ``Access-Control-Allow-Origin`` reaches it as
-status 0, drawn as missing data (http-api-notes.md §5b). Unlike Starlette's
+status 0, drawn as missing data (docs/server.md, "The Neuroglancer tree"). Unlike Starlette's
 ``CORSMiddleware``, the headers are added to every response, error or not, with or
 without an ``Origin`` header, and the ``X-*`` headers of cutouts are exposed to scripts.
 """

@@ -113,7 +113,7 @@ class Dataset:
     def open(cls, name: str, url: str, *, writable: bool) -> Dataset:
         """Open the dataset at ``url``: read its info once, open every scale it can.
 
-        Reads are zero-filled outside the volume and for missing chunks (DESIGN.md §2);
+        Reads are zero-filled outside the volume and for missing chunks (docs/format.md, "Coordinates and bytes");
         writes must be chunk-aligned. Raises :class:`DatasetNotFoundError` or
         :class:`InfoError` when the info is missing or broken as a whole.
         """

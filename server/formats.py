@@ -2,7 +2,7 @@
 
 Owns: :func:`negotiate` (406 for anything unknown), :func:`npy_header` (NPY v1.0,
 ``fortran_order: True``, shape ``(x, y, z, c)``) and :func:`parse_npy` for PUT bodies.
-Raw bytes are little-endian, x fastest: Fortran order of ``(x, y, z, c)`` (DESIGN.md §2).
+Raw bytes are little-endian, x fastest: Fortran order of ``(x, y, z, c)`` (docs/format.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The body is the region's voxels, little-endian, x fastest (Fortran order of
 ``(x, y, z, c)``), raw or behind an NPY v1.0 header. Reads outside the volume and of
-missing chunks give zeros (DESIGN.md §2). Headers describe the body (``X-Bbox``,
+missing chunks give zeros (docs/server.md). Headers describe the body (``X-Bbox``,
 ``X-Shape``, ``X-Dtype``, ``X-Order: F``, ``X-Axes: x,y,z,c``) and ``Content-Length`` is
 exact, so a HEAD is a dry run and a truncated body is detectable.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 # gcsfs reads this once, at import: it must be off before anything imports gcsfs, or every
-# bucket operation against an emulator can stall for 60 s (shared/local-services.md §2c).
+# bucket operation against an emulator can stall for 60 s (gcsfs probes for hierarchical-namespace buckets).
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 # Outputs a read must write completely are filled with 0xA5 first (here and in every server
 # the tests start), so a voxel a read forgets to write fails the comparison with the model.

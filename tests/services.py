@@ -6,8 +6,8 @@ fault-injecting reverse proxy (:class:`FaultProxy`), each on a free port of 127.
 stopped by its own pid (or its own server object). Also bucket creation helpers.
 
 Nothing here is a pytest fixture: ``tests/storage/conftest.py`` (and later the server and
-interop test folders) wrap these helpers in fixtures. See ``/work/shared/local-services.md``
-for how the stand-ins behave here.
+interop test folders) wrap these helpers in fixtures. docs/cloud-storage.md ("Running against
+local stand-ins") says how the stand-ins behave.
 """
 
 from __future__ import annotations

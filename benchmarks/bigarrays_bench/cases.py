@@ -1,4 +1,4 @@
-"""The benchmark cases of benchmarks.md, each turned into timed *subjects*.
+"""The benchmark cases of benchmarks/README.md, each turned into timed *subjects*.
 
 A case prepares one subject per library (or, for the flat-volume case, per library and
 volume size). A subject's ``run()`` does the timed work once and returns how much it did

@@ -1,4 +1,4 @@
-"""The benchmark datasets (benchmarks.md §Datasets), built once with bigarrays and reused.
+"""The benchmark datasets (benchmarks/README.md), built once with bigarrays and reused.
 
 Each dataset is a directory under the data root with a ``BUILT.json`` marker written
 last, after the data were checked: TensorStore must read the raw, jpeg and

@@ -2,7 +2,7 @@
 
 Each adapter opens a dataset once (outside the timed part) and then reads or writes
 boxes of absolute voxel coordinates, returning/accepting Fortran-ordered ``(x, y, z, c)``
-arrays. The peers are configured as benchmarks.md says: TensorStore reads with
+arrays. The peers are configured as benchmarks/README.md says: TensorStore reads with
 ``order="F"``; CloudVolume with ``parallel=1, fill_missing=True, progress=False``.
 """
 

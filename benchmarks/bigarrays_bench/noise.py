@@ -78,7 +78,7 @@ def image_slab(shape: Vec3, z0: int, z1: int, seed: int, lattices: list[np.ndarr
     """EM-like uint8 voxels for ``z0 <= z < z1``: octaves at 32, 8 and 4 voxels plus +-8 white noise.
 
     The amplitudes are chosen so the raw chunks gzip to about 0.83 of their size, as EM
-    data does (benchmarks.md).
+    data does.
     """
     octaves = [(32, 64.0), (8, 28.0), (4, 24.0)]
     acc = np.full((shape[0], shape[1], z1 - z0), 128.0, dtype=np.float32, order="F")  # same layout as the noise

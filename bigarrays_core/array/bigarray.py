@@ -1,6 +1,6 @@
 """``BigArray``: one scale of a precomputed volume, indexed like a numpy array.
 
-Coordinates are global and absolute (DESIGN.md §2): ``ba[-64:0, 0:64, 0:64]`` is the block
+Coordinates are global and absolute (docs/format.md): ``ba[-64:0, 0:64, 0:64]`` is the block
 just before the origin, whatever the volume's ``voxel_offset``. Reads return a new
 Fortran-ordered ndarray ``(x, y, z, c)`` (minus axes indexed by an integer); writes must
 be chunk-aligned unless ``non_aligned_writes=True``.

@@ -3,7 +3,7 @@
 Encoding uses this project's encoder (:mod:`bigarrays_core.kernels.cseg_encode`, numba,
 GIL released, so chunks encode on several threads at once; it writes the same bytes as the
 ``compressed-segmentation`` package, which held the GIL) per channel; this module writes and
-reads the multi-channel wrapper around the channel streams (precomputed-format.md §3.5:
+reads the multi-channel wrapper around the channel streams (docs/format.md, "Encodings":
 ``num_channels`` uint32 word offsets, then the streams).
 
 Decoding uses this project's kernel (:mod:`bigarrays_core.kernels.cseg`, numba,

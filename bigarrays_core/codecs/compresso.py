@@ -6,7 +6,7 @@ more channels instead of dropping them), chunk axes below 65536 (the stream reco
 as 16-bit numbers). Neuroglancer and CloudVolume read it; TensorStore does not. CloudVolume
 gzips compresso chunks unless told otherwise.
 
-The stream is self-describing (precomputed-format.md in the docs: a 36-byte header with
+The stream is self-describing (docs/format.md: a 36-byte header with
 magic ``cpso``, the label width and the chunk's shape, then ids, values, locations,
 windows and, in format version 1, a per-slice index). Encoding calls
 ``compresso.compress`` exactly as CloudVolume does, so both write the same bytes.

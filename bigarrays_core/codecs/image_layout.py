@@ -1,4 +1,4 @@
-"""The 2-D image layout jpeg and png chunks share (precomputed-format.md §3.2-3.3).
+"""The 2-D image layout jpeg and png chunks share (docs/format.md, "Encodings").
 
 A chunk ``(X, Y, Z, C)`` is an image ``X`` pixels wide and ``Y*Z`` rows high, row
 ``y + Y*z``, with the ``C`` channels interleaved per pixel (as TensorStore and

@@ -151,7 +151,7 @@ def test_tensorstore_raw_vector(local_url: str) -> None:
 
 def cseg_reference_decode(words: np.ndarray, spatial: tuple[int, int, int], block: tuple[int, int, int],
                           dtype: np.dtype) -> np.ndarray:
-    """Decode one channel stream straight from precomputed-format.md §3.5 (independent of the codec)."""
+    """Decode one channel stream straight from the format's description (independent of the codec)."""
     ew = 2 if dtype == np.uint64 else 1
     grid = [-(-s // b) for s, b in zip(spatial, block, strict=True)]
     out = np.zeros(spatial, dtype=dtype)

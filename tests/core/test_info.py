@@ -1,4 +1,4 @@
-"""The info JSON (precomputed-format.md §1): validation of every field, preservation, create_info."""
+"""The info JSON (docs/format.md, "The `info`"): validation of every field, preservation, create_info."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ def cv_scrambled(chunk: np.ndarray) -> np.ndarray:
 
     CloudVolume decodes the interleaved image (pixels ``[y*z][x][c]``) with
     ``ravel().reshape(shape, order="F")``, i.e. as if it were planar
-    (precomputed-format.md §5). This reproduces that for one chunk.
+    (docs/format.md, "Encodings"). This reproduces that for one chunk.
     """
     interleaved = np.ascontiguousarray(chunk.transpose(2, 1, 0, 3)).ravel()
     return interleaved.reshape(chunk.shape, order="F")

@@ -1,4 +1,4 @@
-"""bigarrays <-> CloudVolume on local directories (DESIGN.md §3 "Interoperability").
+"""bigarrays <-> CloudVolume on local directories (docs/format.md).
 
 Both directions, including CloudVolume's byte-compression conventions on local disk
 (default gzip -> ``.gz`` files for raw and compressed_segmentation, ``compress="zstd"`` ->
@@ -6,7 +6,7 @@ Both directions, including CloudVolume's byte-compression conventions on local d
 CloudVolume. Two CloudVolume quirks are pinned down here rather than hidden:
 
 * its decoder treats the interleaved pixels of a multi-channel PNG/JPEG as planar, so
-  it scrambles the channels of correct chunks (precomputed-format.md §5): tests assert
+  it scrambles the channels of correct chunks (docs/format.md, "Encodings"): tests assert
   CloudVolume returns exactly :func:`cases.cv_scrambled` of the right data;
 * pyspng (libspng), which it uses for PNG, refuses to encode 16-bit gray and RGB images and
   decodes them as gray+alpha / RGBA, so CloudVolume can neither write nor read uint16

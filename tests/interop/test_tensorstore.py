@@ -1,4 +1,4 @@
-"""bigarrays <-> TensorStore on local directories (DESIGN.md §3 "Interoperability").
+"""bigarrays <-> TensorStore on local directories (docs/format.md).
 
 Both directions over every standard encoding (raw in six dtypes, png, jpeg,
 compressed_segmentation; one and several channels), negative voxel offsets, clipped
@@ -193,7 +193,7 @@ def test_tensorstore_opens_the_info_bigarrays_writes(dataset: Path, compression:
 def test_tensorstore_cannot_read_compressed_local_chunks(tmp_path: Path, rng: np.random.Generator,
                                                          compression: str) -> None:
     """TensorStore's file kvstore neither decodes nor looks for ``.gz``/``.zstd`` files
-    (precomputed-format.md §3.8): a compressed bigarrays dataset reads as missing chunks.
+    (docs/format.md, "Byte compression"): a compressed bigarrays dataset reads as missing chunks.
     The same data written without compression is what TensorStore reads."""
     codec, geometry = Codec("raw", "uint16", 1), GEOMETRIES[0]
     packed = write_bigarrays(tmp_path / "packed", codec, geometry, rng, compression=compression)

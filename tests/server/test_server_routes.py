@@ -1,4 +1,4 @@
-"""The HTTP API of DESIGN.md §4, in-process: every route, format, header and error status."""
+"""The HTTP API of docs/server.md, in-process: every route, format, header and error status."""
 
 from __future__ import annotations
 
