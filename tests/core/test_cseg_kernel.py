@@ -106,8 +106,8 @@ def test_decode_into_a_region_equals_the_package_decode_sliced(case: dict[str, A
 def one_block_chunk(vol: np.ndarray, bits: int) -> bytes:
     """A one-channel chunk holding ``vol`` (3-D) as one block with ``bits`` encoded bits.
 
-    Written here from the format's description of compressed_segmentation (docs/format.md) (the package's encoder is too slow for
-    blocks with tens of thousands of labels): header, values, then the sorted table.
+    Written here from the format's description (docs/format.md; the package's encoder is too
+    slow for blocks with tens of thousands of labels): header, values, then the sorted table.
     """
     table, idx = np.unique(vol.ravel(order="F"), return_inverse=True)
     assert len(table) <= 2**bits
