@@ -39,7 +39,7 @@ class Region:
         x, y, z = self.box.shape
         return (x, y, z, max(0, self.channels[1] - self.channels[0]))
 
-    def nbytes(self, itemsize: int) -> int:
+    def nbytes_at(self, itemsize: int) -> int:
         """Bytes of the region's voxels at ``itemsize`` bytes per value."""
         x, y, z, c = self.shape4
         return x * y * z * c * itemsize
