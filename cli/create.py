@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from bigarrays_cli.args import ints3
+from bigarrays_cli.args import add_sharding_options, ints3, sharding_of
 from bigarrays_cli.describe import describe
 
 import bigarrays_core as bc
@@ -31,26 +30,9 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--mips", type=int, default=1, help="number of scales to declare (default 1)")
     p.add_argument("--downsample", default=[2, 2, 1], **ints3(3, "factor"),
                    help="factor between scales (default 2 2 1)")
-    shard = p.add_mutually_exclusive_group()
-    shard.add_argument("--sharded", action="store_true",
-                       help="store every scale sharded, with a spec chosen for the volume (see docs/format.md)")
-    shard.add_argument("--sharding", type=_sharding_json, default=None, metavar="JSON",
-                       help='store every scale sharded with this spec, e.g. \'{"@type": '
-                            '"neuroglancer_uint64_sharded_v1", "preshift_bits": 9, "hash": "identity", '
-                            '"minishard_bits": 6, "shard_bits": 15, "minishard_index_encoding": "gzip", '
-                            '"data_encoding": "gzip"}\'')
+    add_sharding_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing info")
     p.set_defaults(run=run_create)
-
-
-def _sharding_json(text: str) -> dict[str, Any]:
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--sharding is not JSON: {exc}") from None
-    if not isinstance(spec, dict):
-        raise argparse.ArgumentTypeError(f"--sharding must be a JSON object, got {text!r}")
-    return spec
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -62,7 +44,7 @@ def run_create(args: argparse.Namespace) -> int:
                        resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,
                        encoding=args.encoding, compression=compression, layer_type=args.layer_type,
                        num_mips=args.mips, downsample_factor=args.downsample, overwrite=args.overwrite,
-                       sharding=args.sharding if args.sharding is not None else (True if args.sharded else None))
+                       sharding=sharding_of(args))
     except bc.DatasetExistsError:
         raise bc.DatasetExistsError(f"a dataset already exists at {args.url}; pass --overwrite to replace its info "
                                     f"(its chunks stay)") from None

@@ -13,7 +13,7 @@ import argparse
 from typing import Any
 
 import numpy as np
-from bigarrays_cli.args import ints3
+from bigarrays_cli.args import add_sharding_options, ints3, sharding_of
 from bigarrays_cli.cluster import add_job_options, base_name, job_client, progress_bar
 
 import bigarrays_core as bc
@@ -56,6 +56,7 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--method", default="auto", choices=[*METHODS, "mean"],
                    help="downsampling: average (or mean) for images, mode for segmentations (auto, the default, "
                         "picks by layer type); also min, max, stride")
+    add_sharding_options(p, "a new DEST's scales")
     p.add_argument("--write-empty", action="store_true",
                    help="also store chunks whose voxels are all zeros (missing source chunks stay missing)")
     p.add_argument("--overwrite", action="store_true",
@@ -83,11 +84,19 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
             voxel_offset=args.voxel_offset or d.get("voxel_offset", (0, 0, 0)),
             encoding=args.encoding or d.get("encoding", "raw"), compression=compression,
             layer_type=args.layer_type or d.get("layer_type"), num_mips=args.mips,
-            downsample_factor=args.downsample)
+            downsample_factor=args.downsample, sharding=sharding_of(args))
     checks = [("dtype", args.dtype and np.dtype(args.dtype), ba.dtype),
               ("chunk_size", args.chunk_size and tuple(args.chunk_size), ba.chunk_size),
               ("resolution", args.resolution and tuple(args.resolution), tuple(float(r) for r in ba.resolution)),
               ("encoding", args.encoding, ba.encoding)]
+    stored_spec = ba.info.scales[ba.mip].sharding
+    if sharding_of(args) is not None and stored_spec is None:
+        raise bc.InfoError(f"{args.dest} exists with unsharded scales, but --sharded/--sharding asks for sharded "
+                           "ones; ingest into a new DEST, or reshard with bigarrays transfer --sharded",
+                           field="sharding")
+    if args.sharding is not None and stored_spec is not None and dict(args.sharding) != stored_spec:
+        raise bc.InfoError(f"{args.dest} exists with sharding {stored_spec}, but --sharding asks for "
+                           f"{args.sharding}; ingest into a new DEST or drop the option", field="sharding")
     for field, wanted, have in checks:
         if wanted and wanted != have:
             raise bc.InfoError(f"{args.dest} exists with {field} {have}, but --{field.replace('_', '-')} "

@@ -301,3 +301,38 @@ def test_tiff_directory_sorts_numbers_naturally(cli, tmp_path: Path) -> None:
         tifffile.imwrite(d / f"img_{z}.tif", np.ascontiguousarray(vol[:, :, z].T))
     assert cli("ingest", str(d), str(tmp_path / "out"), "--quiet").code == 0
     np.testing.assert_array_equal(bc.open(str(tmp_path / "out"))[:, :, :, 0], vol)
+
+
+def test_ingest_sharded_writes_sharded_scales_that_tensorstore_reads(cli, tmp_path: Path) -> None:
+    import tensorstore as ts
+
+    vol = _volume((96, 80, 24), "uint16", seed=5)
+    np.save(tmp_path / "v.npy", vol)
+    dest = tmp_path / "out"
+    args = ("ingest", str(tmp_path / "v.npy"), str(dest), "--chunk-size", "16", "16", "8", "--mips", "2",
+            "--sharded", "--quiet")
+    r = cli(*args)
+    assert r.code == 0, r.err
+    ba = bc.open(str(dest))
+    assert ba.sharding is not None and ba.at_mip(1).sharding is not None
+    assert all(s.get("sharding") for s in ba.info["scales"])
+    np.testing.assert_array_equal(ba[:, :, :, 0], vol)
+    assert not list(dest.joinpath(ba.key).glob("*-*_*-*_*-*"))  # shard files, no chunk files
+    spec = {"driver": "neuroglancer_precomputed", "kvstore": f"file://{dest}", "scale_index": 1}
+    with_ts = ts.open(spec, read=True).result()[ts.d["channel"][0]].read(order="F").result()
+    np.testing.assert_array_equal(with_ts, ba.at_mip(1)[:, :, :, 0])
+    # Run again: finished, nothing rewritten.
+    again = cli(*args)
+    assert again.code == 0, again.err
+    assert "0 chunk(s) written" in again.out
+
+
+def test_ingest_sharded_into_an_unsharded_dataset_is_refused(cli, tmp_path: Path) -> None:
+    vol = _volume((32, 32, 8))
+    np.save(tmp_path / "v.npy", vol)
+    dest = str(tmp_path / "out")
+    assert cli("ingest", str(tmp_path / "v.npy"), dest, "--chunk-size", "16", "16", "8", "--quiet").code == 0
+    before = sorted(p.name for p in (tmp_path / "out").rglob("*"))
+    r = cli("ingest", str(tmp_path / "v.npy"), dest, "--sharded", "--quiet")
+    assert r.code != 0 and "sharding" in r.err and "unsharded" in r.err
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == before
