@@ -50,8 +50,8 @@ def stored_suffixes(root: Path) -> set[str]:
     """The suffixes (``""``, ``".gz"``, ...) of the chunk files of every scale under ``root``."""
     out = set()
     for dirpath, _, names in os.walk(root):
-        if Path(dirpath) == root:
-            continue
+        if Path(dirpath) == root or Path(dirpath).relative_to(root).parts[0] == ".bigarrays":
+            continue  # the info; bigarrays' own records (a local dataset's lock file)
         for name in names:
             out.add(name[name.rfind("."):] if "." in name else "")
     return out

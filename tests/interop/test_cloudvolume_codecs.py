@@ -61,7 +61,7 @@ def ba_write(path: Path, case: CodecCase, data: np.ndarray) -> bc.BigArray:
 
 def chunk_files(path: Path) -> dict[str, bytes]:
     """The chunk files of the dataset's one scale, by name (suffix included)."""
-    (scale,) = [d for d in os.listdir(path) if (path / d).is_dir()]
+    (scale,) = [d for d in os.listdir(path) if (path / d).is_dir() and d != ".bigarrays"]  # not its lock file
     return {name: (path / scale / name).read_bytes() for name in os.listdir(path / scale)}
 
 

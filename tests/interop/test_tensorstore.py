@@ -32,13 +32,14 @@ def inner_box(bounds: bc.Box) -> bc.Box:
 
 
 def chunk_files(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` except ``info``, by relative path."""
+    """Every file under ``root`` except ``info`` and bigarrays' own records (``.bigarrays/``: a
+    local dataset's lock file, progress records), by relative path."""
     out = {}
     for dirpath, _, names in os.walk(root):
         for name in names:
             path = Path(dirpath, name)
             rel = path.relative_to(root).as_posix()
-            if rel != "info":
+            if rel != "info" and not rel.startswith(".bigarrays/"):
                 out[rel] = path.read_bytes()
     return out
 
