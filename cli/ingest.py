@@ -89,7 +89,7 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
               ("chunk_size", args.chunk_size and tuple(args.chunk_size), ba.chunk_size),
               ("resolution", args.resolution and tuple(args.resolution), tuple(float(r) for r in ba.resolution)),
               ("encoding", args.encoding, ba.encoding)]
-    stored_spec = ba.info.scales[ba.mip].sharding
+    stored_spec = ba.scale.sharding
     if sharding_of(args) is not None and stored_spec is None:
         raise bc.InfoError(f"{args.dest} exists with unsharded scales, but --sharded/--sharding asks for sharded "
                            "ones; ingest into a new DEST, or reshard with bigarrays transfer --sharded",
