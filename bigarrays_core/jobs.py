@@ -50,7 +50,7 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 #: ``progress(n)``: ``n`` more chunks are done.
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 #: Least seconds between two saves of a progress record in an object store while tasks finish
 #: (in a local or memory store, where a save costs well under a millisecond, every finished task is saved).
