@@ -284,7 +284,7 @@ def _decode_into(coding: str, parts: Iterator[bytes], into: memoryview) -> int:
         from isal import isal_zlib
 
         inflater = isal_zlib.decompressobj(16 + 15)
-        error = isal_zlib.error
+        error = isal_zlib.error  # type: ignore[assignment]  # isal's stub: error an instance, not a class
     else:
         raise ValueError(f"content coding {coding!r} was not asked for")
     try:
@@ -317,7 +317,7 @@ def _contiguous_part(out: np.ndarray, outer: Box, piece: Box) -> memoryview | No
         return None
     plane = x * y * out.dtype.itemsize
     a = (piece.start[2] - outer.start[2]) * plane
-    return memoryview(out.T).cast("B")[a:a + plane * piece.shape[2] * c]
+    return out.T.data.cast("B")[a:a + plane * piece.shape[2] * c]
 
 
 class Client:
@@ -599,7 +599,7 @@ class RemoteArray:
             tmp = None
             if into is None:  # not one run of the output: receive it whole, then paste
                 tmp = np.empty(piece.shape + (out.shape[3],), dtype=out.dtype, order="F")
-                into = memoryview(tmp.T).cast("B")
+                into = tmp.T.data.cast("B")
             if bodies.get_into(self._path(piece, channels) + "?format=raw", into):
                 if tmp is not None:
                     out[piece.slices_in(outer) + (slice(None),)] = tmp

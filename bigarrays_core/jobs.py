@@ -50,7 +50,7 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 #: ``progress(n)``: ``n`` more chunks are done.
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 #: Least seconds between two saves of a progress record in an object store while tasks finish
 #: (in a local or memory store, where a save costs well under a millisecond, every finished task is saved).
@@ -184,7 +184,8 @@ def _run_dask(client: Any, stage: Stage[Any, Any], todo: list[int], tracker: _Tr
         index[fut.key] = i
         return fut
 
-    futures = as_completed([submit(i) for i in itertools.islice(queue, window)])
+    # distributed leaves as_completed unannotated.
+    futures = as_completed([submit(i) for i in itertools.islice(queue, window)])  # type: ignore[no-untyped-call]
     try:
         for fut in futures:
             part = fut.result()  # a task's exception is raised here, as it was raised
@@ -192,7 +193,7 @@ def _run_dask(client: Any, stage: Stage[Any, Any], todo: list[int], tracker: _Tr
             fut.release()
             nxt = next(queue, None)
             if nxt is not None:
-                futures.add(submit(nxt))
+                futures.add(submit(nxt))  # type: ignore[no-untyped-call]
     finally:
         for fut in list(futures.futures):
             fut.cancel()
@@ -227,5 +228,6 @@ def run_stages(stages: Sequence[Stage[Any, Any]], *, client: Any = None, record:
                 tracker.save()
     finally:
         if owned:
+            assert dask_client is not None  # owned: open_client made it
             dask_client.close()
     return report

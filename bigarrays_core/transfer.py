@@ -215,10 +215,10 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
         here = part.intersect(s.bounds).intersect(d.bounds)
         if here.is_empty:
             continue
-        src = PrecomputedSource(s, box=here)
-        stage = ingest_stage(src, d, here.start, write_empty=write_empty)
+        mip_source = PrecomputedSource(s, box=here)
+        stage = ingest_stage(mip_source, d, here.start, write_empty=write_empty)
         if len(stage.tasks) > LIST_ABOVE_TASKS:  # a huge, probably sparse, source: only where it stores chunks
-            stage = ingest_stage(src, d, here.start, write_empty=write_empty, stored=stored_boxes(s))
+            stage = ingest_stage(mip_source, d, here.start, write_empty=write_empty, stored=stored_boxes(s))
         stages.append(Stage(f"transfer mip {j}", stage.run, stage.context, stage.tasks, stage.weights, stage.ids))
         if verify:
             checks.append(Stage(f"verify mip {j}", _verify_task, _Compare(s, d, here), stage.tasks))

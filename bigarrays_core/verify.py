@@ -62,7 +62,7 @@ class VerifyReport:
 
 
 def verify(ba: BigArray, region: Box | None = None, *, fix: bool = False, stale_after: float | None = None,
-           progress: Callable[[int], None] = lambda n: None) -> VerifyReport:
+           progress: Callable[[int], object] = lambda n: None) -> VerifyReport:
     """Decode every stored chunk of ``region`` (default: the scale's bounds) of ``ba``'s scale.
 
     Temporaries not written for ``stale_after`` seconds (default

@@ -58,18 +58,19 @@ def job_client(args: argparse.Namespace) -> Iterator[Any]:
         return
     if args.workers < 1:
         raise bc.BigArraysError(f"--workers {args.workers}: expected 1 or more worker processes")
-    cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+    # distributed leaves LocalCluster and Client unannotated.
+    cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
                                        host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                        env={"BIGARRAYS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
     try:
-        with distributed.Client(cluster) as client:
+        with distributed.Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
     finally:
         cluster.close()
 
 
 @contextmanager
-def progress_bar(args: argparse.Namespace, total: int, what: str) -> Iterator[Callable[[int], None]]:
+def progress_bar(args: argparse.Namespace, total: int, what: str) -> Iterator[Callable[[int], object]]:
     """A tqdm bar of ``total`` chunks on stderr (none with ``--quiet``); yields its ``update``."""
     from tqdm import tqdm
 

@@ -21,7 +21,7 @@ def allow_negative_bbox(parser: argparse.ArgumentParser) -> None:
     argparse only treats arguments matching its negative-number pattern as values; widening
     that pattern to bboxes is safe because no option of these parsers starts with "-<digit>".
     """
-    parser._negative_number_matcher = _NEGATIVE_BBOX  # type: ignore[attr-defined]
+    parser._negative_number_matcher = _NEGATIVE_BBOX
 
 
 def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -20,7 +20,7 @@ import bigarrays_core as bc
 from bigarrays_core.downsampling import METHODS
 from bigarrays_core.geometry import Box
 from bigarrays_core.ingest import ingest_job, ingest_stage
-from bigarrays_core.jobs import run_stages
+from bigarrays_core.jobs import Stage, run_stages
 from bigarrays_core.pyramid import plan_downsample
 from bigarrays_core.resume import ProgressRecord
 from bigarrays_core.sources import Source, open_source
@@ -111,7 +111,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     ba = _open_or_create(args, source)
     offset = tuple(args.voxel_offset) if args.voxel_offset else ba.voxel_offset
     region = Box.from_shape(offset, source.shape[:3])
-    stages = [ingest_stage(source, ba, offset, write_empty=args.write_empty)]
+    stages: list[Stage[Any, Any]] = [ingest_stage(source, ba, offset, write_empty=args.write_empty)]
     method = None
     if args.mips > 1:  # scales the dataset lacks are added to its info first
         plan = plan_downsample(ba, mips=args.mips - 1, method=args.method, region=region,

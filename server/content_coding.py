@@ -11,8 +11,13 @@ read chunks. Pure functions and small objects: no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bigarrays_core.codecs import byte_codec
+
+if TYPE_CHECKING:  # imported when first used
+    import zstandard
+    from isal import isal_zlib
 
 __all__ = ["CODINGS", "StreamEncoder", "accepts", "choose", "decode_bytes", "encode_bytes"]
 
@@ -81,6 +86,7 @@ class StreamEncoder:
 
     def __init__(self, coding: str) -> None:
         self.coding = coding
+        self._obj: isal_zlib.Compress | zstandard.ZstdCompressionObj
         if coding == "gzip":
             from isal import isal_zlib
 

@@ -50,7 +50,7 @@ def negotiate(fmt: str | None, accept: str | None, allowed: Sequence[str] = ("ra
         if media in ("*/*", "application/*", ""):
             return allowed[0]
         name = _ACCEPTED.get(media)
-        if name in allowed:
+        if name is not None and name in allowed:
             return name
     raise ApiError(406, "unsupported_format",
                    f"none of the types in Accept {accept!r} is available; use one of "

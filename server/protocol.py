@@ -217,7 +217,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if self.transport.is_closing() and self.cycle is None:
-            return
+            return  # type: ignore[unreachable]  # uvicorn annotates cycle as never None, yet sets None
         super().on_body(body)
         if self._in_body:
             self._arm(self._limits.body_timeout, self._body_timed_out)
@@ -233,5 +233,5 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                                                                     self.timeout_keep_alive_handler)
             return
         if self.transport.is_closing() and self.cycle is None:
-            return
+            return  # type: ignore[unreachable]  # uvicorn annotates cycle as never None, yet sets None
         super().on_message_complete()

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from bigarrays_server.errors import ApiError
 
 __all__ = ["Span", "requested_span", "unsatisfiable"]
 
 #: More digits than any byte offset has: such a number is past every end.
-_MAX_DIGITS = 19
+_MAX_DIGITS: Final = 19
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def body_view(arr: np.ndarray) -> memoryview:
         arr = np.asfortranarray(arr)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"), order="F")
-    return memoryview(arr.T).cast("B")
+    return arr.T.data.cast("B")
 
 
 class ChunkReader:

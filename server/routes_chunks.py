@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from bigarrays_server.bbox import RequestBox, check_numbers, parse_bbox
 from bigarrays_server.cache import MISSING
@@ -29,7 +29,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 import bigarrays_core as bc
-from bigarrays_core.geometry import split_box
+from bigarrays_core.geometry import Vec3, split_box
 from bigarrays_core.geometry.grid import parse_chunk_name
 from bigarrays_core.kvstore import Stamp
 from bigarrays_core.kvstore.base import Value
@@ -53,8 +53,8 @@ def plan_split(box: bc.Box, grid: bc.ChunkGrid, limit: int) -> list[bc.Box] | No
     if pieces is None:
         return None
     o, c = grid.voxel_offset, grid.chunk_size
-    return [bc.Box(tuple(o[i] + p.start[i] * c[i] for i in range(3)),
-                   tuple(o[i] + p.stop[i] * c[i] for i in range(3))).intersect(box) for p in pieces]
+    return [bc.Box(cast(Vec3, tuple(o[i] + p.start[i] * c[i] for i in range(3))),
+                   cast(Vec3, tuple(o[i] + p.stop[i] * c[i] for i in range(3)))).intersect(box) for p in pieces]
 
 
 @get_and_head(router, "/v1/{ds}/chunks/{mip}", summary="The chunks covering a box",

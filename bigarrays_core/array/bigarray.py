@@ -202,8 +202,8 @@ class BigArray:
                         non_aligned_writes=self.non_aligned_writes)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        options = {"fill_missing": self.fill_missing, "bounded": self.bounded,
-                   "non_aligned_writes": self.non_aligned_writes}
+        options: dict[str, Any] = {"fill_missing": self.fill_missing, "bounded": self.bounded,
+                                   "non_aligned_writes": self.non_aligned_writes}
         return (functools.partial(BigArray, **options), (self._store, self._info, self.mip))
 
     def to_dask(self, chunks: Any = None) -> Any:

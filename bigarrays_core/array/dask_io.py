@@ -174,12 +174,12 @@ def from_dask(darr: Any, ba: BigArray, offset: Sequence[int] | None = None, *, c
 
     keys = {t.key for t in tasks}
 
-    class _Progress(Callback):  # type: ignore[misc]
+    class _Progress(Callback):
         def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
             if key in keys:
                 report(int(result))
 
-    with _Progress():
+    with _Progress():  # type: ignore[no-untyped-call]  # dask leaves Callback() unannotated
         counts = dask.compute(*tasks, scheduler="threads", num_workers=num_threads())
     return int(sum(counts))
 
@@ -200,7 +200,8 @@ def open_client(client: Any) -> tuple[Any, bool]:
         return client, False
     if isinstance(client, str):
         try:
-            return distributed.Client(client, timeout="20s"), True
+            # distributed leaves Client and as_completed unannotated (here and below).
+            return distributed.Client(client, timeout="20s"), True  # type: ignore[no-untyped-call]
         except OSError as exc:
             raise BigArraysError(f"cannot reach the Dask scheduler at {client}: {exc}") from exc
     raise TypeError(f"client must be a distributed.Client or a scheduler address, not {type(client).__name__}")
@@ -214,7 +215,7 @@ def _on_cluster(client: Any, tasks: list[Any], report: Callable[[int], None]) ->
         futures = client.compute(tasks)
         total = 0
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(futures):  # type: ignore[no-untyped-call]
                 n = int(fut.result())
                 total += n
                 report(n)

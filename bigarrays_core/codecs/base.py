@@ -70,13 +70,14 @@ class ChunkCodec(ABC):
         """Encode a 4-D ``(x, y, z, c)`` array of this codec's dtype."""
 
     @abstractmethod
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
-        """Decode bytes into a 4-D ``(x, y, z, c)`` array of exactly ``shape``.
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
+        """Decode bytes (``bytes`` or a ``memoryview``, as stores return them) into a 4-D
+        ``(x, y, z, c)`` array of exactly ``shape``.
 
         Raises ``ValueError`` (or the underlying library's error) on bytes that do not fit.
         """
 
-    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Decode the chunk of ``shape`` in ``data`` and write its ``region`` into ``out``.
 
         ``out`` has the region's shape (usually a strided view of a cutout). The bytes are
@@ -104,8 +105,8 @@ class ByteCodec(ABC):
         """Compress."""
 
     @abstractmethod
-    def decode(self, data: bytes) -> bytes:
-        """Decompress; raises on corrupt input."""
+    def decode(self, data: bytes | memoryview) -> bytes:
+        """Decompress ``bytes`` or a ``memoryview``; raises on corrupt input."""
 
     @abstractmethod
     def config(self) -> dict[str, Any]:

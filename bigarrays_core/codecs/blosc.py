@@ -13,7 +13,7 @@ the project's benchmark machine its default measured no slower than one thread p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import blosc
 
@@ -45,13 +45,13 @@ class BloscCodec(ByteCodec):
         self.typesize = max(1, int(typesize))
 
     def encode(self, data: bytes) -> bytes:
-        return blosc.compress(data, typesize=self.typesize, clevel=self.level, shuffle=self.shuffle,
-                              cname=self.cname)
+        return cast(bytes, blosc.compress(data, typesize=self.typesize, clevel=self.level, shuffle=self.shuffle,
+                                          cname=self.cname))
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         if len(data) < _HEADER or int.from_bytes(data[12:16], "little") != len(data):
             raise ValueError(f"not a blosc frame of {len(data)} bytes (header says otherwise)")
-        return blosc.decompress(data)
+        return cast(bytes, blosc.decompress(data))
 
     def config(self) -> dict[str, Any]:
         return {"id": self.name, "level": self.level, "cname": self.cname, "shuffle": self.shuffle}

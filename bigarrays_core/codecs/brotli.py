@@ -37,7 +37,7 @@ class BrotliCodec(ByteCodec):
     def encode(self, data: bytes) -> bytes:
         return bytes(imagecodecs.brotli_encode(data, level=self.level))
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         if not len(data):
             raise ValueError("an empty value is not a brotli stream")
         try:

@@ -80,7 +80,7 @@ class CompressedSegmentationCodec(ChunkCodec):
     # -- encode --------------------------------------------------------------------------
     def encode(self, chunk: np.ndarray) -> bytes:
         native = self.dtype.newbyteorder("=")
-        streams = []
+        streams: list[bytes] = []
         for c in range(chunk.shape[3]):
             channel = np.asarray(chunk[:, :, :, c], dtype=native)
             streams.append(_encoder().encode_channel(channel, self.block_size).tobytes())
@@ -94,12 +94,12 @@ class CompressedSegmentationCodec(ChunkCodec):
         return np.asarray(offsets, dtype="<u4").tobytes() + b"".join(streams)
 
     # -- decode --------------------------------------------------------------------------
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         out = np.empty(shape, dtype=self.dtype.newbyteorder("="), order="F")
         _kernel().decode_region(data, shape, self.block_size, (0, shape[0], 0, shape[1], 0, shape[2], 0), out)
         return out
 
-    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Decode only the blocks ``region`` touches, straight into ``out`` (GIL released)."""
         (x0, x1, _), (y0, y1, _), (z0, z1, _), (c0, c1, _) = (r.indices(n) for r, n in zip(region, shape, strict=True))
         extent = (x1 - x0, y1 - y0, z1 - z0, c1 - c0)

@@ -70,11 +70,11 @@ class CompressoCodec(ChunkCodec):
                              f"sections its header describes")
         return data, header
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         data, _ = self._checked(data, shape)
         return self._as_chunk(compresso.decompress(data), shape[:3])
 
-    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Decode only the z slices ``region`` touches when the stream indexes its slices
         (format version 1, what CloudVolume and bigarrays write)."""
         data, header = self._checked(data, shape)

@@ -47,7 +47,7 @@ class BrotliCodec(ByteCodec):
     def encode(self, data: bytes) -> bytes:
         return bytes(_brotli().compress(bytes(data), quality=self.quality))
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         """The content of exactly one brotli stream; brotli itself refuses truncation and
         trailing bytes."""
         try:
@@ -73,7 +73,7 @@ class XzCodec(ByteCodec):
     def encode(self, data: bytes) -> bytes:
         return lzma.compress(data, format=lzma.FORMAT_XZ, preset=self.preset)
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         """The content of the xz streams that make up ``data`` exactly (with the stream
         padding the format allows: zero bytes in multiples of four after a stream)."""
         out = []
@@ -111,7 +111,7 @@ class Bz2Codec(ByteCodec):
     def encode(self, data: bytes) -> bytes:
         return bz2.compress(data, self.level)
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         """The content of the bzip2 streams that make up ``data`` exactly."""
         out = []
         rest = bytes(data)

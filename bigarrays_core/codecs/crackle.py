@@ -56,10 +56,10 @@ class CrackleCodec(ChunkCodec):
         labels = np.asfortranarray(chunk[:, :, :, 0], dtype=self.dtype.newbyteorder("="))
         return bytes(crackle.compress(labels, parallel=_THREADS))
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         return self._decoded(data, shape, 0, shape[2])
 
-    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Decode only the z slices ``region`` touches."""
         z0, z1, _ = region[2].indices(shape[2])
         labels = self._decoded(data, shape, z0, z1)

@@ -90,7 +90,7 @@ class FpzipCodec(ChunkCodec):
     def encode(self, chunk: np.ndarray) -> bytes:
         return encode_fpzip(np.asarray(chunk, dtype=self.dtype.newbyteorder("=")), self.precision)
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         return decode_fpzip(data, shape, self.dtype)
 
 

@@ -42,7 +42,7 @@ class GzipCodec(ByteCodec):
             return igzip.compress(data, compresslevel=self.level, mtime=0)
         return bytes(deflate.gzip_compress(data, self.level))
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         """The content of the gzip members that make up ``data`` exactly; raises
         ``ValueError`` (or ISA-L's error) for a truncated or corrupt member and for bytes
         after the last member."""
@@ -52,7 +52,7 @@ class GzipCodec(ByteCodec):
             one = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
             try:
                 out = one.decompress(data, min(size, n * _MAX_RATIO) + 1)
-            except (igzip_lib.IsalError, EOFError):
+            except (igzip_lib.IsalError, EOFError):  # type: ignore[misc]  # isal's stub: IsalError an instance
                 out = None  # the full reader below raises its own error
             # One member that ends the data (checked against its trailer by ISA-L).
             if out is not None and one.eof and not one.unused_data and len(out) == size:
@@ -63,10 +63,10 @@ class GzipCodec(ByteCodec):
         return {"id": self.name, "level": self.level}
 
 
-def _members(data: bytes) -> bytes:
+def _members(data: bytes | memoryview) -> bytes:
     """Decode ``data`` member by member; every byte must belong to a complete member."""
     out = []
-    rest: bytes = data
+    rest: bytes | memoryview = data
     while True:
         at = len(data) - len(rest)
         if bytes(rest[:2]) != MAGIC:

@@ -44,10 +44,11 @@ class JpegCodec(ChunkCodec):
         img = chunk_to_image(np.asarray(chunk, dtype=np.uint8))
         return bytes(imagecodecs.jpeg8_encode(img, level=self.quality))
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         # libjpeg-turbo decodes a truncated stream with only a warning, filling the rest
         # with grey: insist on the end-of-image marker (allowing a little trailing padding).
         if _EOI not in bytes(data[-_EOI_SLACK:]):
             raise ValueError(f"truncated JPEG: no end-of-image marker in the last {_EOI_SLACK} of {len(data)} bytes")
-        img = imagecodecs.jpeg8_decode(data)
+        # imagecodecs reads any buffer; its stub names only bytes, bytearray and mmap.
+        img = imagecodecs.jpeg8_decode(data)  # type: ignore[arg-type]
         return image_to_chunk(np.asarray(img, dtype=np.uint8), shape)

@@ -72,8 +72,9 @@ class JxlCodec(ChunkCodec):
             effort=self.effort, decodingspeed=self.decoding_speed, numthreads=1,
         ))
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
-        img = np.asarray(imagecodecs.jpegxl_decode(data, numthreads=1))
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
+        # imagecodecs reads any buffer; its stub names only bytes, bytearray and mmap.
+        img = np.asarray(imagecodecs.jpegxl_decode(data, numthreads=1))  # type: ignore[arg-type]
         if img.dtype != np.uint8:
             raise ValueError(f"JPEG XL image holds {img.dtype.name} samples, expected uint8")
         x, y, z, c = shape

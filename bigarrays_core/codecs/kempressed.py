@@ -36,18 +36,18 @@ class KempressedCodec(ChunkCodec):
         np.add(swapped, native.type(2), out=shifted)
         return encode_fpzip(shifted)
 
-    def _stored(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def _stored(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         """The stored ``2 + v`` array, axes back in ``(x, y, z, c)`` order (a view)."""
         x, y, z, c = shape
         stored: np.ndarray = decode_fpzip(data, (x, y, c, z), self.dtype).swapaxes(2, 3)
         return stored
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         stored = self._stored(data, shape)
         np.subtract(stored, stored.dtype.type(2), out=stored)
         return stored
 
-    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Subtract straight into ``out`` (one pass instead of decode, subtract and copy)."""
         stored = self._stored(data, shape)[region]
         if out.dtype == stored.dtype:

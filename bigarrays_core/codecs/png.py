@@ -39,8 +39,9 @@ class PngCodec(ChunkCodec):
         img = chunk_to_image(np.asarray(chunk, dtype=self.dtype.newbyteorder("=")))
         return bytes(imagecodecs.png_encode(img, level=self.level))
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
-        img = imagecodecs.png_decode(data)
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
+        # imagecodecs reads any buffer; its stub names only bytes, bytearray and mmap.
+        img = imagecodecs.png_decode(data)  # type: ignore[arg-type]
         if img.dtype.itemsize != self.dtype.itemsize:
             raise ValueError(f"png holds {img.dtype.itemsize * 8}-bit samples, expected {self.dtype.name}")
         return image_to_chunk(img, shape)

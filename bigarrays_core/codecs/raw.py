@@ -21,7 +21,7 @@ class RawCodec(ChunkCodec):
     def expected_nbytes(self, shape: Shape4) -> int:
         return shape[0] * shape[1] * shape[2] * shape[3] * self.dtype.itemsize
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         expected = self.expected_nbytes(shape)
         if len(data) != expected:
             raise ValueError(

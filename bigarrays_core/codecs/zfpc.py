@@ -82,7 +82,7 @@ class ZfpcCodec(ChunkCodec):
         return bytes(zfpc.compress(array, rate=self.rate, precision=self.precision, tolerance=self.tolerance,
                                    correlated_dims=list(self.correlated_dims)))
 
-    def decode(self, data: bytes, shape: Shape4) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, shape: Shape4) -> np.ndarray:
         streams = list(self._streams(data, shape))
         if len(streams) == 1:  # the whole chunk in one stream: libzfp's array as it is
             return self._decoded(streams[0][1], shape)
@@ -91,7 +91,7 @@ class ZfpcCodec(ChunkCodec):
             paste(out[where], self._decoded(stream, _plane_shape(where, shape)))
         return out
 
-    def decode_into(self, data: bytes, shape: Shape4, region: Region4, out: np.ndarray) -> None:
+    def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Decode only the streams whose part of the chunk meets ``region``."""
         bounds = [r.indices(n)[:2] for r, n in zip(region, shape)]
         for where, stream in self._streams(data, shape):

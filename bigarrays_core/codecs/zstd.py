@@ -48,7 +48,7 @@ class ZstdCodec(ByteCodec):
     def encode(self, data: bytes) -> bytes:
         return self._compressor().compress(data)
 
-    def decode(self, data: bytes) -> bytes:
+    def decode(self, data: bytes | memoryview) -> bytes:
         """The content of the zstd frames that make up ``data`` exactly; raises
         ``ValueError`` (or ``zstandard.ZstdError``) for a truncated or corrupt frame and for
         bytes after the last frame."""
@@ -63,10 +63,10 @@ class ZstdCodec(ByteCodec):
         return {"id": self.name, "level": self.level}
 
 
-def _frames(d: zstandard.ZstdDecompressor, data: bytes) -> bytes:
+def _frames(d: zstandard.ZstdDecompressor, data: bytes | memoryview) -> bytes:
     """Decode ``data`` frame by frame; every byte must belong to a complete frame."""
     out = []
-    rest: bytes = data
+    rest: bytes | memoryview = data
     while True:
         at = len(data) - len(rest)
         if bytes(rest[:4]) != MAGIC and not _is_skippable(rest):
@@ -82,6 +82,6 @@ def _frames(d: zstandard.ZstdDecompressor, data: bytes) -> bytes:
             return b"".join(out)
 
 
-def _is_skippable(data: bytes) -> bool:
+def _is_skippable(data: bytes | memoryview) -> bool:
     """Whether ``data`` starts with a zstd skippable frame (magic ``0x184D2A5?``, little-endian)."""
     return len(data) >= 4 and bytes(data[1:4]) == b"\x2a\x4d\x18" and data[0] & 0xF0 == 0x50

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import types
 
-from .jit import kernel
+from .jit import Int, kernel
 
 __all__ = ["decode_region"]
 
@@ -43,7 +43,7 @@ _BAD_OFFSETS = 6
 
 
 @numba.njit(inline="always")
-def _label(words: Any, table: int, idx: int, ew: int) -> Any:
+def _label(words: Any, table: Int, idx: Int, ew: int) -> Any:
     """Lookup-table entry ``idx`` of the table at word ``table`` (uint32 or uint64 entries)."""
     if ew == 1:
         return np.uint64(words[table + idx])
@@ -52,10 +52,10 @@ def _label(words: Any, table: int, idx: int, ew: int) -> Any:
 
 
 @numba.njit(inline="always")
-def _max_index(words: Any, values: int, bits: int, bx: int, by: int, ex: int, ey: int, ez: int) -> int:
+def _max_index(words: Any, values: Int, bits: Int, bx: int, by: int, ex: int, ey: int, ez: int) -> Int:
     """The largest encoded index among the ``ex*ey*ez`` voxels of a block inside the chunk."""
     mask = (1 << bits) - 1
-    top = 0
+    top: Int = 0
     for z in range(ez):
         for y in range(ey):
             base = bits * bx * (y + by * z)
@@ -68,7 +68,7 @@ def _max_index(words: Any, values: int, bits: int, bx: int, by: int, ex: int, ey
 
 
 @numba.njit(inline="always")
-def _check_stream(words: Any, s: int, n: int, geom: Any, ew: int) -> tuple[int, int, int, int]:
+def _check_stream(words: Any, s: Int, n: Int, geom: Any, ew: int) -> tuple[int, int, Int, Int]:
     """Validate one channel stream of ``n`` words at word ``s``: (status, block, detail, detail)."""
     sx, sy, sz, bx, by, bz = geom[0], geom[1], geom[2], geom[4], geom[5], geom[6]
     gx = (sx + bx - 1) // bx
@@ -102,7 +102,7 @@ def _check_stream(words: Any, s: int, n: int, geom: Any, ew: int) -> tuple[int, 
 
 
 @numba.njit(inline="always")
-def _decode_channel(words: Any, s: int, n: int, geom: Any, ew: int, lut: Any, out: Any) -> None:
+def _decode_channel(words: Any, s: Int, n: Int, geom: Any, ew: int, lut: Any, out: Any) -> None:
     """Decode the region ``geom[7:13]`` of the validated ``n``-word channel stream at word ``s`` into ``out``.
 
     ``lut`` is scratch space for the lookup tables of blocks with at most ``len(lut)``
@@ -156,7 +156,7 @@ def _decode_channel(words: Any, s: int, n: int, geom: Any, ew: int, lut: Any, ou
                             bit += bits
 
 
-def _kernel(words: Any, geom: Any, out: Any) -> tuple[int, int, int, int, int]:
+def _kernel(words: Any, geom: Any, out: Any) -> tuple[int, int, int, Int, Int]:
     """Validate the channel offsets and every channel stream, then decode the region into ``out``.
 
     ``geom`` is ``(sx, sy, sz, channels, bx, by, bz, x0, x1, y0, y1, z0, z1, c0)``: the

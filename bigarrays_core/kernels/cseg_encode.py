@@ -62,8 +62,8 @@ def _encode(data: Any, bx: int, by: int, bz: int, wide: bool, out: Any) -> int: 
     remap = np.empty(per + 1, np.uint32)  # first-appearance index -> sorted index
     remap[per] = 0  # positions outside the chunk, and past the block in the last word, are index 0
     first = np.full(per + 32, per, np.uint32)  # each voxel's first-appearance index
-    seen: dict[int, int] = {}  # hash of a table -> word offset of the first table written with it
-    pos = 2 * nb
+    seen: dict[np.int64, int] = {}  # hash of a table -> word offset of the first table written with it
+    pos: int = 2 * nb
     block = 0
     for kz in range(gz):
         z0, z1 = kz * bz, min(kz * bz + bz, nz)

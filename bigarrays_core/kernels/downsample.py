@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .jit import kernel
+from .jit import Int, kernel
 
 __all__ = ["average_22_float", "average_22_narrow", "average_22_wide", "average_float", "average_int", "average_int64",
            "extreme", "mode", "mode_221"]
@@ -90,7 +90,7 @@ def average_int(data: Any, lo: Any, f: Any, row: Any, out: Any) -> None:  # prag
                 _sum_rows(data, y0, y1, z0, z1, c, row)
                 area = (z1 - z0) * (y1 - y0)
                 if head > 0:
-                    s = 0
+                    s: Int = 0
                     for x in range(head):
                         s += row[x]
                     out[0, oy, oz, c] = _round_div(s, area * head)

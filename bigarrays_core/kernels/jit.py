@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import numba
+import numpy as np
 
-__all__ = ["kernel"]
+__all__ = ["Int", "kernel"]
+
+Int: TypeAlias = int | np.integer[Any]
+"""An integer scalar inside a kernel: a Python int or a NumPy integer (``np.int64(words[i])``);
+compiled, numba gives both the same machine integer type."""
 
 
 def kernel(signatures: list[Any] | None = None) -> Callable[[Callable[..., Any]], Any]:

@@ -210,9 +210,12 @@ class KVStore(ABC):
     #: True when :meth:`stat_many` is a local metadata call (no network request, no read), so
     #: cheap enough to make where blocking must be brief (a server's event loop).
     local_stat: bool = False
-    #: True when :meth:`write_if_unchanged` is atomic against writers in other processes and
-    #: on other machines too; False when only against other threads of this process.
-    atomic_updates: bool = False
+    @property
+    def atomic_updates(self) -> bool:
+        """True when :meth:`write_if_unchanged` is atomic against writers in other processes and
+        on other machines too; False when only against other threads of this process (the default).
+        Subclasses override it with a class attribute or a property."""
+        return False
 
     def describe(self, key: str) -> str:
         """The full URL of ``key``, for messages."""

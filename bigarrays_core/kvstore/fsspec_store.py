@@ -594,7 +594,7 @@ class FsspecStore(KVStore):
         self._run([functools.partial(self._delete_path, k + s) for k in keys for s in _VARIANTS])
 
     # -- conditional writes ----------------------------------------------------------------
-    @property  # type: ignore[override]
+    @property
     def atomic_updates(self) -> bool:
         """True on S3 and GCS: conditional writes are the object store's own (``If-Match`` /
         ``If-None-Match``; ``ifGenerationMatch``), atomic for every writer anywhere. Other

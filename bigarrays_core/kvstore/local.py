@@ -374,6 +374,7 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             finally:
                 os.close(fd)
+        return None
 
     def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
         """The stamp of the variant a read would return (plain, ``.gz``, ``.zstd``, or a

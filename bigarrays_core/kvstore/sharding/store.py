@@ -182,7 +182,7 @@ class ShardedStore(KVStore):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # A store pickles as what it is made of; its index cache stays behind.
-        return (functools.partial(ShardedStore, cache_bytes=self._cache.maxsize),
+        return (functools.partial(ShardedStore, cache_bytes=int(self._cache.maxsize)),
                 (self.base, self.prefix, self.spec, self.grid))
 
     # -- keys ------------------------------------------------------------------------------
@@ -624,7 +624,7 @@ class ShardedStore(KVStore):
                            f"our read and our write {_UPDATE_ATTEMPTS} times in a row")
 
     # -- conditional writes of single chunks (read-modify-write of part of a chunk) ---------
-    @property  # type: ignore[override]
+    @property
     def atomic_updates(self) -> bool:
         """As atomic as the base store's conditional writes of shard files."""
         return self.base.atomic_updates
