@@ -147,6 +147,35 @@ def _build_seg(root: Path, sizes: DatasetSizes, log: Log) -> None:
     (path / "BUILT.json").write_text(json.dumps(marker))
 
 
+def _build_cv_gzip(root: Path, sizes: DatasetSizes, log: Log) -> None:
+    """``img_gzip_cv``: the ``img_raw`` voxels written by CloudVolume itself with its default
+    compression (gzip level 9 through libdeflate, ``.gz`` files): the gzip data that exists."""
+    name, shape = "img_gzip_cv", sizes.image
+    path = root / name
+    marker = _marker(name, sizes, shape)
+    if _is_built(path, marker):
+        return
+    from cloudvolume import CloudVolume
+
+    t0 = time.perf_counter()
+    _fresh(path)
+    # The info only (no "compression" field: CloudVolume records none and compresses by its option).
+    bc.create(str(path), dtype="uint8", size=shape, chunk_size=CHUNK, resolution=(8, 8, 40), layer_type="image",
+              overwrite=True)
+    vol = CloudVolume(f"file://{path}", parallel=1, progress=False, compress="gzip", compress_level=9)
+    raw = bc.open(str(root / "img_raw"))
+    for z0 in range(0, shape[2], CHUNK[2]):
+        z1 = min(z0 + CHUNK[2], shape[2])
+        vol[:, :, z0:z1] = raw[:, :, z0:z1]
+    log(f"  CloudVolume wrote {name} {shape} (gzip level 9) in {time.perf_counter() - t0:.1f} s; checking")
+    scale = bc.open(str(path)).scale.key
+    stored = sorted(p.name for p in (path / scale).iterdir())
+    if not stored or not all(n.endswith(".gz") for n in stored):
+        raise RuntimeError(f"dataset check failed: {name}: expected only .gz chunk files, got {stored[:3]}")
+    _check_same("bigarrays CloudVolume-written gzip vs raw", bc.open(str(path))[:, :, :], raw[:, :, :])
+    (path / "BUILT.json").write_text(json.dumps(marker))
+
+
 def sharding(within_bits: int, total_bits: int) -> dict[str, Any]:
     """The spec of shards of ``2**within_bits`` chunks by TensorStore's rule (identity hash,
     ``preshift_bits = min(within, 9)``, the rest minishard bits), gzip'd indexes and chunks."""
@@ -211,7 +240,8 @@ def ensure_datasets(root: Path, sizes: DatasetSizes, log: Log = print) -> dict[s
     """Build (or reuse) the image and segmentation datasets; return their directories by name.
 
     Names: ``img_raw``, ``img_gzip`` (bigarrays ``compression="gzip"``, level 1, CloudVolume's
-    ``.gz`` files), ``img_jpeg`` (quality 75), ``seg_cseg`` (uint64, 8³ blocks), and the
+    ``.gz`` files), ``img_gzip_cv`` (the same voxels written by CloudVolume, gzip level 9),
+    ``img_jpeg`` (quality 75), ``seg_cseg`` (uint64, 8³ blocks), and the
     sharded copies TensorStore writes, ``img_sharded`` (:data:`IMG_SHARDING`) and
     ``seg_sharded`` (:data:`SEG_SHARDING`). Raises ``RuntimeError`` naming the check when a
     peer reads a dataset differently.
@@ -219,6 +249,8 @@ def ensure_datasets(root: Path, sizes: DatasetSizes, log: Log = print) -> dict[s
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     _build_image(root, sizes, log)
+    _build_cv_gzip(root, sizes, log)
     _build_seg(root, sizes, log)
     _build_sharded(root, sizes, log)
-    return {n: root / n for n in ("img_raw", "img_gzip", "img_jpeg", "seg_cseg", "img_sharded", "seg_sharded")}
+    return {n: root / n for n in ("img_raw", "img_gzip", "img_gzip_cv", "img_jpeg", "seg_cseg", "img_sharded",
+                                  "seg_sharded")}

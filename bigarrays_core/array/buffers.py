@@ -15,8 +15,9 @@ Contract:
   every view of it and every buffer exported from it is gone. A view you keep is never
   handed out again.
 * Only outputs of at least :data:`MIN_BYTES` and at most the limit below are pooled;
-  others are plain numpy allocations (zeroed, also by :func:`empty` unless poisoned), or
-  for ``huge_pages=False`` a plain-page mapping that is not kept.
+  others are plain numpy allocations (by :func:`empty` not zeroed: small ones come from
+  the allocator's recently freed memory, which zeroing would cost more than the copy
+  into it), or for ``huge_pages=False`` a plain-page mapping that is not kept.
 * At most ``BIGARRAYS_RECYCLE_MB`` MiB (default 256; read once, by
   :func:`bigarrays_core.config.config`) of idle memory is kept per process (the oldest is
   released first); ``0`` turns recycling off. :func:`set_recycle_limit` changes it at run
@@ -25,6 +26,7 @@ Contract:
 
 from __future__ import annotations
 
+import math
 import mmap
 import threading
 import weakref
@@ -82,7 +84,7 @@ def zeros(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = 
     mapped: fewer page faults, but each fault zeroes 2 MiB at once, which stalls a thread
     that is also waiting on network fetches. Recycled memory is already resident.
     """
-    arr, fresh = _array(shape, np.dtype(dtype), huge_pages)
+    arr, fresh = _array(shape, np.dtype(dtype), huge_pages, zeroed=True)
     if not fresh:
         arr.fill(0)  # fresh mappings are zero already
     return arr
@@ -101,14 +103,22 @@ def empty(shape: tuple[int, ...], dtype: np.dtype | type, *, huge_pages: bool = 
     return arr
 
 
-def _array(shape: tuple[int, ...], dtype: np.dtype, huge_pages: bool) -> tuple[np.ndarray, bool]:
-    """An uninitialised Fortran-ordered array and whether its memory is fresh (zeroed)."""
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+def _array(shape: tuple[int, ...], dtype: np.dtype, huge_pages: bool,
+           zeroed: bool = False) -> tuple[np.ndarray, bool]:
+    """A Fortran-ordered array and whether its memory is fresh (zeroed): uninitialised
+    unless fresh; small and too-big ones are fresh exactly when ``zeroed`` asks for it."""
+    nbytes = math.prod(shape) * dtype.itemsize
     limit = _limit()
-    if nbytes < MIN_BYTES or (huge_pages and nbytes > limit):
-        # Too small to pool, or too big to keep: numpy's allocation (huge pages when
-        # large), which also measured faster than a fresh mapping for a 300 MB uint64
-        # output, whose 2 MiB-aligned start made the segmentation decoder ~15 % slower.
+    if nbytes < MIN_BYTES:
+        # Too small to pool: numpy's allocation. A read of small cutouts one after another
+        # gets the allocator's recently freed memory back, already faulted in.
+        if zeroed:
+            return np.zeros(shape, dtype=dtype, order="F"), True
+        return np.empty(shape, dtype=dtype, order="F"), False
+    if huge_pages and nbytes > limit:
+        # Too big to keep: numpy's allocation (huge pages when large), which also measured
+        # faster than a fresh mapping for a 300 MB uint64 output, whose 2 MiB-aligned start
+        # made the segmentation decoder ~15 % slower.
         return np.zeros(shape, dtype=dtype, order="F"), True
     buf = _take(nbytes) if nbytes <= limit else None
     fresh = buf is None

@@ -7,7 +7,7 @@ Chunk sources (:mod:`bigarrays_core.array.source`) carry the plan out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.codecs.base import Region4, Shape4
@@ -17,10 +17,17 @@ __all__ = ["ChunkProjection", "plan_read"]
 
 Target4 = tuple[slice, slice, slice, slice]
 
+#: One chunk of one axis of a read: its grid index, first and last voxel (absolute), the
+#: ``"c0-c1"`` part of its name, the slice of the chunk the box needs, where that goes in
+#: the output, and whether that is the whole chunk.
+_AxisPiece = tuple[int, int, int, str, slice, slice, bool]
 
-@dataclass(frozen=True)
-class ChunkProjection:
-    """One chunk of a read: the part of it the box needs, and where that part goes."""
+
+class ChunkProjection(NamedTuple):
+    """One chunk of a read: the part of it the box needs, and where that part goes.
+
+    A named tuple: cheap to make, as a read of a few chunks is dominated by per-chunk costs.
+    """
 
     #: The chunk (store key, grid cell, clipped voxel box).
     ref: ChunkRef
@@ -34,19 +41,43 @@ class ChunkProjection:
     complete: bool
 
 
+def _axis_pieces(a: int, b: int, origin: int, size: int, chunk: int) -> list[_AxisPiece]:
+    """The chunks of one axis that ``[a, b)`` touches inside ``[origin, origin + size)``."""
+    lo, hi = max(a, origin), min(b, origin + size)
+    out: list[_AxisPiece] = []
+    for g in range((lo - origin) // chunk, (hi - origin - 1) // chunk + 1) if hi > lo else ():
+        c0 = origin + g * chunk
+        c1 = min(c0 + chunk, origin + size)
+        p0, p1 = max(lo, c0), min(hi, c1)
+        out.append((g, c0, c1, f"{c0}-{c1}", slice(p0 - c0, p1 - c0), slice(p0 - a, p1 - a), p0 == c0 and p1 == c1))
+    return out
+
+
 def plan_read(io: ScaleIO, box: Box, channels: tuple[int, int]) -> list[ChunkProjection]:
     """The projections of every chunk ``box`` touches (inside the volume), x fastest.
 
     ``channels`` is the half-open channel range read; voxels of ``box`` outside the volume
     are in no projection (the reader leaves them at the background).
     """
+    grid = io.grid
+    nc = io.num_channels
     csel = slice(channels[0], channels[1])
-    all_channels = channels == (0, io.num_channels)
+    every = slice(None)
+    all_channels = channels == (0, nc)
+    (ox, oy, oz), (sx, sy, sz), (cx, cy, cz) = grid.voxel_offset, grid.size, grid.chunk_size
+    (bx, by, bz), (ex, ey, ez) = box.start, box.stop
+    # Each axis is cut on the grid once; the chunks are the products of the pieces.
+    xs = _axis_pieces(bx, ex, ox, sx, cx)
+    ys = _axis_pieces(by, ey, oy, sy, cy)
+    zs = _axis_pieces(bz, ez, oz, sz, cz)
+    prefix = io.scale.key + "/"
+    new_box = Box._trusted
     out: list[ChunkProjection] = []
-    for ref in io.chunks(box):
-        inter = ref.box.intersect(box)
-        shape = io.chunk_shape(ref)
-        region = inter.slices_in(ref.box) + (csel,)
-        target = inter.slices_in(box) + (slice(None),)
-        out.append(ChunkProjection(ref, shape, region, target, all_channels and inter == ref.box))
+    append = out.append
+    for gz, z0, z1, nz, rz, tz, wz in zs:
+        for gy, y0, y1, ny, ry, ty, wy in ys:
+            for gx, x0, x1, nx, rx, tx, wx in xs:
+                ref = ChunkRef(f"{prefix}{nx}_{ny}_{nz}", (gx, gy, gz), new_box((x0, y0, z0), (x1, y1, z1)))
+                append(ChunkProjection(ref, (x1 - x0, y1 - y0, z1 - z0, nc), (rx, ry, rz, csel),
+                                       (tx, ty, tz, every), all_channels and wx and wy and wz))
     return out

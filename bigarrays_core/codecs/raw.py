@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from bigarrays_core.codecs.base import ChunkCodec, Region4, Shape4
@@ -33,20 +35,31 @@ class RawCodec(ChunkCodec):
         return np.frombuffer(data, dtype=self.dtype).reshape(shape, order="F")
 
     def region_span(self, shape: Shape4, region: Region4) -> tuple[int, int]:
-        """The smallest byte range ``[start, stop)`` of an encoded chunk holding ``region``."""
-        strides = self._strides(shape)
-        start = sum(s.start * st for s, st in zip(region, strides))
-        return start, start + sum((s.stop - 1 - s.start) * st for s, st in zip(region, strides)) + strides[0]
+        """The smallest byte range ``[start, stop)`` of an encoded chunk holding ``region``
+        (which must not be empty)."""
+        rx, ry, rz, rc = region
+        item = self.dtype.itemsize
+        sy = item * shape[0]
+        sz = sy * shape[1]
+        sc = sz * shape[2]
+        start = rx.start * item + ry.start * sy + rz.start * sz + rc.start * sc
+        last = (rx.stop - 1) * item + (ry.stop - 1) * sy + (rz.stop - 1) * sz + (rc.stop - 1) * sc
+        return start, last + item
 
     def decode_span_into(self, span: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Write ``region`` into ``out`` from ``span``, the bytes :meth:`region_span` names."""
         start, stop = self.region_span(shape, region)
         if len(span) != stop - start:
             raise ValueError(f"raw chunk span is {len(span)} bytes, expected {stop - start}")
-        dtype = np.dtype(np.uint8) if self.dtype == np.dtype(bool) else self.dtype
-        view = np.ndarray(tuple(s.stop - s.start for s in region), dtype=dtype, buffer=span,
-                          strides=self._strides(shape))
+        rx, ry, rz, rc = region
+        view = np.ndarray((rx.stop - rx.start, ry.stop - ry.start, rz.stop - rz.start, rc.stop - rc.start),
+                          dtype=self._stored, buffer=span, strides=self._strides(shape))
         paste(out, view)  # bool (from uint8): nonzero bytes are True, as in decode
+
+    @cached_property
+    def _stored(self) -> np.dtype:
+        """The dtype of the stored values (bool volumes store one byte per voxel)."""
+        return np.dtype(np.uint8) if self.dtype == np.dtype(bool) else self.dtype
 
     def _strides(self, shape: Shape4) -> tuple[int, int, int, int]:
         x, y, z, _ = shape

@@ -23,6 +23,16 @@ the plain key and those variants (the newest wins if several exist), and as a la
 resort for CloudVolume's ``.br``/``.xz``/``.bz2`` files. Reads return the stored bytes and
 report the encoding the suffix records (:mod:`bigarrays_core.kvstore.encodings`); the codec
 layer decodes them.
+
+Batch reads (:meth:`LocalStore.iter_values`, :meth:`LocalStore.get_ranges`) remember where
+each key of a directory is stored (which variant, or none) for as long as the directory
+keeps its entries: creating, renaming or removing a file in it gives the directory new
+modification and change times, which one ``stat`` of the directory per call compares. A
+read of a few chunks then opens each chunk file straight away instead of first probing
+for its variants. Directories whose entries changed in the last few seconds are not
+trusted (file systems take those times from a coarse clock, so two changes within one tick
+can leave them as they were), nor are answers that had to compare the times of several
+variants (rewriting one in place does not touch the directory).
 """
 
 from __future__ import annotations
@@ -67,6 +77,30 @@ _VARIANTS = ("", *CONTENT_ENCODING_SUFFIX.values())
 _ENCODED_SUFFIXES = tuple(CONTENT_ENCODING_SUFFIX.values())
 #: Every suffix a listing strips (CloudVolume's five).
 _LISTED_SUFFIXES = tuple(ENCODING_OF_SUFFIX)
+#: A directory whose entries changed less than this long ago (by its modification and change
+#: times) does not vouch for remembered locations: file systems take those times from a coarse
+#: clock (ticks of a few ms; whole seconds on some, two on FAT), so two changes within one
+#: tick can leave the same times. Once they are older, any change gives the directory new ones.
+_SETTLED_NS = 5_000_000_000
+#: Locations remembered per directory, and directories remembered, at most (bounded memory
+#: for random reads of a huge volume); the oldest directory or all of one's keys are dropped.
+_MAX_LOCATIONS = 1 << 16
+_MAX_DIRECTORIES = 256
+
+#: Where a key is stored: its path and suffix, or None (no variant is a file).
+_Found = tuple[str, str] | None
+
+
+class _Locations:
+    """Where keys of one directory are stored, as found while the directory had ``stamp``."""
+
+    __slots__ = ("found", "stamp")
+
+    def __init__(self, stamp: tuple[int, int, int, int]) -> None:
+        #: The directory's device, inode, and modification and change times (ns).
+        self.stamp = stamp
+        #: Key -> where it is stored.
+        self.found: dict[str, _Found] = {}
 
 
 def _pread(fd: int, offset: int, n: int) -> bytes:
@@ -201,15 +235,19 @@ class LocalStore(KVStore):
         self.read_only = read_only
         self.fsync = fsync
         self._buffers = threading.local()
+        #: Remembered locations by directory (a key prefix, "" for the root): see _directory.
+        self._locations: dict[str, _Locations] = {}
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         del state["_buffers"]  # per-thread read buffers stay in this process
+        del state["_locations"]  # and so does what this process found
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._buffers = threading.local()
+        self._locations = {}
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, check_key(key))
@@ -229,6 +267,12 @@ class LocalStore(KVStore):
         modified wins, whatever was read before. Only when none of them is a file, the first
         of CloudVolume's ``.br`` / ``.xz`` / ``.bz2`` that is.
         """
+        return self._find(key)[0]
+
+    def _find(self, key: str) -> tuple[_Found, bool]:
+        """:meth:`_locate`, and whether the answer holds for as long as the key's directory
+        keeps its entries (False when it compared the modification times of several
+        variants, which rewriting one in place changes without touching the directory)."""
         base = self._path(key)
         # The common cases without exceptions: only the plain file (two access() calls and a
         # stat), or only one compressed variant (three access() calls; the reader checks
@@ -241,9 +285,9 @@ class LocalStore(KVStore):
                 plain = False
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
-            return (base, "") if plain else self._locate_foreign(base)
+            return ((base, "") if plain else self._locate_foreign(base)), True
         if len(encoded) == 1 and not os.access(base, os.F_OK):
-            return base + encoded[0], encoded[0]
+            return (base + encoded[0], encoded[0]), True
         best: tuple[str, str] | None = None
         best_time = -1
         for suffix in _VARIANTS:
@@ -255,7 +299,7 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             if stat.S_ISREG(st.st_mode) and st.st_mtime_ns > best_time:
                 best, best_time = (base + suffix, suffix), st.st_mtime_ns
-        return best if best is not None else self._locate_foreign(base)
+        return (best if best is not None else self._locate_foreign(base)), False
 
     @staticmethod
     def _locate_foreign(base: str) -> tuple[str, str] | None:
@@ -265,27 +309,80 @@ class LocalStore(KVStore):
                 return base + suffix, suffix
         return None
 
-    def _read_path(self, key: str, into: threading.local | None,
-                   span: ByteSpan | None = None) -> Value | None:
+    def _directory(self, head: str) -> _Locations | None:
+        """The remembered locations of the keys in directory ``head`` (a checked key prefix,
+        ``""`` for the root), valid now; None when the directory cannot vouch for them: it
+        is missing, or its entries changed too recently (:data:`_SETTLED_NS`)."""
+        try:
+            st = os.stat(os.path.join(self.root, head) if head else self.root)
+        except OSError:
+            self._locations.pop(head, None)
+            return None
+        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        known = self._locations.get(head)
+        if known is not None and known.stamp == stamp:
+            return known
+        if not stat.S_ISDIR(st.st_mode) or time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _SETTLED_NS:
+            self._locations.pop(head, None)
+            return None
+        if known is None and len(self._locations) >= _MAX_DIRECTORIES:
+            self._locations.pop(next(iter(self._locations)), None)
+        known = self._locations[head] = _Locations(stamp)
+        return known
+
+    def _located(self, key: str, seen: dict[str, _Locations | None]) -> _Found:
+        """:meth:`_locate`, answered from the remembered locations of the key's directory
+        when it vouches for them; ``seen`` holds the directories this call already checked."""
+        head = key.rpartition("/")[0]
+        try:
+            where = seen[head]
+        except KeyError:
+            check_key(key)  # before its directory is looked at
+            where = seen[head] = self._directory(head)
+        if where is None:
+            return self._locate(key)
+        found = where.found
+        try:
+            return found[key]
+        except KeyError:
+            pass
+        located, lasting = self._find(key)
+        if lasting:
+            if len(found) >= _MAX_LOCATIONS:
+                found.clear()
+            found[key] = located
+        return located
+
+    def _forget(self, key: str) -> None:
+        """Drop what is remembered about where ``key`` is stored (it was not there)."""
+        where = self._locations.get(key.rpartition("/")[0])
+        if where is not None:
+            where.found.pop(key, None)
+
+    def _read_path(self, key: str, into: threading.local | None, span: ByteSpan | None = None,
+                   seen: dict[str, _Locations | None] | None = None) -> Value | None:
         """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_values`).
 
         With ``into`` the bytes land in that thread's reused buffer and a view is returned.
+        With ``seen`` (see :meth:`_located`) the key's location may be a remembered one.
         """
-        for _attempt in range(3):  # a concurrent writer may remove the variant we found
-            found = self._locate(key)
+        for attempt in range(3):  # a concurrent writer may remove the variant we found
+            found = self._located(key, seen) if seen is not None and attempt == 0 else self._locate(key)
             if found is None:
                 return None
             path, suffix = found
-            encoding = ENCODING_OF_SUFFIX.get(suffix)
+            encoding = ENCODING_OF_SUFFIX.get(suffix) if suffix else None
             try:
                 fd = os.open(path, os.O_RDONLY)
             except (FileNotFoundError, NotADirectoryError):
+                self._forget(key)
                 continue
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
             try:
                 st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since _locate looked
+                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since it was located
+                    self._forget(key)
                     continue
                 if into is None:
                     with open(fd, "rb", buffering=0, closefd=False) as f:
@@ -328,12 +425,13 @@ class LocalStore(KVStore):
         roughly doubles the speed of reading from the page cache. The encoding is the one
         the file's suffix records (``.gz``, ``.zstd``, ``.br``, ``.xz``, ``.bz2``).
         """
+        seen: dict[str, _Locations | None] = {}
         if spans is None:
             for key in keys:
-                yield self._read_path(key, self._buffers)
+                yield self._read_path(key, self._buffers, None, seen)
         else:
             for key, span in zip(keys, spans):
-                yield self._read_path(key, self._buffers, span)
+                yield self._read_path(key, self._buffers, span, seen)
 
     def get_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes | memoryview | None]:
         """Each range read with ``pread`` from the file that holds its key (whichever variant
@@ -346,27 +444,31 @@ class LocalStore(KVStore):
         for i, r in enumerate(ranges):
             by_key.setdefault(r.key, []).append(i)
         out: list[bytes | memoryview | None] = [None] * len(ranges)
+        seen: dict[str, _Locations | None] = {}
         for key, indexes in by_key.items():
-            parts = self._read_ranges(key, [ranges[i] for i in indexes])
+            parts = self._read_ranges(key, [ranges[i] for i in indexes], seen)
             if parts is not None:
                 for i, part in zip(indexes, parts):
                     out[i] = part
         return out
 
-    def _read_ranges(self, key: str, ranges: Sequence[ByteRange]) -> list[bytes] | None:
-        for _attempt in range(3):  # a concurrent writer may remove the variant we found
-            found = self._locate(key)
+    def _read_ranges(self, key: str, ranges: Sequence[ByteRange],
+                     seen: dict[str, _Locations | None]) -> list[bytes] | None:
+        for attempt in range(3):  # a concurrent writer may remove the variant we found
+            found = self._located(key, seen) if attempt == 0 else self._locate(key)
             if found is None:
                 return None
             try:
                 fd = os.open(found[0], os.O_RDONLY)
             except (FileNotFoundError, NotADirectoryError):
+                self._forget(key)
                 continue
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
             try:
                 st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since _locate looked
+                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since it was located
+                    self._forget(key)
                     continue
                 return [_pread(fd, r.start, (st.st_size if r.stop is None else min(r.stop, st.st_size)) - r.start)
                         for r in ranges]

@@ -1,0 +1,84 @@
+"""gzip decoding picks its one-member inflater (ISA-L or libdeflate) by timing both on
+the first large member of each kind; whichever is chosen, a decode returns exactly the
+content of the members that make up the data, or raises."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import numpy as np
+import pytest
+
+from bigarrays_core.codecs import gzip as gz
+
+RNG = np.random.default_rng(11)
+# EM-like bytes: smooth values plus noise (compresses ~0.8, like the image volumes).
+CONTENT = (np.cumsum(RNG.integers(-3, 4, 300_000)) % 256 ^ RNG.integers(0, 8, 300_000)).astype(np.uint8).tobytes()
+
+
+@pytest.fixture(params=sorted(gz.INFLATERS))
+def chosen(request, monkeypatch) -> str:
+    """Every XFL kind decoded by one inflater, as if the probe had chosen it."""
+    monkeypatch.setattr(gz, "_chosen", {x: request.param for x in range(256)})
+    return request.param
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_one_member_round_trips(chosen, level) -> None:
+    for content in (CONTENT, CONTENT[:100], bytes(70_000)):
+        assert gz.GzipCodec(level).decode(gz.GzipCodec(level).encode(content)) == content
+        assert gz.GzipCodec().decode(gzip.compress(content, level)) == content  # zlib's, CloudVolume's fallback
+
+
+def test_several_members_are_all_decoded(chosen) -> None:
+    one = gzip.compress(CONTENT, 9)
+    # A member repeated: its trailer also ends the data, and libdeflate stops after the first.
+    assert gz.GzipCodec().decode(one + one) == CONTENT + CONTENT
+    halves = gzip.compress(CONTENT[:150_000]) + gzip.compress(CONTENT[150_000:])
+    assert gz.GzipCodec().decode(halves) == CONTENT
+    zeros = gzip.compress(bytes(100_000)) + gzip.compress(bytes(100_000))  # same CRC and length
+    assert gz.GzipCodec().decode(zeros) == bytes(200_000)
+
+
+@pytest.mark.parametrize("damage", ["trailing", "padding", "truncated", "crc", "length", "body"])
+def test_damaged_data_raises(chosen, damage) -> None:
+    data = bytearray(gzip.compress(CONTENT, 9))
+    if damage == "trailing":
+        data += data[-8:]  # bytes after the member that repeat its trailer
+    elif damage == "padding":
+        data += bytes(4)
+    elif damage == "truncated":
+        del data[-5:]
+    elif damage == "crc":
+        data[-6] ^= 1
+    elif damage == "length":
+        data[-2] ^= 1
+    else:
+        data[len(data) // 2] ^= 0x55
+    with pytest.raises((ValueError, zlib.error, Exception)) as info:
+        gz.GzipCodec().decode(bytes(data))
+    assert not isinstance(info.value, AssertionError)
+
+
+def test_probe_chooses_once_per_kind_and_agrees(monkeypatch) -> None:
+    monkeypatch.setattr(gz, "_chosen", {})
+    level9 = gz.GzipCodec(9).encode(CONTENT)  # libdeflate: XFL 2
+    assert gz.inflater(level9[8]) is None
+    assert gz.GzipCodec().decode(level9) == CONTENT
+    first = gz.inflater(level9[8])
+    assert first in gz.INFLATERS
+    assert gz.GzipCodec().decode(level9) == CONTENT and gz.inflater(level9[8]) == first
+    # Small or background members are not timed: nothing is chosen for their kind.
+    level1 = gz.GzipCodec(1).encode(bytes(1 << 20))
+    assert gz.GzipCodec().decode(level1) == bytes(1 << 20)
+    small = gz.GzipCodec(1).encode(CONTENT[:1000])
+    assert gz.GzipCodec().decode(small) == CONTENT[:1000]
+    assert set(gz._chosen) == {level9[8]}
+
+
+def test_probe_chooses_nothing_for_data_that_is_not_one_member(monkeypatch) -> None:
+    monkeypatch.setattr(gz, "_chosen", {})
+    one = gzip.compress(CONTENT, 9)
+    assert gz.GzipCodec().decode(one + one) == CONTENT + CONTENT
+    assert gz._chosen == {}
