@@ -57,7 +57,7 @@ def _isal_one(data: bytes | memoryview, size: int) -> bytes | None:
     one = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
     try:
         out = one.decompress(data, size + 1)
-    except (igzip_lib.IsalError, EOFError):
+    except (igzip_lib.IsalError, EOFError):  # type: ignore[misc]  # isal's stub: IsalError an instance
         return None
     # One member that ends the data (checked against its trailer by ISA-L).
     return out if one.eof and not one.unused_data and len(out) == size else None
@@ -107,9 +107,9 @@ def _libdeflate_entry() -> OneMember | None:
             decompressor = local.d = Decompressor()
         src = np.frombuffer(data, dtype=np.uint8)
         # A new bytes object filled before anyone else sees it (no zeroing, no copy).
-        out = _new_bytes(None, size)
+        out: bytes = _new_bytes(None, size)
         got_in, got_out = ctypes.c_size_t(), ctypes.c_size_t()
-        result = fn(decompressor.ptr, src.ctypes.data, len(src), ctypes.cast(out, ctypes.c_void_p), size,
+        result = fn(decompressor.ptr, src.ctypes.data, len(src), ctypes.cast(out, ctypes.c_void_p), size,  # type: ignore[arg-type]
                     ctypes.byref(got_in), ctypes.byref(got_out))
         if result != 0 or got_in.value != len(src) or got_out.value != size:  # 0: LIBDEFLATE_SUCCESS
             return None
