@@ -26,6 +26,7 @@ SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "crackle8": (dict(dtype="uint8", encoding="crackle", layer_type="segmentation"), "raw"),
     "fpzip": (dict(dtype="float32", encoding="fpzip"), "raw"),
     "zfpc": (dict(dtype="float32", encoding="zfpc", encoding_settings={"zfpc_tolerance": 0.01}), "raw"),
+    "kempressed": (dict(dtype="float32", encoding="kempressed"), "raw"),
     "zstd": (dict(dtype="uint16", compression="zstd"), "raw"),
     "br": (dict(dtype="uint16", compression="br"), "raw"),
     "blosc": (dict(dtype="uint32", encoding="compressed_segmentation", compression="blosc",
@@ -98,7 +99,7 @@ def test_served_info_describes_what_is_served(served: tuple[LiveServer, dict[str
         stored["scales"][0]["encoding"]
 
 
-@pytest.mark.parametrize("name", [*LOSSLESS_TRANSCODED, "zfpc"])
+@pytest.mark.parametrize("name", [*LOSSLESS_TRANSCODED, "zfpc", "kempressed"])
 def test_tensorstore_reads_the_transcoded_tree_as_bigarrays_reads_the_source(
         served: tuple[LiveServer, dict[str, str], str], name: str) -> None:
     ts = pytest.importorskip("tensorstore")
@@ -111,7 +112,7 @@ def test_tensorstore_reads_the_transcoded_tree_as_bigarrays_reads_the_source(
     assert got.any()
 
 
-@pytest.mark.parametrize("name", [*LOSSLESS_TRANSCODED, "zfpc", "compresso", "jxl"])
+@pytest.mark.parametrize("name", [*LOSSLESS_TRANSCODED, "zfpc", "kempressed", "compresso", "jxl"])
 def test_cloudvolume_reads_the_served_tree_as_bigarrays_reads_the_source(
         served: tuple[LiveServer, dict[str, str], str], name: str) -> None:
     cloudvolume = pytest.importorskip("cloudvolume")
