@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["add_sharding_options", "ints3", "sharding_of"]
+from bigarrays_core.codecs import COMPRESSIONS, known_encodings
+
+__all__ = ["add_codec_options", "add_sharding_options", "compression_of", "ints3", "sharding_of"]
 
 
 def ints3(n: int, name: str) -> dict[str, Any]:
@@ -40,3 +42,40 @@ def sharding_of(args: argparse.Namespace) -> dict[str, Any] | bool | None:
     if args.sharding is not None:
         return dict(args.sharding)
     return True if args.sharded else None
+
+
+def _encoding(text: str) -> str:
+    name = text.strip().lower()
+    if name not in known_encodings():
+        raise argparse.ArgumentTypeError(f"unknown encoding {text!r}; choose from {', '.join(known_encodings())}")
+    return name
+
+
+def _compression(text: str) -> str:
+    name = text.strip().lower()
+    if name not in ("none", *COMPRESSIONS):
+        raise argparse.ArgumentTypeError(f"unknown compression {text!r}; choose from none, {', '.join(COMPRESSIONS)}")
+    return name
+
+
+def add_codec_options(p: argparse.ArgumentParser, *, encoding_help: str, compression_help: str,
+                      encoding_default: str | None = None) -> None:
+    """``--encoding NAME`` (any encoding bigarrays writes, from the codec registry),
+    ``--compression NAME`` (none or a byte compression, ``br`` is brotli) and
+    ``--compression-level N``. An unknown name is a one-line error listing the choices."""
+    p.add_argument("--encoding", type=_encoding, default=encoding_default, metavar="NAME",
+                   help=f"{encoding_help}; one of {', '.join(known_encodings())}")
+    p.add_argument("--compression", type=_compression, default=None, metavar="NAME",
+                   help=f"{compression_help}; one of none, {', '.join(COMPRESSIONS)} (br: brotli)")
+    p.add_argument("--compression-level", type=int, default=None, help="level for --compression")
+
+
+def compression_of(name: str | None, level: int | None, default: Any) -> Any:
+    """The ``compression=`` argument of the core for ``--compression name --compression-level
+    level``: ``default`` when no name is given, None for ``none``, else the name or a spec
+    with the level."""
+    if name is None:
+        return default
+    if name == "none":
+        return None
+    return name if level is None else {"id": name, "level": level}

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from bigarrays_cli.args import add_sharding_options, ints3, sharding_of
+from bigarrays_cli.args import add_codec_options, add_sharding_options, compression_of, ints3, sharding_of
 from bigarrays_cli.describe import describe
 
 import bigarrays_core as bc
@@ -22,10 +21,9 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="voxel size in nm (default 1 1 1)")
     p.add_argument("--voxel-offset", default=[0, 0, 0], **ints3(3, "offset"), help="first voxel (may be negative)")
     p.add_argument("--channels", type=int, default=1, help="number of channels (default 1)")
-    p.add_argument("--encoding", default="raw", choices=["raw", "jpeg", "png", "compressed_segmentation"])
-    p.add_argument("--compression", default=None, choices=["none", "gzip", "zstd", "blosc"],
-                   help="byte compression on top of the encoding (default none)")
-    p.add_argument("--compression-level", type=int, default=None, help="level for --compression")
+    add_codec_options(p, encoding_default="raw", encoding_help="how chunks are encoded (default raw)",
+                      compression_help="byte compression on top of the encoding (default: gzip for compresso and "
+                                       "crackle, as CloudVolume writes them; none otherwise)")
     p.add_argument("--layer-type", default=None, choices=["image", "segmentation"])
     p.add_argument("--mips", type=int, default=1, help="number of scales to declare (default 1)")
     p.add_argument("--downsample", default=[2, 2, 1], **ints3(3, "factor"),
@@ -36,9 +34,7 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_create(args: argparse.Namespace) -> int:
-    compression: Any = args.compression
-    if compression and compression != "none" and args.compression_level is not None:
-        compression = {"id": compression, "level": args.compression_level}
+    compression = compression_of(args.compression, args.compression_level, "auto")
     try:
         ba = bc.create(args.url, dtype=args.dtype, size=args.size, chunk_size=args.chunk_size,
                        resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,
@@ -48,5 +44,5 @@ def run_create(args: argparse.Namespace) -> int:
     except bc.DatasetExistsError:
         raise bc.DatasetExistsError(f"a dataset already exists at {args.url}; pass --overwrite to replace its info "
                                     f"(its chunks stay)") from None
-    print(f"created {ba.url}: {describe(ba)}")
+    print(f"created {ba.url}: {describe(ba.parsed_info)}")
     return 0

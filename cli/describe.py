@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import bigarrays_core as bc
+from bigarrays_core.format import Info
 from bigarrays_core.geometry import Box
 
 __all__ = ["describe"]
 
 
-def describe(ba: bc.BigArray) -> str:
-    """A one-paragraph summary of every scale of a dataset."""
-    info = ba.parsed_info
+def describe(info: Info) -> str:
+    """A one-paragraph summary of every scale of a dataset: a scale bigarrays cannot read
+    (``Scale.problem``) is listed like the others, marked ``UNREADABLE`` with its problem."""
     lines = [f"{info.layer_type}, {info.data_type}, {info.num_channels} channel(s), {len(info.scales)} scale(s)"]
     for s in info.scales:
         bounds = Box.from_shape(s.voxel_offset, s.size)
@@ -21,6 +21,7 @@ def describe(ba: bc.BigArray) -> str:
             f"  mip {s.index}: key {s.key!r}, {res} nm, bounds {bounds} (size {'x'.join(map(str, s.size))}), "
             f"chunks {'x'.join(map(str, s.chunk_size))} ({grid} grid), {s.encoding}{comp}"
             + (f", {_sharding(s.sharding)}" if s.sharding else "")
+            + (f"\n    UNREADABLE: {s.problem.message}" if s.problem is not None else "")
         )
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import argparse
 from typing import Any
 
 import numpy as np
-from bigarrays_cli.args import add_sharding_options, ints3, sharding_of
+from bigarrays_cli.args import add_codec_options, add_sharding_options, compression_of, ints3, sharding_of
 from bigarrays_cli.cluster import add_job_options, base_name, job_client, progress_bar
 
 import bigarrays_core as bc
@@ -46,9 +46,9 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="voxel size in nm (default 1 1 1 or the source's)")
     p.add_argument("--voxel-offset", default=None, **ints3(3, "offset"),
                    help="where the source's first voxel goes (default: the dataset's voxel offset)")
-    p.add_argument("--encoding", default=None, choices=["raw", "jpeg", "png", "compressed_segmentation"])
-    p.add_argument("--compression", default=None, choices=["none", "gzip", "zstd", "blosc"])
-    p.add_argument("--compression-level", type=int, default=None)
+    add_codec_options(p, encoding_help="a new DEST's encoding (default raw, or a precomputed SOURCE's)",
+                      compression_help="a new DEST's byte compression (default: a precomputed SOURCE's; else gzip "
+                                       "for compresso and crackle, none otherwise)")
     p.add_argument("--layer-type", default=None, choices=["image", "segmentation"])
     p.add_argument("--mips", type=int, default=1,
                    help="scales to fill, mip 0 included (declared when creating; default 1)")
@@ -70,10 +70,8 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
     try:
         ba = bc.open(args.dest)
     except bc.DatasetNotFoundError:
-        compression: Any = d.get("compression") if args.compression is None else args.compression
-        if compression == "none":
-            compression = None
-        if compression and args.compression_level is not None:
+        compression = compression_of(args.compression, args.compression_level, d.get("compression", "auto"))
+        if args.compression is None and compression and args.compression_level is not None:
             compression = {"id": compression if isinstance(compression, str) else compression["id"],
                            "level": args.compression_level}
         return bc.create(

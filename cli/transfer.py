@@ -9,9 +9,8 @@ transfer, and writes nothing after a finished one (``--overwrite`` copies again)
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from bigarrays_cli.args import ints3
+from bigarrays_cli.args import add_codec_options, compression_of, ints3
 from bigarrays_cli.cluster import add_job_options, base_name, job_client, progress_bar
 
 import bigarrays_core as bc
@@ -36,10 +35,8 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--bbox", default=None, help="copy only this box of --mip voxels (x0:x1,y0:y1,z0:z1)")
     p.add_argument("--bounds", default=None, help="a new DST's bounds at --mip (default: SRC's)")
     p.add_argument("--chunk-size", default=None, **ints3(3, "chunk"), help="a new DST's chunk size")
-    p.add_argument("--encoding", default=None, choices=["raw", "jpeg", "png", "compressed_segmentation"])
-    p.add_argument("--compression", default=None, choices=["none", "gzip", "zstd", "blosc"],
-                   help="a new DST's byte compression (default: SRC's)")
-    p.add_argument("--compression-level", type=int, default=None)
+    add_codec_options(p, encoding_help="a new DST's encoding (default: SRC's)",
+                      compression_help="a new DST's byte compression (default: SRC's)")
     shard = p.add_mutually_exclusive_group()
     shard.add_argument("--sharded", dest="sharding", action="store_const", const=True, default=None,
                        help="a new DST's scales are sharded (neuroglancer_uint64_sharded_v1, the spec bigarrays "
@@ -54,11 +51,7 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    compression: Any = KEEP
-    if args.compression is not None:
-        compression = None if args.compression == "none" else args.compression
-        if compression and args.compression_level is not None:
-            compression = {"id": compression, "level": args.compression_level}
+    compression = compression_of(args.compression, args.compression_level, KEEP)
     src = bc.open(args.src, mip=args.mip, read_only=True)
     plan = plan_transfer(src, args.dst, mips=args.mips, region=args.bbox, bounds=args.bounds,
                          chunk_size=args.chunk_size, encoding=args.encoding, compression=compression,

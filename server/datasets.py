@@ -8,8 +8,8 @@ what the routes need, or an :class:`ApiError` naming what was not found.
 A scale the server cannot read (an encoding or compression bigarrays lacks, a malformed or
 unsupported sharding spec, any field that does not validate) never stops the server: that
 scale answers its error (the status of the core error, e.g. 502 ``bad_dataset``), its
-files still pass through ``/precomputed`` as stored (so Neuroglancer reads what it can),
-and the other scales and datasets serve. Only a dataset whose info is missing or broken
+files (and its entry in the served info) still pass through ``/precomputed`` as stored (so
+Neuroglancer reads what it can), and the other scales and datasets serve. Only a dataset whose info is missing or broken
 as a whole fails start-up, naming it.
 
 The info is checked again (one stat) by :meth:`DatasetRegistry.refresh`, which the app runs
@@ -28,6 +28,7 @@ from functools import cached_property
 from typing import Any
 
 from bigarrays_server.errors import ApiError, status_of
+from bigarrays_server.transcoding import ServedScale, served_info, served_scale
 
 import bigarrays_core as bc
 from bigarrays_core.format import Info, read_raw_info
@@ -101,7 +102,7 @@ class Dataset:
     name: str
     url: str
     store: KVStore
-    #: The info JSON exactly as stored (what ``/precomputed/{ds}/info`` serves).
+    #: The info JSON exactly as stored (``/precomputed/{ds}/info`` serves :attr:`served_info`).
     raw_info: dict[str, Any]
     #: The validated info (scales that do not validate replaced by stand-ins).
     info: Info
@@ -165,6 +166,18 @@ class Dataset:
         """A digest of the info as stored: part of every entity tag of this dataset's data."""
         text = json.dumps(self.raw_info, sort_keys=True, separators=(",", ":"))
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+    @cached_property
+    def served(self) -> list[ServedScale | None]:
+        """How each scale is served under ``/precomputed`` (None: a scale the server cannot
+        read, whose files pass through as stored); see :mod:`bigarrays_server.transcoding`."""
+        return [None if s.array is None else served_scale(s.array) for s in self.scales]
+
+    @cached_property
+    def served_info(self) -> dict[str, Any]:
+        """The info ``/precomputed/{ds}/info`` serves: the stored one describing what the
+        tree serves (transcoded encodings, no ``compression``, ...)."""
+        return served_info(self.raw_info, self.served)
 
     def scale_keys(self) -> list[str]:
         return [s.key for s in self.scales if s.key is not None]

@@ -1,26 +1,35 @@
 """``/precomputed/{ds}/...``: the dataset as a plain precomputed tree, for Neuroglancer and
 any client of static precomputed files (TensorStore's and CloudVolume's http stores).
 
-* ``info``: the dataset's info as stored.
-* ``{scale key}/{x0-x1_y0-y1_z0-z1}`` of a scale the server reads: the chunk in its standard
-  encoding. Raw chunks without byte compression come from the decoded-chunk cache (their
-  bytes are the decoded array's, so the cache serves both routes). Other chunks are read
-  from storage: gzip- or zstd-stored chunks go out as stored with that ``Content-Encoding``
-  when the request accepts it, else decompressed (and re-compressed with a coding the
-  request accepts when that helps: raw and compressed_segmentation); blosc is decompressed.
-  A missing chunk is a 404 (drawn as empty).
+What each scale is served as (its stored encoding, or a transcoding into one Neuroglancer
+decodes; chunk files or shards) is decided by :mod:`bigarrays_server.transcoding`.
+
+* ``info``: the dataset's info describing what is served (:attr:`Dataset.served_info`:
+  transcoded encodings, no ``compression``, no ``sharding`` for scales served unsharded).
+* ``{scale key}/{x0-x1_y0-y1_z0-z1}`` of a scale the server reads and serves as chunk
+  files: the chunk in the served encoding. Raw chunks without byte compression come from
+  the decoded-chunk cache (their bytes are the decoded array's, so the cache serves both
+  routes); so do transcoded chunks, re-encoded per request (compressed_segmentation or
+  raw, with a content coding the request accepts). Other chunks are read from storage:
+  gzip- or zstd-stored chunks go out as stored with that ``Content-Encoding`` when the
+  request accepts it, else decompressed (and re-compressed with a coding the request
+  accepts when that helps: raw and compressed_segmentation); blosc and brotli are
+  decompressed. A missing chunk is a 404 (drawn as empty).
 * Every other file under the dataset (shard files, meshes, skeletons, segment properties,
   annotations, files of scales the server cannot read, ...) passes through as stored, with
-  ``Content-Encoding`` as above. Names with a component starting with ``.`` (bigarrays'
+  ``Content-Encoding`` as above. A chunk name of a scale the server cannot read whose file
+  is not stored answers that scale's error (e.g. 502 ``bad_dataset``), not a 404 that
+  would be drawn as empty. Names with a component starting with ``.`` (bigarrays'
   temporaries and progress records) and anything that is not a safe relative key are 404s:
   nothing outside the dataset can be named.
 
-Every answer has a strong ``ETag`` (from the store's stamp of the file), ``Last-Modified``
-when the store knows it, the configured ``Cache-Control``, and ``Accept-Ranges: bytes``:
-``Range`` gives a 206 of the plain bytes, read as a ranged read when the file is stored
-plain (shard files), ``If-None-Match`` a 304. A ``Range`` answer never has a
-``Content-Encoding``. Storage failures are 502/504, never 403 (Neuroglancer would draw a 403
-as empty).
+Every answer has a strong ``ETag`` (from the store's stamp of the file, and for a chunk
+what it is served as and its content coding: a tag of the representation sent),
+``Last-Modified`` when the store knows it, the configured ``Cache-Control``, and
+``Accept-Ranges: bytes``: ``Range`` gives a 206 of the plain bytes (of the transcoded
+chunk for transcoded scales), read as a ranged read when the file is stored plain (shard
+files), ``If-None-Match`` a 304. A ``Range`` answer never has a ``Content-Encoding``.
+Storage failures are 502/504, never 403 (Neuroglancer would draw a 403 as empty).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import anyio.to_thread
 from bigarrays_server.cache import MISSING
 from bigarrays_server.conditional import entity_tag, last_modified, stamp_text
 from bigarrays_server.content_coding import CODINGS, accepts, choose, decode_bytes, encode_bytes
-from bigarrays_server.datasets import Dataset
+from bigarrays_server.datasets import Dataset, ScaleSlot
 from bigarrays_server.errors import ApiError
 from bigarrays_server.openapi import ERRORS_FILE, RANGE_HEADERS, binary_content, responses
 from bigarrays_server.ranges import requested_span
@@ -41,10 +50,12 @@ from bigarrays_server.routes_chunks import chunk_ref
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import ServerState, StateDep
 from bigarrays_server.storage_calls import run_storage
+from bigarrays_server.transcoding import ServedScale, transcode
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 import bigarrays_core as bc
+from bigarrays_core.geometry.grid import parse_chunk_name
 from bigarrays_core.kvstore import KVStore, Stamp, check_key
 from bigarrays_core.kvstore.base import ByteRange, Value
 
@@ -61,7 +72,7 @@ OCTETS = "application/octet-stream"
               responses=responses(200, 304, 404))
 async def precomputed_info(ds: Annotated[str, Path(description="a configured dataset name")],
                      state: StateDep) -> JSONResponse:
-    return JSONResponse(state.datasets.get(ds).raw_info, headers={"Cache-Control": "no-cache"})
+    return JSONResponse(state.datasets.get(ds).served_info, headers={"Cache-Control": "no-cache"})
 
 
 def serves_decoded(ba: bc.BigArray) -> bool:
@@ -93,15 +104,19 @@ def _file_key(dataset: Dataset, path: str) -> str:
     return key
 
 
-def _scale_and_name(dataset: Dataset, key: str) -> tuple[bc.BigArray, str] | None:
-    """The readable, unsharded scale whose chunk ``key`` would be, and the chunk name."""
+def _scale_and_name(dataset: Dataset, key: str) -> tuple[bc.BigArray, ServedScale, str] | None:
+    """The readable scale served as chunk files whose chunk ``key`` would be, its plan, and
+    the chunk name."""
     head, sep, name = key.rpartition("/")
     if not sep:
         return None
     slot = dataset.slot_of_key(head)
-    if slot is None or slot.array is None or getattr(slot.array.scale_io, "sharding", None) is not None:
+    if slot is None or slot.array is None:
         return None
-    return slot.array, name
+    plan = dataset.served[slot.mip]
+    if plan is None or not plan.chunk_files:
+        return None
+    return slot.array, plan, name
 
 
 def _media_type(key: str) -> str:
@@ -175,6 +190,35 @@ async def _decoded_chunk(request: Request, state: ServerState, dataset: Dataset,
     if early is not None:
         return early
     return body_response(request, body_view(entry.value), media_type=OCTETS, headers=headers, etag=etag)
+
+
+def _transcoded_body(plan: ServedScale, chunk: object, where: str, coding: str | None) -> bytes:
+    body = transcode(plan, chunk, where)  # type: ignore[arg-type]
+    return body if coding is None else encode_bytes(coding, body)
+
+
+async def _transcoded_chunk(request: Request, state: ServerState, dataset: Dataset, ba: bc.BigArray,
+                            plan: ServedScale, ref: bc.ChunkRef) -> Response:
+    """A chunk of a transcoded scale: decoded through the cache, re-encoded in the served
+    encoding. Its tag names that encoding and the content coding sent."""
+    settings = state.settings
+    (entry,) = await run_storage(settings.storage_timeout, f"reading {ref.key} of dataset {dataset.name!r}",
+                                 state.reader.chunks, ba, [ref])
+    where = ba.scale_io.store.describe(ref.key)
+    if entry.value is MISSING:
+        raise ApiError.of(bc.ChunkNotFoundError, f"chunk {where} is not stored",
+                          {"key": ref.key}, headers={"Cache-Control": settings.cache_control})
+    plain_only = request.method == "GET" and "range" in request.headers
+    coding = None if plain_only else choose(request.headers.get("accept-encoding"))
+    headers = _validators({"Cache-Control": settings.cache_control, "Vary": "Accept-Encoding"}, entry.stamp)
+    if coding is not None:
+        headers["Content-Encoding"] = coding
+    etag = entity_tag("file", dataset.info_tag, ref.key, plan.tag(), coding or "identity", stamp_text(entry.stamp))
+    early = answer_conditions(request, etag, {**headers, "ETag": etag})
+    if early is not None:
+        return early
+    body = await anyio.to_thread.run_sync(_transcoded_body, plan, entry.value, where, coding)
+    return body_response(request, body, media_type=OCTETS, headers=headers, etag=etag)
 
 
 async def _stored_chunk(request: Request, state: ServerState, dataset: Dataset, ba: bc.BigArray,
@@ -264,7 +308,7 @@ async def precomputed_file(request: Request, state: StateDep,
     key = _file_key(dataset, path)
     found = _scale_and_name(dataset, key)
     if found is not None:
-        ba, name = found
+        ba, plan, name = found
         try:
             ref = chunk_ref(ba, name)
         except ApiError as exc:
@@ -275,6 +319,27 @@ async def precomputed_file(request: Request, state: StateDep,
         if ref is not None:
             if serves_decoded(ba):
                 return await _decoded_chunk(request, state, dataset, ba, ref)
+            if plan.transcoded:
+                return await _transcoded_chunk(request, state, dataset, ba, plan, ref)
             return await _stored_chunk(request, state, dataset, ba, ref)
-    return await _passthrough(request, state, dataset, key)
+    try:
+        return await _passthrough(request, state, dataset, key)
+    except ApiError as exc:
+        unreadable = _unreadable_scale(dataset, key)
+        if exc.status == 404 and unreadable is not None:
+            dataset.at(unreadable.mip)  # raises the scale's own error: its chunk is not merely missing
+        raise
+
+
+def _unreadable_scale(dataset: Dataset, key: str) -> ScaleSlot | None:
+    """The scale the server cannot read of which ``key`` names a chunk, or None."""
+    head, _, name = key.rpartition("/")
+    slot = dataset.slot_of_key(head)
+    if slot is None or slot.array is not None:
+        return None
+    try:
+        parse_chunk_name(name)
+    except bc.InvalidKeyError:
+        return None
+    return slot
 

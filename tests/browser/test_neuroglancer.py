@@ -3,13 +3,16 @@
 The page loads ``precomputed://http://127.0.0.1:PORT/precomputed/{ds}`` from a real
 ``bigarrays serve`` process: once stored raw, once zstd-compressed (passed through with
 ``Content-Encoding: zstd`` to the browser, which accepts it),
-once sharded as TensorStore writes it (Neuroglancer reads the shard files with byte ranges).
-The dataset is an x-gradient with y-stripes; the screenshot must show it, not a blank
-canvas. Skipped only when Chromium is absent and ``CI`` is not set.
+once sharded as TensorStore writes it (Neuroglancer reads the shard files with byte ranges),
+once in JPEG XL (passed through: Neuroglancer decodes it). The dataset is an x-gradient with
+y-stripes; the screenshot must show it, not a blank canvas. A crackle segmentation (which
+Neuroglancer cannot decode; the server transcodes it to compressed_segmentation) must show
+its 16 labelled blocks in 16 colours. Skipped only when Chromium is absent and ``CI`` is not set.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import os
 import shutil
@@ -34,6 +37,8 @@ if CHROMIUM is None and not os.environ.get("CI"):
 neuroglancer = pytest.importorskip("neuroglancer") if not os.environ.get("CI") else __import__("neuroglancer")
 
 SIZE = (256, 256, 32)
+#: The longest a screenshot may take (it takes a few seconds).
+SCREENSHOT_WAIT = 120
 
 
 def pattern() -> np.ndarray:
@@ -42,6 +47,14 @@ def pattern() -> np.ndarray:
     vol = (40 + x * 200 // 255) * np.ones(SIZE, dtype=np.int64)
     vol = np.where((y // 32) % 2 == 1, vol // 2, vol)  # darker stripes every 32 rows
     return vol.astype(np.uint8)[..., None]
+
+
+def labels() -> np.ndarray:
+    """4 x 4 blocks of 64 x 64 voxels, each its own label (large, to test 64-bit ids)."""
+    x = np.arange(SIZE[0])[:, None, None] // 64
+    y = np.arange(SIZE[1])[None, :, None] // 64
+    ids = np.broadcast_to(1 + x + 4 * y, SIZE).astype(np.uint64)
+    return (ids * np.uint64(2**33 + 1))[..., None]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +67,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                        compression=compression, layer_type="image")
         ba[:, :, :] = pattern()
         urls[name] = url
+    url = f"file://{root / 'jxl'}"
+    ba = bc.create(url, dtype="uint8", size=SIZE, chunk_size=(64, 64, 32), resolution=(8, 8, 8), encoding="jxl",
+                   layer_type="image")
+    ba[:, :, :] = pattern()
+    urls["jxl"] = url
+    url = f"file://{root / 'crackle'}"
+    ba = bc.create(url, dtype="uint64", size=SIZE, chunk_size=(64, 64, 32), resolution=(8, 8, 8),
+                   encoding="crackle", layer_type="segmentation")
+    ba[:, :, :] = labels()
+    urls["crackle"] = url
     tensorstore_sharded(str(root / "sharded"), pattern(), chunk_size=(64, 64, 32))
     urls["sharded"] = f"file://{root / 'sharded'}"
     server = LiveServer(urls, str(root / "server.log"))
@@ -79,23 +102,32 @@ def viewer() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(viewer, source: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+def screenshot(viewer, source: str, mode: str = "L", layer: type | None = None,  # type: ignore[no-untyped-def]
+               scale: float = 0.25) -> np.ndarray:
     from PIL import Image
 
     with viewer.txn() as s:
         s.dimensions = neuroglancer.CoordinateSpace(names=["x", "y", "z"], units="nm", scales=[8, 8, 8])
         s.layers.clear()
-        s.layers["ds"] = neuroglancer.ImageLayer(source=source)
+        s.layers["ds"] = (layer or neuroglancer.ImageLayer)(source=source)
         s.layout = "xy"
         s.position = [128, 128, 16]
-        s.cross_section_scale = 0.25  # zoomed in: the volume covers the whole panel
+        s.cross_section_scale = scale  # 0.25, zoomed in: the volume covers the whole panel
         s.show_axis_lines = False
         s.show_scale_bar = False
-    png = viewer.screenshot(size=[640, 480]).screenshot.image
-    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
+    # Neuroglancer answers a screenshot request once every chunk in view has loaded; a layer
+    # it cannot load would leave the request unanswered, so it is bounded (a hang guard).
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        png = pool.submit(viewer.screenshot, size=[640, 480]).result(timeout=SCREENSHOT_WAIT).screenshot.image
+    except concurrent.futures.TimeoutError:
+        pytest.fail(f"Neuroglancer did not finish drawing {source} within {SCREENSHOT_WAIT} s (a layer it cannot load)")
+    finally:
+        pool.shutdown(wait=False)
+    return np.asarray(Image.open(io.BytesIO(png)).convert(mode), dtype=np.float64)
 
 
-@pytest.mark.parametrize("name", ["plain", "zstd", "sharded"])
+@pytest.mark.parametrize("name", ["plain", "zstd", "sharded", "jxl"])
 def test_neuroglancer_renders_the_served_dataset(served: str, viewer: object, name: str) -> None:
     img = screenshot(viewer, f"precomputed://{served}/precomputed/{name}")
     assert img.std() > 15, f"blank screenshot (std {img.std():.1f})"
@@ -107,3 +139,14 @@ def test_neuroglancer_renders_the_served_dataset(served: str, viewer: object, na
     # The stripes: rows alternate between two brightness levels.
     rows = img.mean(axis=1)
     assert rows.max() - rows.min() > 20
+
+
+def test_neuroglancer_renders_a_served_crackle_segmentation(served: str, viewer: object) -> None:
+    img = screenshot(viewer, f"precomputed://{served}/precomputed/crackle", "RGB", neuroglancer.SegmentationLayer,
+                     scale=0.6)
+    # The panel shows the whole slice: 16 blocks, each a flat colour of its own.
+    assert img.std() > 15, f"blank screenshot (std {img.std():.1f})"
+    pixels = img.reshape(-1, 3).astype(np.uint8)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    big = colours[counts > 0.01 * len(pixels)]
+    assert len(big) >= 15, f"{len(big)} colours cover more than 1% of the panel each, expected one per block"

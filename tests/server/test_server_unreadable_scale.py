@@ -42,13 +42,15 @@ def test_the_server_starts_and_serves_the_readable_scales(tmp_path: Path) -> Non
         assert body["error"] == "bad_dataset"
         assert "scales[2].encoding" in body["message"] and "webp2" in body["message"]
         # The unreadable scale's files still pass through /precomputed, as they are stored (a
-        # viewer that knows the encoding reads them); an absent one is a 404, a missing chunk.
+        # viewer that knows the encoding reads them). An absent one answers the scale's error:
+        # the server cannot tell a missing chunk from a file its reader would have found.
         stored = b"\x00webp2 bytes bigarrays cannot decode"
         (tmp_path / "ds" / "4_4_1").mkdir(exist_ok=True)
         (tmp_path / "ds" / "4_4_1" / "0-16_0-16_0-16").write_bytes(stored)
         passed = api.get("/precomputed/em/4_4_1/0-16_0-16_0-16")
         assert passed.status_code == 200 and passed.content == stored
-        assert api.get("/precomputed/em/4_4_1/16-32_0-16_0-16").status_code == 404
+        absent = api.get("/precomputed/em/4_4_1/16-32_0-16_0-16")
+        assert absent.status_code == 502 and "webp2" in absent.json()["message"]
         assert api.get("/v1/em/cutout/3/0:16,0:16,0:16").status_code == 404
     finally:
         api.close()
