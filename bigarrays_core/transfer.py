@@ -31,6 +31,7 @@ import numpy as np
 
 from bigarrays_core.api import open as open_dataset
 from bigarrays_core.array import BigArray
+from bigarrays_core.codecs import encoding_settings as settings_of
 from bigarrays_core.errors import BigArraysError, DatasetNotFoundError, InfoError, OutOfBoundsError
 from bigarrays_core.format import Info, create_info, write_info
 from bigarrays_core.format.scales import coarsen_box, downsample_factor
@@ -57,7 +58,8 @@ def _ignore(n: int) -> None:
 
 
 def _scale_entry(info: Info, raw: Mapping[str, Any], box: Box | None, chunk_size: Sequence[int] | None,
-                 encoding: str | None, compression: Any, sharding: Any) -> dict[str, Any]:
+                 encoding: str | None, compression: Any, sharding: Any,
+                 settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A source scale's info entry with the transfer's changes (see :func:`transfer`)."""
     entry = dict(raw)
     source_sharding = entry.pop("sharding", None)
@@ -70,11 +72,18 @@ def _scale_entry(info: Info, raw: Mapping[str, Any], box: Box | None, chunk_size
     else:
         entry["chunk_sizes"] = [list(entry["chunk_sizes"][0])]
     if encoding is not None and encoding != entry["encoding"]:
-        entry["encoding"] = encoding
-        for name in ("compressed_segmentation_block_size", "jpeg_quality", "png_level"):
+        for name in settings_of(entry["encoding"]) or ():  # the old encoding's settings go with it
             entry.pop(name, None)
+        entry["encoding"] = encoding
         if encoding == "compressed_segmentation":
             entry["compressed_segmentation_block_size"] = [8, 8, 8]
+    if settings:
+        allowed = settings_of(entry["encoding"]) or ()
+        for name, value in settings.items():
+            if name not in allowed:
+                raise InfoError(f"encoding_settings: {name!r} is not a setting of encoding {entry['encoding']!r} "
+                                f"(its settings: {', '.join(allowed) or 'none'})", field=name)
+            entry[name] = value
     if compression is not KEEP:
         entry.pop("compression", None)
         if compression is not None:
@@ -95,7 +104,7 @@ def _scale_entry(info: Info, raw: Mapping[str, Any], box: Box | None, chunk_size
 
 
 def _new_info(src: BigArray, mips: int, bounds: Box | None, chunk_size: Sequence[int] | None,
-              encoding: str | None, compression: Any, sharding: Any) -> Info:
+              encoding: str | None, compression: Any, sharding: Any, settings: Mapping[str, Any] | None) -> Info:
     raw = src.info
     scales = []
     for k in range(src.mip, src.mip + mips):
@@ -105,7 +114,7 @@ def _new_info(src: BigArray, mips: int, bounds: Box | None, chunk_size: Sequence
             for j in range(src.mip + 1, k + 1):
                 box = coarsen_box(box, downsample_factor(src.parsed_info.scales[j - 1], src.parsed_info.scales[j]))
         scales.append(_scale_entry(src.parsed_info, raw["scales"][k], box, chunk_size, encoding, compression,
-                                   sharding))
+                                   sharding, settings))
     raw["scales"] = scales
     return Info(raw)
 
@@ -170,7 +179,8 @@ class TransferPlan:
 def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
                   bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None,
                   encoding: str | None = None, compression: Any = KEEP, sharding: Any = KEEP,
-                  write_empty: bool = False, verify: bool = False, **store_options: Any) -> TransferPlan:
+                  encoding_settings: Mapping[str, Any] | None = None, write_empty: bool = False,
+                  verify: bool = False, **store_options: Any) -> TransferPlan:
     """Check the arguments of :func:`transfer`, create the destination's info if it has none
     and cut the copy into stages (run them with :func:`bigarrays_core.jobs.run_stages`).
     Raises as :func:`transfer`."""
@@ -186,7 +196,7 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
     try:
         target = open_dataset(store)
     except DatasetNotFoundError:
-        info = _new_info(source, mips, bounds, chunk_size, encoding, compression, sharding)
+        info = _new_info(source, mips, bounds, chunk_size, encoding, compression, sharding, encoding_settings)
         from bigarrays_core.codecs import pipeline_for
 
         for scale in info.scales:  # an encoding the dtype cannot have fails here, before anything is written
@@ -197,6 +207,9 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
     else:
         if bounds is not None:
             raise InfoError(f"{target.url} exists: bounds= applies to a new destination only", field="bounds")
+        if encoding_settings:
+            raise InfoError(f"{target.url} exists: encoding_settings= applies to a new destination only",
+                            field="encoding_settings")
         _check_existing(source, target, mips, chunk_size, encoding, sharding)
     if verify and target.encoding in _LOSSY:
         raise ValueError(f"verify cannot compare a {target.encoding} destination: it does not keep the voxels")
@@ -231,7 +244,8 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
 
 def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: Box | str | None = None,
              bounds: Box | str | None = None, chunk_size: Sequence[int] | None = None, encoding: str | None = None,
-             compression: Any = KEEP, sharding: Any = KEEP, write_empty: bool = False, overwrite: bool = False,
+             compression: Any = KEEP, sharding: Any = KEEP, encoding_settings: Mapping[str, Any] | None = None,
+             write_empty: bool = False, overwrite: bool = False,
              resume: bool = True, verify: bool = False, client: Any = None, progress: Progress = _ignore,
              report: WriteReport | None = None, **store_options: Any) -> WriteReport:
     """Copy ``src`` (a :class:`BigArray`, or a URL: its mip 0) into the dataset at ``dst``.
@@ -259,6 +273,11 @@ def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: 
         ``False`` or None unshards. Default: a sharded source scale stays sharded, with its
         own spec when the grid is unchanged and the chosen one otherwise. Sharded chunks are
         compressed by the spec's ``data_encoding``, so ``compression`` must then be left out.
+    encoding_settings:
+        For a new destination: members of the encoding's settings, named as in the info
+        (``{"jxl_quality": 100}``, ``{"zfpc_tolerance": 0.01}``); a scale keeps its source's
+        settings when its encoding is unchanged, and drops them when it changes. A name that
+        is not a setting of the destination's encoding is an :class:`InfoError`.
     write_empty:
         Also store chunks whose voxels are all zeros (chunks the source lacks stay missing).
     overwrite, resume:
@@ -279,7 +298,8 @@ def transfer(src: BigArray | str, dst: str, *, mips: int | None = None, region: 
     and what the stores raise.
     """
     plan = plan_transfer(src, dst, mips=mips, region=region, bounds=bounds, chunk_size=chunk_size,
-                         encoding=encoding, compression=compression, sharding=sharding, write_empty=write_empty,
+                         encoding=encoding, compression=compression, sharding=sharding,
+                         encoding_settings=encoding_settings, write_empty=write_empty,
                          verify=verify, **store_options)
     record = None
     if resume:

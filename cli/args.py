@@ -8,7 +8,8 @@ from typing import Any
 
 from bigarrays_core.codecs import COMPRESSIONS, known_encodings
 
-__all__ = ["add_codec_options", "add_sharding_options", "compression_of", "ints3", "sharding_of"]
+__all__ = ["add_codec_options", "add_sharding_options", "compression_of", "encoding_settings_of", "ints3",
+           "sharding_of"]
 
 
 def ints3(n: int, name: str) -> dict[str, Any]:
@@ -68,6 +69,27 @@ def add_codec_options(p: argparse.ArgumentParser, *, encoding_help: str, compres
     p.add_argument("--compression", type=_compression, default=None, metavar="NAME",
                    help=f"{compression_help}; one of none, {', '.join(COMPRESSIONS)} (br: brotli)")
     p.add_argument("--compression-level", type=int, default=None, help="level for --compression")
+    p.add_argument("--encoding-setting", type=_setting, action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting of the encoding, named as in the info (repeatable): jpeg_quality=90, "
+                        "jxl_quality=100, png_level=6, fpzip_precision=16, zfpc_tolerance=0.01, "
+                        "compressed_segmentation_block_size=[8,8,8]")
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"--encoding-setting {text!r}: expected NAME=VALUE, e.g. jxl_quality=90")
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value.strip()
+    return name.strip(), parsed
+
+
+def encoding_settings_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``encoding_settings=`` of the core for the ``--encoding-setting`` options given
+    (a later one of a name wins), or None when none is."""
+    return dict(args.encoding_setting) or None
 
 
 def compression_of(name: str | None, level: int | None, default: Any) -> Any:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from bigarrays_cli.args import add_codec_options, add_sharding_options, compression_of, ints3, sharding_of
+from bigarrays_cli.args import (
+    add_codec_options,
+    add_sharding_options,
+    compression_of,
+    encoding_settings_of,
+    ints3,
+    sharding_of,
+)
 from bigarrays_cli.describe import describe
 
 import bigarrays_core as bc
@@ -38,9 +45,9 @@ def run_create(args: argparse.Namespace) -> int:
     try:
         ba = bc.create(args.url, dtype=args.dtype, size=args.size, chunk_size=args.chunk_size,
                        resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,
-                       encoding=args.encoding, compression=compression, layer_type=args.layer_type,
-                       num_mips=args.mips, downsample_factor=args.downsample, overwrite=args.overwrite,
-                       sharding=sharding_of(args))
+                       encoding=args.encoding, encoding_settings=encoding_settings_of(args),
+                       compression=compression, layer_type=args.layer_type, num_mips=args.mips,
+                       downsample_factor=args.downsample, overwrite=args.overwrite, sharding=sharding_of(args))
     except bc.DatasetExistsError:
         raise bc.DatasetExistsError(f"a dataset already exists at {args.url}; pass --overwrite to replace its info "
                                     f"(its chunks stay)") from None

@@ -13,7 +13,14 @@ import argparse
 from typing import Any
 
 import numpy as np
-from bigarrays_cli.args import add_codec_options, add_sharding_options, compression_of, ints3, sharding_of
+from bigarrays_cli.args import (
+    add_codec_options,
+    add_sharding_options,
+    compression_of,
+    encoding_settings_of,
+    ints3,
+    sharding_of,
+)
 from bigarrays_cli.cluster import add_job_options, base_name, job_client, progress_bar
 
 import bigarrays_core as bc
@@ -80,7 +87,8 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
             chunk_size=args.chunk_size or d.get("chunk_size", (64, 64, 64)),
             resolution=args.resolution or d.get("resolution", (1, 1, 1)),
             voxel_offset=args.voxel_offset or d.get("voxel_offset", (0, 0, 0)),
-            encoding=args.encoding or d.get("encoding", "raw"), compression=compression,
+            encoding=args.encoding or d.get("encoding", "raw"), encoding_settings=encoding_settings_of(args),
+            compression=compression,
             layer_type=args.layer_type or d.get("layer_type"), num_mips=args.mips,
             downsample_factor=args.downsample, sharding=sharding_of(args))
     checks = [("dtype", args.dtype and np.dtype(args.dtype), ba.dtype),
@@ -95,6 +103,11 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
     if args.sharding is not None and stored_spec is not None and dict(args.sharding) != stored_spec:
         raise bc.InfoError(f"{args.dest} exists with sharding {stored_spec}, but --sharding asks for "
                            f"{args.sharding}; ingest into a new DEST or drop the option", field="sharding")
+    stored_scale = ba.info["scales"][ba.mip]
+    for name, value in (encoding_settings_of(args) or {}).items():
+        if stored_scale.get(name) != value:
+            raise bc.InfoError(f"{args.dest} exists with {name} {stored_scale.get(name)!r}, but --encoding-setting "
+                               f"asks for {value!r}; ingest into a new DEST or drop the option", field=name)
     for field, wanted, have in checks:
         if wanted and wanted != have:
             raise bc.InfoError(f"{args.dest} exists with {field} {have}, but --{field.replace('_', '-')} "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from bigarrays_cli.args import add_codec_options, compression_of, ints3
+from bigarrays_cli.args import add_codec_options, compression_of, encoding_settings_of, ints3
 from bigarrays_cli.cluster import add_job_options, base_name, job_client, progress_bar
 
 import bigarrays_core as bc
@@ -55,6 +55,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     src = bc.open(args.src, mip=args.mip, read_only=True)
     plan = plan_transfer(src, args.dst, mips=args.mips, region=args.bbox, bounds=args.bounds,
                          chunk_size=args.chunk_size, encoding=args.encoding, compression=compression,
+                         encoding_settings=encoding_settings_of(args),
                          sharding=KEEP if args.sharding is None else args.sharding, write_empty=args.write_empty,
                          verify=args.verify)
     record = ProgressRecord(plan.target.store, plan.job)

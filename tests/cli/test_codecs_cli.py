@@ -98,6 +98,45 @@ def test_transfer_to_fpzip_and_back_with_brotli(cli, tmp_path: Path) -> None:  #
     np.testing.assert_array_equal(back[:, :, :, 0], vol)
 
 
+def test_encoding_settings_from_the_command_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    vol = _volume("uint8")
+    np.save(tmp_path / "v.npy", vol)
+    r = cli("create", str(tmp_path / "c"), "--dtype", "uint8", "--size", "32", "32", "8", "--encoding", "jxl",
+            "--encoding-setting", "jxl_quality=100", "--encoding-setting", "jxl_effort=3")
+    assert r.code == 0, r.err
+    scale = bc.open(str(tmp_path / "c")).info["scales"][0]
+    assert (scale["jxl_quality"], scale["jxl_effort"]) == (100, 3)
+    # Lossless JPEG XL through ingest keeps every voxel; transfer to jpeg drops the jxl settings.
+    r = cli("ingest", str(tmp_path / "v.npy"), str(tmp_path / "j"), "--chunk-size", "16", "16", "8",
+            "--encoding", "jxl", "--encoding-setting", "jxl_quality=100", "--quiet")
+    assert r.code == 0, r.err
+    np.testing.assert_array_equal(bc.open(str(tmp_path / "j"))[:, :, :, 0], vol)
+    r = cli("transfer", str(tmp_path / "j"), str(tmp_path / "p"), "--encoding", "jpeg",
+            "--encoding-setting", "jpeg_quality=95", "--quiet")
+    assert r.code == 0, r.err
+    scale = bc.open(str(tmp_path / "p")).info["scales"][0]
+    assert scale["jpeg_quality"] == 95 and not any(k.startswith("jxl_") for k in scale), scale
+    # Ingesting again with another setting is refused, naming it; nothing is written.
+    r = cli("ingest", str(tmp_path / "v.npy"), str(tmp_path / "j"), "--encoding-setting", "jxl_quality=80",
+            "--quiet")
+    assert r.code != 0 and "jxl_quality" in r.err
+
+
+@pytest.mark.parametrize(("command", "setting", "named"), [
+    ("create", "jpeg_quality=90", "jpeg_quality"), ("transfer", "fpzip_precision=16", "fpzip_precision"),
+    ("create", "jxl_quality", "NAME=VALUE"), ("create", "jxl_quality=500", "jxl_quality")])
+def test_a_wrong_encoding_setting_is_refused_naming_it(  # type: ignore[no-untyped-def]
+        cli, tmp_path: Path, command: str, setting: str, named: str) -> None:
+    src = bc.create(str(tmp_path / "a"), dtype="uint8", size=(16, 16, 8), chunk_size=(16, 16, 8))
+    src[:, :, :] = 7
+    args = {"create": ["create", str(tmp_path / "x"), "--dtype", "uint8", "--size", "8", "8", "8",
+                       "--encoding", "jxl"],
+            "transfer": ["transfer", str(tmp_path / "a"), str(tmp_path / "x"), "--encoding", "png"]}[command]
+    r = cli(*args, "--encoding-setting", setting)
+    assert r.code != 0 and named in r.err, r.err
+    assert not (tmp_path / "x" / "info").exists()
+
+
 @pytest.mark.parametrize("encoding", sorted(WRITES))
 def test_create_takes_each_encoding(cli, tmp_path: Path, encoding: str) -> None:  # type: ignore[no-untyped-def]
     dtype, channels, _ = WRITES[encoding]

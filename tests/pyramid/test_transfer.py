@@ -132,3 +132,23 @@ def test_bad_transfers_are_refused_before_writing(tmp_path: Path, source: bc.Big
         bc.transfer(source, str(tmp_path / "new"), encoding="compressed_segmentation")  # uint16 cannot
     assert not (tmp_path / "new" / "info").exists()
     assert read_info(bc.open(str(tmp_path / "dst")).store).scales[0].chunk_size == (16, 16, 8)
+
+
+def test_encoding_settings_follow_the_encoding(tmp_path: Path, source: bc.BigArray) -> None:
+    # uint16 into PNG at level 9: the setting is written, and copied on when the encoding is kept.
+    bc.transfer(source, str(tmp_path / "png"), mips=1, encoding="png", encoding_settings={"png_level": 9},
+                verify=True)
+    png = bc.open(str(tmp_path / "png"))
+    assert png.info["scales"][0]["png_level"] == 9
+    bc.transfer(png, str(tmp_path / "png2"))
+    assert bc.open(str(tmp_path / "png2")).info["scales"][0]["png_level"] == 9
+    # A change of encoding drops the old encoding's settings.
+    bc.transfer(png, str(tmp_path / "raw"), encoding="raw", verify=True)
+    assert "png_level" not in bc.open(str(tmp_path / "raw")).info["scales"][0]
+    # A setting of another encoding, or settings for an existing destination: refused, nothing written.
+    with pytest.raises(bc.InfoError, match="jpeg_quality") as err:
+        bc.transfer(source, str(tmp_path / "bad"), encoding="png", encoding_settings={"jpeg_quality": 90})
+    assert err.value.field == "jpeg_quality" and not (tmp_path / "bad" / "info").exists()
+    with pytest.raises(bc.InfoError, match="new destination only"):
+        bc.transfer(source, str(tmp_path / "png"), mips=1, encoding_settings={"png_level": 1})
+    assert bc.open(str(tmp_path / "png")).info["scales"][0]["png_level"] == 9
