@@ -69,8 +69,9 @@ def create(
     its settings as CloudVolume names them in the info (``{"jxl_quality": 90}``, ...).
     ``compression`` is ``None``, ``"gzip"``, ``"zstd"``, ``"blosc"``, ``"br"`` (brotli) or an
     object such as ``{"id": "zstd", "level": 5}`` / ``{"id": "blosc", "cname": "lz4", "level": 5,
-    "shuffle": 1}``; ``"auto"`` (the default) is gzip for compresso and crackle (as CloudVolume
-    writes them) and none otherwise. ``num_mips`` scales are declared, each
+    "shuffle": 1}``; ``"auto"`` (the default) is gzip for compresso, crackle, fpzip and
+    kempressed (their decoders trust their input; gzip's CRC-32 refuses a damaged chunk) and
+    none otherwise. ``num_mips`` scales are declared, each
     ``downsample_factor`` coarser than the last.
 
     ``sharding=True`` stores every scale sharded (``neuroglancer_uint64_sharded_v1``) with

@@ -29,8 +29,8 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--voxel-offset", default=[0, 0, 0], **ints3(3, "offset"), help="first voxel (may be negative)")
     p.add_argument("--channels", type=int, default=1, help="number of channels (default 1)")
     add_codec_options(p, encoding_default="raw", encoding_help="how chunks are encoded (default raw)",
-                      compression_help="byte compression on top of the encoding (default: gzip for compresso and "
-                                       "crackle, as CloudVolume writes them; none otherwise)")
+                      compression_help="byte compression on top of the encoding (default: gzip for compresso, "
+                                       "crackle, fpzip and kempressed; none otherwise)")
     p.add_argument("--layer-type", default=None, choices=["image", "segmentation"])
     p.add_argument("--mips", type=int, default=1, help="number of scales to declare (default 1)")
     p.add_argument("--downsample", default=[2, 2, 1], **ints3(3, "factor"),

@@ -55,7 +55,7 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="where the source's first voxel goes (default: the dataset's voxel offset)")
     add_codec_options(p, encoding_help="a new DEST's encoding (default raw, or a precomputed SOURCE's)",
                       compression_help="a new DEST's byte compression (default: a precomputed SOURCE's; else gzip "
-                                       "for compresso and crackle, none otherwise)")
+                                       "for compresso, crackle, fpzip and kempressed, none otherwise)")
     p.add_argument("--layer-type", default=None, choices=["image", "segmentation"])
     p.add_argument("--mips", type=int, default=1,
                    help="scales to fill, mip 0 included (declared when creating; default 1)")

@@ -56,7 +56,7 @@ MAX_CHUNK_BYTES = 2**31
 #: Encodings of label volumes (the default layer type for them is "segmentation").
 _SEGMENTATION_ENCODINGS = ("compressed_segmentation", "compresso", "crackle")
 #: Encodings whose decoders do not check their input: gzip'd by default (see create_info).
-_CHECKED_BY_GZIP = ("compresso", "crackle")
+_CHECKED_BY_GZIP = ("compresso", "crackle", "fpzip", "kempressed")
 
 
 def _is_int(v: Any) -> bool:
@@ -369,8 +369,9 @@ def create_info(
     (integer arithmetic), the same chunk size and encoding. ``layer_type`` defaults to
     ``"segmentation"`` for the segmentation encodings (compressed_segmentation, compresso,
     crackle) and ``"image"`` otherwise. ``compression="auto"`` (the default) is gzip for
-    compresso and crackle, as CloudVolume writes them (gzip's CRC-32 is what catches a
-    damaged chunk: their decoders do not check their input), and none otherwise.
+    compresso, crackle, fpzip and kempressed (gzip's CRC-32 is what catches a damaged
+    chunk: their decoders do not check their input; CloudVolume gzips the first two and
+    writes the others plain), and none otherwise.
     ``encoding_settings`` are the scale members of the encoding's settings, named as
     CloudVolume names them (``{"jxl_quality": 90}``, ``{"fpzip_precision": 16}``,
     ``{"zfpc_tolerance": 0.01}``, ...). ``sharding=True`` gives every scale the spec

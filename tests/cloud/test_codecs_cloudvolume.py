@@ -94,7 +94,7 @@ def test_cloudvolume_reads_what_bigarrays_writes(kind: str, case: CodecCase, fre
                                                  rng: np.random.Generator) -> None:
     url = fresh_url(kind)
     ba = bc.create(url, dtype=case.dtype, size=SIZE, chunk_size=CHUNK, voxel_offset=OFFSET, resolution=(8, 8, 40),
-                   num_channels=case.channels, encoding=case.encoding, compression=case.compression,
+                   num_channels=case.channels, encoding=case.encoding, compression=case.ba_compression,
                    encoding_settings=case.settings, compressed_segmentation_block_size=(8, 8, 8))
     data = sample(case, BOUNDS.shape, rng)
     ba[:, :, :] = data

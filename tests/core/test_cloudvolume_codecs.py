@@ -211,14 +211,17 @@ def test_settings_are_written_as_cloudvolume_names_them() -> None:
     assert (codec.tolerance, codec.correlated_dims) == (0.5, (True, True, True, False))  # type: ignore[attr-defined]
 
 
-def test_compresso_and_crackle_are_gzipped_by_default_like_cloudvolume() -> None:
-    for encoding in ("compresso", "crackle"):
-        info = bc.create_info(dtype="uint32", size=(8, 8, 8), encoding=encoding)
+def test_compresso_crackle_fpzip_and_kempressed_are_gzipped_by_default() -> None:
+    """CloudVolume gzips compresso and crackle; bigarrays gzips fpzip and kempressed too (their
+    decoders trust their input, gzip's CRC-32 refuses damage first). compression=None writes plain."""
+    for encoding, dtype in (("compresso", "uint32"), ("crackle", "uint32"), ("fpzip", "float32"),
+                            ("kempressed", "float32")):
+        info = bc.create_info(dtype=dtype, size=(8, 8, 8), encoding=encoding)
         assert info.scales[0].compression == {"id": "gzip", "level": 1}
-        assert info.layer_type == "segmentation"
-        plain = bc.create_info(dtype="uint32", size=(8, 8, 8), encoding=encoding, compression=None)
+        assert info.layer_type == ("image" if dtype == "float32" else "segmentation")
+        plain = bc.create_info(dtype=dtype, size=(8, 8, 8), encoding=encoding, compression=None)
         assert plain.scales[0].compression is None
-    for encoding, dtype in (("raw", "uint8"), ("jxl", "uint8"), ("fpzip", "float32"), ("zfpc", "float32")):
+    for encoding, dtype in (("raw", "uint8"), ("jxl", "uint8"), ("zfpc", "float32")):
         assert bc.create_info(dtype=dtype, size=(8, 8, 8), encoding=encoding).scales[0].compression is None
 
 
@@ -300,26 +303,35 @@ def test_zfpc_index_that_does_not_add_up_is_refused(rng: np.random.Generator) ->
         p.decode(bytes(damaged), chunk.shape, "k")
 
 
-def test_fpzip_reads_no_further_than_a_truncated_stream(rng: np.random.Generator) -> None:
-    """fpzip's reader does not know where its input ends: cut short, it would read (and crash)
-    past the buffer. Decoded in a child process so that a crash fails this test, not the run."""
-    script = textwrap.dedent("""
+@pytest.mark.parametrize("encoding", ["fpzip", "kempressed"])
+def test_fpzip_chunks_are_gzipped_by_default_and_a_truncated_one_is_refused(encoding: str) -> None:
+    """fpzip's decoder trusts its stream: a truncated or damaged one can crash the process (its
+    range decoder indexes a table with what the damage gives it). bigarrays gzips fpzip and
+    kempressed chunks by default, so the CRC-32 refuses the damage before fpzip sees it.
+    Decoded in a child process so that a crash fails this test, not the run."""
+    script = textwrap.dedent(f"""
         import numpy as np
-        from bigarrays_core.codecs import chunk_codec
+        import bigarrays_core as bc
+        from bigarrays_core.codecs import pipeline_for
         rng = np.random.default_rng(5)
         for dtype in ("float32", "float64"):
-            codec = chunk_codec("fpzip", np.dtype(dtype), 1)
-            chunk = np.asfortranarray(rng.standard_normal((64, 64, 64, 1)).astype(dtype))
-            stored = codec.encode(chunk)
+            info = bc.create_info(dtype=dtype, size=(64, 64, 64), chunk_size=(64, 64, 64), encoding={encoding!r})
+            assert info.scales[0].compression == {{"id": "gzip"}} or info.scales[0].compression["id"] == "gzip"
+            p = pipeline_for(info.scales[0], info.dtype, 1)
+            chunk = np.asfortranarray(rng.random((64, 64, 64, 1)).astype(dtype))
+            stored = p.encode(chunk)
             for cut in (24, 100, len(stored) // 2, len(stored) - 1):
                 try:
-                    codec.decode(stored[:cut], chunk.shape)
-                except ValueError:
-                    pass
-        print("survived")
+                    p.decode(stored[:cut], chunk.shape, "the-key")
+                except bc.ChunkDecodeError as err:
+                    assert err.key == "the-key"
+                else:
+                    raise AssertionError(f"{{dtype}}: a stream cut at {{cut}} of {{len(stored)}} decoded")
+        print("refused")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-2000:]
+    for _ in range(3):  # a crash depends on memory layout: give it several chances
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "refused" in done.stdout, done.stderr[-2000:]
 
 
 # -- brotli ------------------------------------------------------------------------------------

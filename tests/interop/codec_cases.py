@@ -3,7 +3,8 @@
 Each case is an encoding with its settings (scale members both tools read, named as
 CloudVolume names them) and a byte compression, spelled for each tool: CloudVolume's
 ``compress`` argument and bigarrays' ``compression`` (``"auto"`` is CloudVolume's default:
-gzip for compresso and crackle, none otherwise).
+gzip for compresso and crackle, none otherwise; bigarrays' own default also gzips fpzip and
+kempressed, so bigarrays is given CloudVolume's choice explicitly).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class CodecCase:
     dtype: str
     channels: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
-    #: "auto" (both tools' default), "br" or None (no byte compression).
+    #: "auto" (CloudVolume's default), "gzip", "br" or None (no byte compression).
     compression: str | None = "auto"
     lossless: bool = True
 
@@ -30,6 +31,13 @@ class CodecCase:
     def cv_compress(self) -> Any:
         """CloudVolume's ``compress`` argument for this case."""
         return {"auto": None, None: False}.get(self.compression, self.compression)
+
+    @property
+    def ba_compression(self) -> str | None:
+        """bigarrays' ``compression`` argument for this case (what CloudVolume's default stores)."""
+        if self.compression == "auto":
+            return "gzip" if self.encoding in ("compresso", "crackle") else None
+        return self.compression
 
     @property
     def layer_type(self) -> str:
@@ -40,7 +48,7 @@ class CodecCase:
         """The suffix of chunk files on local disk."""
         if self.compression == "auto":
             return ".gz" if self.encoding in ("compresso", "crackle") else ""
-        return {"br": ".br", None: ""}[self.compression]
+        return {"br": ".br", "gzip": ".gz", None: ""}[self.compression]
 
     def __str__(self) -> str:
         settings = "-".join(f"{k.split('_', 1)[1]}{v}" for k, v in self.settings.items())
@@ -59,6 +67,7 @@ CASES = [
     CodecCase("jxl", "uint8", settings={"jxl_quality": 60, "jxl_effort": 3, "jxl_decodingspeed": 1},
               compression="br", lossless=False),
     CodecCase("fpzip", "float32"),
+    CodecCase("fpzip", "float32", compression="gzip"),  # bigarrays' default for fpzip
     CodecCase("fpzip", "float64", compression="br"),
     CodecCase("fpzip", "float32", settings={"fpzip_precision": 16}, lossless=False),
     CodecCase("kempressed", "float32", channels=2),

@@ -53,7 +53,7 @@ def cv_write(path: Path, case: CodecCase, data: np.ndarray) -> None:
 def ba_write(path: Path, case: CodecCase, data: np.ndarray) -> bc.BigArray:
     ba = bc.create(str(path), dtype=case.dtype, size=SIZE, chunk_size=CHUNK, voxel_offset=OFFSET,
                    resolution=(8, 8, 40), num_channels=case.channels, encoding=case.encoding,
-                   compression=case.compression, encoding_settings=case.settings,
+                   compression=case.ba_compression, encoding_settings=case.settings,
                    compressed_segmentation_block_size=(8, 8, 8))
     ba[:, :, :] = data
     return ba

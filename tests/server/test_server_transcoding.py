@@ -162,7 +162,7 @@ def test_transcoded_chunks_keep_etag_range_and_304(served: tuple[LiveServer, dic
 
 def test_missing_transcoded_chunk_is_404(served: tuple[LiveServer, dict[str, str], str]) -> None:
     server, _, root = served
-    os.remove(os.path.join(root, "fpzip", "8_8_8", "64-70_32-50_16-24"))
+    os.remove(os.path.join(root, "fpzip", "8_8_8", "64-70_32-50_16-24.gz"))  # gzipped: the default for fpzip
     r = httpx.get(f"{server.url}/precomputed/fpzip/8_8_8/64-70_32-50_16-24")
     assert r.status_code == 404
     assert httpx.get(f"{server.url}/precomputed/fpzip/8_8_8/64-70_32-50_16-25").status_code == 404
