@@ -12,9 +12,13 @@ The library reads its input without knowing where it ends, so a stream cut short
 make it read past the buffer (garbage, or a crash). bigarrays hands it the stream followed
 by zero padding longer than any chunk of the expected shape could read, in one buffer
 whose untouched pages cost nothing, and checks that the stream decodes to exactly the
-expected shape and dtype. The format has no length or checksum, so a damaged or truncated
-stream may still decode to wrong values; gzip on top (whose CRC-32 catches damage first)
-is the remedy. The library holds the GIL while it works.
+expected shape and dtype. Decoding calls fpzip's C reader (in the package's own library)
+through ctypes, which releases the GIL, so chunks decode on every core (the package's
+Python function holds the GIL), and checks that decoding consumed exactly the stream's
+bytes: a truncated stream, or junk after one, is an error instead of values decoded from
+the padding. The format has no checksum, so damage inside a stream may still decode to
+wrong values or crash fpzip's decoder (it indexes its tables with what the damage gives
+it); gzip on top, bigarrays' default for fpzip, refuses damage before fpzip sees it.
 """
 
 from __future__ import annotations
@@ -42,25 +46,85 @@ def encode_fpzip(array: np.ndarray, precision: int = 0) -> bytes:
     return bytes(fpzip.compress(np.asfortranarray(array), precision=precision, order="F"))
 
 
-def decode_fpzip(data: bytes | memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-    """The Fortran-ordered array of exactly ``shape`` and ``dtype`` in an fpzip stream.
+class _Header(ctypes.Structure):
+    """fpzip's ``FPZ``: the stream's header as ``fpzip_read_header`` fills it."""
 
-    Raises ``ValueError`` when the stream decodes to another shape or type, and the
-    library's errors when it is not an fpzip stream.
-    """
+    _fields_ = [("type", ctypes.c_int), ("prec", ctypes.c_int), ("nx", ctypes.c_int), ("ny", ctypes.c_int),
+                ("nz", ctypes.c_int), ("nf", ctypes.c_int)]
+
+
+Reader = Any  # the ctypes functions of fpzip's C reader
+
+
+def _c_reader() -> tuple[Reader, Reader, Reader, Reader] | None:
+    """``fpzip_read_from_buffer``, ``fpzip_read_header``, ``fpzip_read`` and
+    ``fpzip_read_close`` from the library the ``fpzip`` package ships, or None."""
+    try:
+        lib = ctypes.CDLL(fpzip.__file__)
+        functions = (lib.fpzip_read_from_buffer, lib.fpzip_read_header, lib.fpzip_read, lib.fpzip_read_close)
+    except (OSError, AttributeError):
+        return None
+    start, header, read, close = functions
+    start.restype, start.argtypes = ctypes.POINTER(_Header), [ctypes.c_void_p]
+    header.restype, header.argtypes = ctypes.c_int, [ctypes.POINTER(_Header)]
+    read.restype, read.argtypes = ctypes.c_size_t, [ctypes.POINTER(_Header), ctypes.c_void_p]
+    close.restype, close.argtypes = None, [ctypes.POINTER(_Header)]
+    return functions
+
+
+_READER = _c_reader()
+
+
+def _padded(data: bytes | memoryview, values: int, itemsize: int) -> bytes:
+    """``data`` followed by zero padding longer than fpzip can read for ``values`` values."""
     n = len(data)
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     # bytes(k) is allocated zeroed by calloc, so the padding pages the decoder never reads are
     # never touched. The fresh object is filled before anything else can see it.
-    buffer = bytes(n + _PAD_PER_BYTE * expected + _PAD_EXTRA)
+    buffer = bytes(n + _PAD_PER_BYTE * values * itemsize + _PAD_EXTRA)
     if n:
         ctypes.memmove(np.frombuffer(buffer, dtype=np.uint8).ctypes.data,
                        np.frombuffer(data, dtype=np.uint8).ctypes.data, n)
-    out: np.ndarray = fpzip.decompress(buffer, order="F")
+    return buffer
+
+
+def decode_fpzip(data: bytes | memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """The Fortran-ordered array of exactly ``shape`` and ``dtype`` in an fpzip stream.
+
+    Raises ``ValueError`` when the stream decodes to another shape or type, is not an fpzip
+    stream, or (with fpzip's C reader) ends before or after what decoding consumed.
+    """
+    dtype = np.dtype(dtype)
     want = tuple(shape) + (1,) * (4 - len(shape))
-    if out.shape != want or out.dtype != np.dtype(dtype).newbyteorder("="):
-        raise ValueError(f"fpzip stream holds {'x'.join(map(str, out.shape))} {out.dtype.name}, "
-                         f"expected {'x'.join(map(str, want))} {np.dtype(dtype).name}")
+    values = int(np.prod(want))
+    buffer = _padded(data, values, dtype.itemsize)
+    if _READER is None:
+        out: np.ndarray = fpzip.decompress(buffer, order="F")
+        if out.shape != want or out.dtype != dtype.newbyteorder("="):
+            raise ValueError(f"fpzip stream holds {'x'.join(map(str, out.shape))} {out.dtype.name}, "
+                             f"expected {'x'.join(map(str, want))} {dtype.name}")
+        return out.reshape(shape, order="F")
+    start, read_header, read, close = _READER
+    stream = start(np.frombuffer(buffer, dtype=np.uint8).ctypes.data)
+    if not stream:
+        raise MemoryError("fpzip could not allocate a reader")
+    try:
+        if not read_header(stream):
+            raise ValueError(f"not an fpzip stream ({len(data)} bytes, no fpzip header)")
+        h = stream.contents
+        got = (h.nx, h.ny, h.nz, h.nf)
+        got_dtype = {0: "float32", 1: "float64"}.get(h.type, f"type {h.type}")
+        if got != want or got_dtype != dtype.name:
+            raise ValueError(f"fpzip stream holds {'x'.join(map(str, got))} {got_dtype}, "
+                             f"expected {'x'.join(map(str, want))} {dtype.name}")
+        out = np.empty(want, dtype=dtype.newbyteorder("="), order="F")
+        used = read(stream, out.ctypes.data)  # the GIL is released while fpzip decodes
+    finally:
+        close(stream)
+    if used == 0:
+        raise ValueError(f"fpzip could not decode the stream ({len(data)} bytes)")
+    if used != len(data):
+        raise ValueError(f"fpzip stream of {len(data)} bytes: decoding it consumed {used} "
+                         f"({'truncated' if used > len(data) else 'junk after the stream'})")
     return out.reshape(shape, order="F")
 
 

@@ -304,6 +304,32 @@ def test_zfpc_index_that_does_not_add_up_is_refused(rng: np.random.Generator) ->
 
 
 @pytest.mark.parametrize("encoding", ["fpzip", "kempressed"])
+def test_junk_after_a_plain_fpzip_stream_is_refused_naming_the_key(encoding: str, rng: np.random.Generator) -> None:
+    """fpzip's reader says how many bytes decoding consumed: anything after the stream is refused
+    (the package's Python function ignores it)."""
+    p, chunk, stored = _stored(encoding, "float32", rng, 2 if encoding == "kempressed" else 1)
+    np.testing.assert_array_equal(p.decode(stored, chunk.shape, "k"), p.decode(stored, chunk.shape, "k"))
+    with pytest.raises(bc.ChunkDecodeError, match="junk after the stream") as err:
+        p.decode(stored + b"\x00junk", chunk.shape, "the-key")
+    assert err.value.key == "the-key"
+
+
+def test_fpzip_decodes_on_every_core(rng: np.random.Generator) -> None:
+    """The C reader runs without the GIL: two threads decode at once (checked by the result
+    only; the speed is the benchmarks' business)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bigarrays_core.codecs.fpzip import _READER, decode_fpzip, encode_fpzip
+    assert _READER is not None  # the package ships the C reader bigarrays calls
+    arrays = [np.asfortranarray(rng.standard_normal((32, 32, 16, 1)).astype("float32")) for _ in range(8)]
+    streams = [encode_fpzip(a) for a in arrays]
+    with ThreadPoolExecutor(2) as pool:
+        decoded = list(pool.map(lambda b: decode_fpzip(b, (32, 32, 16, 1), np.dtype("float32")), streams))
+    for a, d in zip(arrays, decoded):
+        np.testing.assert_array_equal(a, d)
+
+
+@pytest.mark.parametrize("encoding", ["fpzip", "kempressed"])
 def test_fpzip_chunks_are_gzipped_by_default_and_a_truncated_one_is_refused(encoding: str) -> None:
     """fpzip's decoder trusts its stream: a truncated or damaged one can crash the process (its
     range decoder indexes a table with what the damage gives it). bigarrays gzips fpzip and
