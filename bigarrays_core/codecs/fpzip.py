@@ -5,8 +5,10 @@ number of channels. The whole ``(x, y, z, c)`` chunk is one fpzip stream of a 4-
 x fastest. The scale's ``fpzip_precision`` is the number of bits kept per value: 0 (the
 default) keeps all of them (lossless, NaN and infinities included); otherwise 2..32 for
 float32, and an even number 4..64 for float64 (fpzip's own limits); 32 / 64 are lossless
-too. Only CloudVolume reads it (Neuroglancer and TensorStore do not). Encoding calls
-``fpzip.compress`` as CloudVolume does, so both write the same bytes.
+too. Only CloudVolume reads it (Neuroglancer and TensorStore do not). Encoding gives the
+bytes ``fpzip.compress`` gives (CloudVolume's) through fpzip's C writer, without the GIL
+and with room for incompressible data (random bit patterns take a few percent more than
+the array; the package's own function overflows its buffer on them).
 
 The library reads its input without knowing where it ends, so a stream cut short would
 make it read past the buffer (garbage, or a crash). bigarrays hands it the stream followed
@@ -42,8 +44,33 @@ _PAD_EXTRA = 64
 
 
 def encode_fpzip(array: np.ndarray, precision: int = 0) -> bytes:
-    """The fpzip stream of a float32/float64 array of up to 4 dimensions, x fastest."""
-    return bytes(fpzip.compress(np.asfortranarray(array), precision=precision, order="F"))
+    """The fpzip stream of a float32/float64 array of up to 4 dimensions, x fastest: the
+    bytes ``fpzip.compress(array, precision, order="F")`` gives, made by fpzip's C writer
+    without the GIL when the package ships it."""
+    array = np.asfortranarray(array)
+    if _WRITER is None or array.ndim > 4 or array.dtype not in (np.float32, np.float64) or not array.size:
+        return bytes(fpzip.compress(array, precision=precision, order="F"))
+    start, write_header, write, close = _WRITER
+    shape = array.shape + (1,) * (4 - array.ndim)
+    # Room for incompressible data: fpzip's worst case is a few bytes per value over its size.
+    out = bytearray(2 * array.nbytes + 1024)
+    out_view = np.frombuffer(out, dtype=np.uint8)
+    stream = start(out_view.ctypes.data, len(out))
+    if not stream:
+        raise MemoryError("fpzip could not allocate a writer")
+    try:
+        h = stream.contents
+        h.type = 0 if array.dtype == np.float32 else 1
+        h.prec = precision
+        h.nx, h.ny, h.nz, h.nf = shape
+        if not write_header(stream):
+            raise ValueError(f"fpzip could not write the header of a {array.dtype.name} array of {shape}")
+        size = write(stream, array.ctypes.data)  # the GIL is released while fpzip encodes
+    finally:
+        close(stream)
+    if size == 0:
+        raise ValueError(f"fpzip could not encode a {array.dtype.name} array of {shape} (precision {precision})")
+    return bytes(out_view[:size])
 
 
 class _Header(ctypes.Structure):
@@ -73,6 +100,25 @@ def _c_reader() -> tuple[Reader, Reader, Reader, Reader] | None:
 
 
 _READER = _c_reader()
+
+
+def _c_writer() -> tuple[Reader, Reader, Reader, Reader] | None:
+    """``fpzip_write_to_buffer``, ``fpzip_write_header``, ``fpzip_write`` and
+    ``fpzip_write_close`` from the library the ``fpzip`` package ships, or None."""
+    try:
+        lib = ctypes.CDLL(fpzip.__file__)
+        functions = (lib.fpzip_write_to_buffer, lib.fpzip_write_header, lib.fpzip_write, lib.fpzip_write_close)
+    except (OSError, AttributeError):
+        return None
+    start, header, write, close = functions
+    start.restype, start.argtypes = ctypes.POINTER(_Header), [ctypes.c_void_p, ctypes.c_size_t]
+    header.restype, header.argtypes = ctypes.c_int, [ctypes.POINTER(_Header)]
+    write.restype, write.argtypes = ctypes.c_size_t, [ctypes.POINTER(_Header), ctypes.c_void_p]
+    close.restype, close.argtypes = None, [ctypes.POINTER(_Header)]
+    return functions
+
+
+_WRITER = _c_writer()
 
 
 def _padded(data: bytes | memoryview, values: int, itemsize: int) -> bytes:
