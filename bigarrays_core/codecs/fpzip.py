@@ -80,45 +80,32 @@ class _Header(ctypes.Structure):
                 ("nz", ctypes.c_int), ("nf", ctypes.c_int)]
 
 
-Reader = Any  # the ctypes functions of fpzip's C reader
+CFunction = Any  # a function of fpzip's C library, typed through ctypes
 
 
-def _c_reader() -> tuple[Reader, Reader, Reader, Reader] | None:
-    """``fpzip_read_from_buffer``, ``fpzip_read_header``, ``fpzip_read`` and
-    ``fpzip_read_close`` from the library the ``fpzip`` package ships, or None."""
+def _c_stream_api(direction: str, *buffer: Any) -> tuple[CFunction, CFunction, CFunction, CFunction] | None:
+    """``fpzip_{direction}_{from,to}_buffer``, ``fpzip_{direction}_header``,
+    ``fpzip_{direction}`` and ``fpzip_{direction}_close`` (``direction`` is ``read`` or
+    ``write``) from the library the ``fpzip`` package ships, or None. ``buffer`` is the
+    argument types of the first after the buffer's address."""
+    opener = "fpzip_read_from_buffer" if direction == "read" else "fpzip_write_to_buffer"
     try:
         lib = ctypes.CDLL(fpzip.__file__)
-        functions = (lib.fpzip_read_from_buffer, lib.fpzip_read_header, lib.fpzip_read, lib.fpzip_read_close)
+        functions = (getattr(lib, opener), getattr(lib, f"fpzip_{direction}_header"),
+                     getattr(lib, f"fpzip_{direction}"), getattr(lib, f"fpzip_{direction}_close"))
     except (OSError, AttributeError):
         return None
-    start, header, read, close = functions
-    start.restype, start.argtypes = ctypes.POINTER(_Header), [ctypes.c_void_p]
-    header.restype, header.argtypes = ctypes.c_int, [ctypes.POINTER(_Header)]
-    read.restype, read.argtypes = ctypes.c_size_t, [ctypes.POINTER(_Header), ctypes.c_void_p]
-    close.restype, close.argtypes = None, [ctypes.POINTER(_Header)]
+    start, header, run, close = functions
+    stream = ctypes.POINTER(_Header)
+    start.restype, start.argtypes = stream, [ctypes.c_void_p, *buffer]
+    header.restype, header.argtypes = ctypes.c_int, [stream]
+    run.restype, run.argtypes = ctypes.c_size_t, [stream, ctypes.c_void_p]  # bytes read or written, 0: failed
+    close.restype, close.argtypes = None, [stream]
     return functions
 
 
-_READER = _c_reader()
-
-
-def _c_writer() -> tuple[Reader, Reader, Reader, Reader] | None:
-    """``fpzip_write_to_buffer``, ``fpzip_write_header``, ``fpzip_write`` and
-    ``fpzip_write_close`` from the library the ``fpzip`` package ships, or None."""
-    try:
-        lib = ctypes.CDLL(fpzip.__file__)
-        functions = (lib.fpzip_write_to_buffer, lib.fpzip_write_header, lib.fpzip_write, lib.fpzip_write_close)
-    except (OSError, AttributeError):
-        return None
-    start, header, write, close = functions
-    start.restype, start.argtypes = ctypes.POINTER(_Header), [ctypes.c_void_p, ctypes.c_size_t]
-    header.restype, header.argtypes = ctypes.c_int, [ctypes.POINTER(_Header)]
-    write.restype, write.argtypes = ctypes.c_size_t, [ctypes.POINTER(_Header), ctypes.c_void_p]
-    close.restype, close.argtypes = None, [ctypes.POINTER(_Header)]
-    return functions
-
-
-_WRITER = _c_writer()
+_READER = _c_stream_api("read")
+_WRITER = _c_stream_api("write", ctypes.c_size_t)
 
 
 def _padded(data: bytes | memoryview, values: int, itemsize: int) -> bytes:
