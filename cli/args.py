@@ -7,6 +7,9 @@ import json
 from typing import Any
 
 from bigarrays_core.codecs import COMPRESSIONS, known_encodings
+from bigarrays_core.errors import BigArraysError
+from bigarrays_core.format import default_compression
+from bigarrays_core.transfer import KEEP
 
 __all__ = ["add_codec_options", "add_sharding_options", "compression_of", "encoding_settings_of", "ints3",
            "sharding_of"]
@@ -92,12 +95,26 @@ def encoding_settings_of(args: argparse.Namespace) -> dict[str, Any] | None:
     return dict(args.encoding_setting) or None
 
 
-def compression_of(name: str | None, level: int | None, default: Any) -> Any:
+def compression_of(name: str | None, level: int | None, default: Any, encoding: str | None = None,
+                   sharded: bool = False) -> Any:
     """The ``compression=`` argument of the core for ``--compression name --compression-level
-    level``: ``default`` when no name is given, None for ``none``, else the name or a spec
-    with the level."""
-    if name is None:
-        return default
+    level``: ``default`` when neither is given, None for ``none``, else the name or a spec
+    with the level. A level alone applies to the default compression (``"auto"`` resolved
+    for ``encoding``); where that is none, or not known here, it is an error naming the
+    option rather than a level silently ignored."""
     if name == "none":
+        if level is not None:
+            raise BigArraysError(f"--compression-level {level} with --compression none: nothing to set the level of")
         return None
-    return name if level is None else {"id": name, "level": level}
+    if name is not None:
+        return name if level is None else {"id": name, "level": level}
+    if level is None:
+        return default
+    base = default_compression(encoding or "raw", sharded) if default == "auto" else default
+    if isinstance(base, str) and base != KEEP:
+        return {"id": base, "level": level}
+    if isinstance(base, dict):
+        return {**base, "level": level}
+    what = "none" if base is None else "the source's"
+    raise BigArraysError(f"--compression-level {level}: without --compression the compression is {what}; "
+                         "name one with --compression")

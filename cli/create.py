@@ -41,7 +41,8 @@ def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_create(args: argparse.Namespace) -> int:
-    compression = compression_of(args.compression, args.compression_level, "auto")
+    compression = compression_of(args.compression, args.compression_level, "auto", args.encoding,
+                                 sharding_of(args) is not None)
     try:
         ba = bc.create(args.url, dtype=args.dtype, size=args.size, chunk_size=args.chunk_size,
                        resolution=args.resolution, voxel_offset=args.voxel_offset, num_channels=args.channels,

@@ -77,10 +77,8 @@ def _open_or_create(args: argparse.Namespace, source: Source) -> bc.BigArray:
     try:
         ba = bc.open(args.dest)
     except bc.DatasetNotFoundError:
-        compression = compression_of(args.compression, args.compression_level, d.get("compression", "auto"))
-        if args.compression is None and compression and args.compression_level is not None:
-            compression = {"id": compression if isinstance(compression, str) else compression["id"],
-                           "level": args.compression_level}
+        compression = compression_of(args.compression, args.compression_level, d.get("compression", "auto"),
+                                     args.encoding or d.get("encoding", "raw"), sharding_of(args) is not None)
         return bc.create(
             args.dest, dtype=args.dtype or source.dtype.name,
             size=source.shape[:3], num_channels=source.shape[3],

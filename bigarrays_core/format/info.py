@@ -37,6 +37,7 @@ __all__ = [
     "Scale",
     "ScaleProblem",
     "create_info",
+    "default_compression",
     "scale_key_for",
 ]
 
@@ -57,6 +58,13 @@ MAX_CHUNK_BYTES = 2**31
 _SEGMENTATION_ENCODINGS = ("compressed_segmentation", "compresso", "crackle")
 #: Encodings whose decoders do not check their input: gzip'd by default (see create_info).
 _CHECKED_BY_GZIP = ("compresso", "crackle", "fpzip", "kempressed")
+
+
+def default_compression(encoding: str, sharded: bool = False) -> str | None:
+    """What ``compression="auto"`` means for a scale of ``encoding``: gzip for the encodings
+    whose decoders trust their input (gzip's CRC-32 refuses a damaged chunk first), none
+    otherwise, and none for a sharded scale (its ``data_encoding`` compresses instead)."""
+    return "gzip" if encoding.lower() in _CHECKED_BY_GZIP and not sharded else None
 
 
 def _is_int(v: Any) -> bool:
@@ -406,7 +414,7 @@ def create_info(
     if isinstance(compression, str) and compression.lower() == "auto":
         # A sharded scale's chunks are compressed by its sharding's data_encoding instead.
         sharded = sharding is not None and sharding is not False
-        compression = "gzip" if encoding_name in _CHECKED_BY_GZIP and not sharded else None
+        compression = default_compression(encoding_name, sharded) if isinstance(encoding_name, str) else None
     explicit_sharding = None
     if sharding is not None and sharding is not False:
         from bigarrays_core.format.sharding import MAX_WRITE_MINISHARD_BITS

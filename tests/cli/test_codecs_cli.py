@@ -220,3 +220,27 @@ def test_open_reads_the_good_scales_when_mip_2_is_unreadable(tmp_path: Path) -> 
     np.testing.assert_array_equal(bc.open(url, mip=1)[:, :, :, 0], data[::2, ::2])
     with pytest.raises(bc.InfoError, match=r"scales\[2\]\.encoding.*webp2"):
         bc.open(url, mip=2)
+
+
+def test_a_compression_level_alone_sets_the_default_compressions_level(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # compresso is gzipped by default: the level applies to that gzip (it was silently dropped by create).
+    r = cli("create", str(tmp_path / "c"), "--dtype", "uint32", "--size", "16", "16", "8", "--encoding", "compresso",
+            "--compression-level", "6")
+    assert r.code == 0, r.err
+    assert bc.open(str(tmp_path / "c")).compression == {"id": "gzip", "level": 6}
+    vol = _volume("uint8")
+    np.save(tmp_path / "v.npy", vol)
+    # raw is stored without compression by default: a level alone is an error naming the option, nothing written
+    # (ingest failed with "unknown compression 'auto'").
+    for args in (["create", str(tmp_path / "r"), "--dtype", "uint8", "--size", "8", "8", "8"],
+                 ["ingest", str(tmp_path / "v.npy"), str(tmp_path / "r")],
+                 ["create", str(tmp_path / "r"), "--dtype", "uint8", "--size", "8", "8", "8", "--compression", "none"]):
+        r = cli(*args, "--compression-level", "3")
+        assert r.code != 0 and "--compression-level 3" in r.err and "--compression" in r.err, r.err
+        assert not (tmp_path / "r" / "info").exists()
+    r = cli("ingest", str(tmp_path / "v.npy"), str(tmp_path / "z"), "--compression", "zstd", "--compression-level", "5",
+            "--quiet")
+    assert r.code == 0, r.err
+    assert bc.open(str(tmp_path / "z")).compression == {"id": "zstd", "level": 5}
+    r = cli("transfer", str(tmp_path / "z"), str(tmp_path / "t"), "--compression-level", "9", "--quiet")
+    assert r.code != 0 and "the source's" in r.err and not (tmp_path / "t" / "info").exists()
