@@ -359,19 +359,17 @@ class LocalStore(KVStore):
         if where is not None:
             where.found.pop(key, None)
 
-    def _read_path(self, key: str, into: threading.local | None, span: ByteSpan | None = None,
-                   seen: dict[str, _Locations | None] | None = None) -> Value | None:
-        """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_values`).
-
-        With ``into`` the bytes land in that thread's reused buffer and a view is returned.
-        With ``seen`` (see :meth:`_located`) the key's location may be a remembered one.
-        """
-        for attempt in range(3):  # a concurrent writer may remove the variant we found
+    def _open(self, key: str, seen: dict[str, _Locations | None] | None = None
+              ) -> tuple[int, os.stat_result, str] | None:
+        """``(fd, stat, suffix)`` of the file holding ``key`` (the caller closes ``fd``), or
+        None when no variant is stored. With ``seen`` (see :meth:`_located`) the first try
+        may use a remembered location; a variant removed or replaced by a directory since it
+        was located is looked for again (a concurrent writer), up to three times."""
+        for attempt in range(3):
             found = self._located(key, seen) if seen is not None and attempt == 0 else self._locate(key)
             if found is None:
                 return None
             path, suffix = found
-            encoding = ENCODING_OF_SUFFIX.get(suffix) if suffix else None
             try:
                 fd = os.open(path, os.O_RDONLY)
             except (FileNotFoundError, NotADirectoryError):
@@ -381,33 +379,51 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             try:
                 st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since it was located
-                    self._forget(key)
-                    continue
-                if into is None:
-                    with open(fd, "rb", buffering=0, closefd=False) as f:
-                        return Value(f.read(), encoding)
-                size = st.st_size
-                offset = 0
-                ranged = span is not None and size == span[0] and not suffix
-                if ranged:
-                    offset, size = span[1], span[2] - span[1]  # type: ignore[index]
-                buf = getattr(into, "buf", None)
-                if buf is None or len(buf) < size:
-                    buf = into.buf = bytearray(max(size, 1 << 18))
-                view = memoryview(buf)
-                got = 0
-                while got < size:
-                    n = os.preadv(fd, [view[got:size]], offset + got)
-                    if n == 0:
-                        break
-                    got += n
             except OSError as exc:
-                raise self._fail("read", key, exc) from exc
-            finally:
                 os.close(fd)
-            return Value(view[:got], encoding, ranged)
+                raise self._fail("read", key, exc) from exc
+            if stat.S_ISREG(st.st_mode):
+                return fd, st, suffix
+            os.close(fd)  # replaced by a directory since it was located
+            self._forget(key)
         return None
+
+    def _read_path(self, key: str, into: threading.local | None, span: ByteSpan | None = None,
+                   seen: dict[str, _Locations | None] | None = None) -> Value | None:
+        """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_values`).
+
+        With ``into`` the bytes land in that thread's reused buffer and a view is returned.
+        With ``seen`` (see :meth:`_located`) the key's location may be a remembered one.
+        """
+        opened = self._open(key, seen)
+        if opened is None:
+            return None
+        fd, st, suffix = opened
+        encoding = ENCODING_OF_SUFFIX.get(suffix) if suffix else None
+        try:
+            if into is None:
+                with open(fd, "rb", buffering=0, closefd=False) as f:
+                    return Value(f.read(), encoding)
+            size = st.st_size
+            offset = 0
+            ranged = span is not None and size == span[0] and not suffix
+            if ranged:
+                offset, size = span[1], span[2] - span[1]  # type: ignore[index]
+            buf = getattr(into, "buf", None)
+            if buf is None or len(buf) < size:
+                buf = into.buf = bytearray(max(size, 1 << 18))
+            view = memoryview(buf)
+            got = 0
+            while got < size:
+                n = os.preadv(fd, [view[got:size]], offset + got)
+                if n == 0:
+                    break
+                got += n
+        except OSError as exc:
+            raise self._fail("read", key, exc) from exc
+        finally:
+            os.close(fd)
+        return Value(view[:got], encoding, ranged)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         out: list[bytes | None] = []
@@ -454,29 +470,17 @@ class LocalStore(KVStore):
 
     def _read_ranges(self, key: str, ranges: Sequence[ByteRange],
                      seen: dict[str, _Locations | None]) -> list[bytes] | None:
-        for attempt in range(3):  # a concurrent writer may remove the variant we found
-            found = self._located(key, seen) if attempt == 0 else self._locate(key)
-            if found is None:
-                return None
-            try:
-                fd = os.open(found[0], os.O_RDONLY)
-            except (FileNotFoundError, NotADirectoryError):
-                self._forget(key)
-                continue
-            except OSError as exc:
-                raise self._fail("read", key, exc) from exc
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):  # replaced by a directory since it was located
-                    self._forget(key)
-                    continue
-                return [_pread(fd, r.start, (st.st_size if r.stop is None else min(r.stop, st.st_size)) - r.start)
-                        for r in ranges]
-            except OSError as exc:
-                raise self._fail("read", key, exc) from exc
-            finally:
-                os.close(fd)
-        return None
+        opened = self._open(key, seen)
+        if opened is None:
+            return None
+        fd, st, _ = opened
+        try:
+            return [_pread(fd, r.start, (st.st_size if r.stop is None else min(r.stop, st.st_size)) - r.start)
+                    for r in ranges]
+        except OSError as exc:
+            raise self._fail("read", key, exc) from exc
+        finally:
+            os.close(fd)
 
     def stat_many(self, keys: Sequence[str]) -> list[Stamp | None]:
         """The stamp of the variant a read would return (plain, ``.gz``, ``.zstd``, or a
