@@ -614,10 +614,13 @@ class LocalStore(KVStore):
         except OSError as exc:
             self._discard(tmp)
             raise self._fail("write", key, exc) from exc
-        # Drop stale variants so a reader cannot find old bytes under another name.
+        # Drop stale variants so a reader cannot find old bytes under another name. Looked
+        # up first: an unlink, even of a missing name, takes the directory's lock, which a
+        # concurrent rename into that directory holds while ext4 allocates the renamed
+        # file's blocks; a lookup does not (every writer of this key holds its lock).
         base = self._path(key)
         for other in _VARIANTS:
-            if other != suffix:
+            if other != suffix and os.path.lexists(base + other):
                 self._unlink(base + other, key)
 
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
