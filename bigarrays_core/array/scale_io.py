@@ -11,7 +11,7 @@ values' content encoding). Readers, writers and chunk sources use only this inte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,9 +25,11 @@ from bigarrays_core.kvstore.sharding import ShardedStore, ShardingSpec
 __all__ = ["ChunkRef", "ScaleIO"]
 
 
-@dataclass(frozen=True)
-class ChunkRef:
-    """One chunk of a scale: its store key, grid cell and (clipped) voxel box."""
+class ChunkRef(NamedTuple):
+    """One chunk of a scale: its store key, grid cell and (clipped) voxel box.
+
+    A named tuple (immutable, and cheap to make: a read makes one per chunk it touches).
+    """
 
     key: str
     grid: Vec3

@@ -48,20 +48,20 @@ class RawCodec(ChunkCodec):
 
     def decode_span_into(self, span: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Write ``region`` into ``out`` from ``span``, the bytes :meth:`region_span` names."""
-        start, stop = self.region_span(shape, region)
-        if len(span) != stop - start:
-            raise ValueError(f"raw chunk span is {len(span)} bytes, expected {stop - start}")
         rx, ry, rz, rc = region
-        view = np.ndarray((rx.stop - rx.start, ry.stop - ry.start, rz.stop - rz.start, rc.stop - rc.start),
-                          dtype=self._stored, buffer=span, strides=self._strides(shape))
+        x, y, z, _ = shape
+        item = self.dtype.itemsize
+        sy = item * x
+        sz = sy * y
+        sc = sz * z
+        nx, ny, nz, nc = rx.stop - rx.start, ry.stop - ry.start, rz.stop - rz.start, rc.stop - rc.start
+        expected = (nx - 1) * item + (ny - 1) * sy + (nz - 1) * sz + (nc - 1) * sc + item  # as region_span
+        if len(span) != expected:
+            raise ValueError(f"raw chunk span is {len(span)} bytes, expected {expected}")
+        view = np.ndarray((nx, ny, nz, nc), dtype=self._stored, buffer=span, strides=(item, sy, sz, sc))
         paste(out, view)  # bool (from uint8): nonzero bytes are True, as in decode
 
     @cached_property
     def _stored(self) -> np.dtype:
         """The dtype of the stored values (bool volumes store one byte per voxel)."""
         return np.dtype(np.uint8) if self.dtype == np.dtype(bool) else self.dtype
-
-    def _strides(self, shape: Shape4) -> tuple[int, int, int, int]:
-        x, y, z, _ = shape
-        item = self.dtype.itemsize
-        return (item, item * x, item * x * y, item * x * y * z)
