@@ -77,6 +77,13 @@ def flat_summary(case: Case, subjects: list[Subject], values: dict[str, list[flo
         if mine is not None and peers:
             row.best_peer = max(peers, key=lambda k: peers[k])
             row.ratio_best_peer = mine / peers[row.best_peer]
+        if case.target is not None:
+            row.target = f">= {case.target.ratio:g}x {case.target.peer}"
+            peer = medians.get(case.target.peer)
+            if mine is not None and peer:
+                row.ratio_target_peer = mine / peer
+                row.vs_target = row.ratio_target_peer / case.target.ratio
+                row.met = row.vs_target >= 1.0
         rows.append(row)
     spread = {lib: max(t) / min(t) for lib, t in times.items()}
     ms = {lib: [round(v, 3) for v in t] for lib, t in times.items()}

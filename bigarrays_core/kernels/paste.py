@@ -43,16 +43,22 @@ _loader: threading.Thread | None = None
 
 def paste(out: np.ndarray, src: np.ndarray) -> None:
     """``out[...] = src``; the numba kernel for large 4-D copies of one native dtype once loaded."""
-    if (src.size < MIN_ELEMENTS or out.shape != src.shape or out.ndim != 4 or out.dtype != src.dtype
-            or not out.dtype.isnative or out.dtype.kind not in "biuf" or not out.flags.writeable):
+    if src.size < MIN_ELEMENTS:
         out[...] = src
         return
-    kernel = _kernels.get(out.dtype)
-    if kernel is not None:
-        kernel(out, src)
-        return
+    kernel = _kernels.get(out.dtype)  # kernels exist for native dtypes of DTYPES only
+    # The kernel does not check bounds; a pair it has no signature for (the kernel's
+    # TypeError, slow to raise) can only be a read-only ``out``, which numpy refuses below.
+    if kernel is not None and out.shape == src.shape and out.ndim == 4 and src.dtype == out.dtype:
+        try:
+            kernel(out, src)
+            return
+        except TypeError:
+            pass
     out[...] = src
-    _count(out.dtype, src.nbytes)
+    if (kernel is None and out.shape == src.shape and out.ndim == 4 and out.dtype == src.dtype
+            and out.dtype.isnative and out.dtype.kind in "biuf"):
+        _count(out.dtype, src.nbytes)
 
 
 def precompile(dtypes: tuple[str, ...] = DTYPES) -> None:

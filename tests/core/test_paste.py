@@ -55,6 +55,15 @@ def test_a_shape_mismatch_raises_numpys_error_and_writes_nothing() -> None:
     assert not out.any()
 
 
+def test_a_read_only_output_raises_numpys_error_with_the_kernel_loaded() -> None:
+    module.precompile(("uint8",))
+    out = np.zeros((64, 64, 16, 1), dtype=np.uint8, order="F")
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        paste(out, np.ones((64, 64, 16, 1), dtype=np.uint8))
+    assert not out.any()
+
+
 def test_numba_is_loaded_only_after_the_process_has_copied_enough() -> None:
     # A fresh process: small copies, then large ones under the threshold, never import numba;
     # crossing it loads the kernel in the background, and later copies use it.
