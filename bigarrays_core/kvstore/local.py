@@ -32,7 +32,10 @@ read of a few chunks then opens each chunk file straight away instead of first p
 for its variants. Directories whose entries changed in the last few seconds are not
 trusted (file systems take those times from a coarse clock, so two changes within one tick
 can leave them as they were), nor are answers that had to compare the times of several
-variants (rewriting one in place does not touch the directory).
+variants (rewriting one in place does not touch the directory). A directory read in bulk
+(as many keys probed as about an eighth of its entries) is listed once instead, which
+answers where every key of it is stored, missing ones included; keys with several variants
+are still probed one by one.
 """
 
 from __future__ import annotations
@@ -91,16 +94,28 @@ _MAX_DIRECTORIES = 256
 _Found = tuple[str, str] | None
 
 
+#: In a listed directory's locations: a key with several variants, which is located by probing.
+_PROBE = ("", "")
+#: A directory is listed once its keys probed one by one reach about this fraction of its
+#: entries (estimated from its size at ~32 bytes per entry): the listing then costs at most
+#: a few times the probes made so far, and answers the rest of a bulk read for free.
+_LIST_AFTER = 1 / 8
+
+
 class _Locations:
     """Where keys of one directory are stored, as found while the directory had ``stamp``."""
 
-    __slots__ = ("found", "stamp")
+    __slots__ = ("budget", "found", "listed", "stamp")
 
-    def __init__(self, stamp: tuple[int, int, int, int]) -> None:
+    def __init__(self, stamp: tuple[int, int, int, int], size: int) -> None:
         #: The directory's device, inode, and modification and change times (ns).
         self.stamp = stamp
-        #: Key -> where it is stored.
+        #: Key -> where it is stored (:data:`_PROBE`: look for it).
         self.found: dict[str, _Found] = {}
+        #: ``found`` came from a listing: a key not in it is not stored.
+        self.listed = False
+        #: Keys still to probe one by one before the directory is listed (negative: never).
+        self.budget = int(size / 32 * _LIST_AFTER) if size < 32 * _MAX_LOCATIONS else -1
 
 
 def _pread(fd: int, offset: int, n: int) -> bytes:
@@ -327,7 +342,7 @@ class LocalStore(KVStore):
             return None
         if known is None and len(self._locations) >= _MAX_DIRECTORIES:
             self._locations.pop(next(iter(self._locations)), None)
-        known = self._locations[head] = _Locations(stamp)
+        known = self._locations[head] = _Locations(stamp, st.st_size)
         return known
 
     def _located(self, key: str, seen: dict[str, _Locations | None]) -> _Found:
@@ -343,9 +358,20 @@ class LocalStore(KVStore):
             return self._locate(key)
         found = where.found
         try:
-            return found[key]
+            located = found[key]
         except KeyError:
-            pass
+            if where.listed:
+                return None
+            if where.budget == 0:
+                where.budget = -1
+                self._list(head, where)
+                return self._located(key, seen)
+            if where.budget > 0:
+                where.budget -= 1
+        else:
+            if located is not _PROBE:
+                return located
+            return self._locate(key)
         located, lasting = self._find(key)
         if lasting:
             if len(found) >= _MAX_LOCATIONS:
@@ -353,11 +379,58 @@ class LocalStore(KVStore):
             found[key] = located
         return located
 
+    def _list(self, head: str, where: _Locations) -> None:
+        """Fill ``where`` with where every key of directory ``head`` is stored, from one
+        listing, by :meth:`_find`'s rules (keys with several variants: :data:`_PROBE`); left
+        as it was if the directory cannot be listed, has changed since ``where.stamp``, or
+        holds more than :data:`_MAX_LOCATIONS` keys."""
+        path = os.path.join(self.root, head) if head else self.root
+        files: dict[str, bool] = {}
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    files[entry.name] = entry.is_file()
+            st = os.stat(path)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) != where.stamp:
+            return
+        suffixes: dict[str, list[str]] = {}
+        for name in files:
+            base, dot, ext = name.rpartition(".")
+            suffix = dot + ext
+            if not base or suffix not in ENCODING_OF_SUFFIX:
+                base, suffix = name, ""
+            suffixes.setdefault(base, []).append(suffix)
+        if len(suffixes) > _MAX_LOCATIONS:
+            return
+        prefix = head + "/" if head else ""
+        found: dict[str, _Found] = {}
+        for base, present in suffixes.items():
+            encoded = [suffix for suffix in _ENCODED_SUFFIXES if suffix in present]
+            plain = "" in present
+            where_found: _Found
+            if not encoded:
+                if plain and files[base]:
+                    where_found = (os.path.join(path, base), "")
+                else:
+                    foreign = [s for s in FOREIGN_SUFFIXES if s in present and files[base + s]]
+                    where_found = (os.path.join(path, base + foreign[0]), foreign[0]) if foreign else None
+            elif len(encoded) == 1 and not plain:
+                where_found = (os.path.join(path, base + encoded[0]), encoded[0])
+            else:
+                where_found = _PROBE
+            if where_found is not None:
+                found[prefix + base] = where_found
+        where.found = found
+        where.listed = True
+
     def _forget(self, key: str) -> None:
         """Drop what is remembered about where ``key`` is stored (it was not there)."""
         where = self._locations.get(key.rpartition("/")[0])
         if where is not None:
             where.found.pop(key, None)
+            where.listed = False  # the listing no longer vouches for keys it did not show
 
     def _open(self, key: str, seen: dict[str, _Locations | None] | None = None
               ) -> tuple[int, os.stat_result, str] | None:

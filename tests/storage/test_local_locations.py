@@ -1,6 +1,7 @@
 """LocalStore remembers where a directory's keys are stored (which variant, or none) while
-the directory keeps its entries. Whatever changes in the directory afterwards, by this
-store or another (another process), a read returns what is stored now."""
+the directory keeps its entries, found by probing each key or by listing a directory read in
+bulk. Whatever changes in the directory afterwards, by this store or another (another
+process), a read returns what is stored now. Every test runs both ways."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ import pytest
 import bigarrays_core as bc
 from bigarrays_core.kvstore import local
 from bigarrays_core.kvstore.local import LocalStore
+
+
+@pytest.fixture(autouse=True, params=["probed", "listed"])
+def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Locations found key by key (never listing), or by listing at the first key looked for."""
+    monkeypatch.setattr(local, "_LIST_AFTER", -1.0 if request.param == "probed" else 0.0)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -121,3 +129,55 @@ def test_pickled_store_starts_without_locations(tmp_path, settled) -> None:
     assert store._locations
     copy = pickle.loads(pickle.dumps(store))
     assert copy._locations == {} and _values(copy, ["s/a"]) == [b"A"]
+
+
+def test_a_listing_locates_every_variant_as_probing_does(tmp_path, settled, how, monkeypatch) -> None:
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "plain").write_bytes(b"P")
+    (d / "zipped.gz").write_bytes(gzip.compress(b"Z"))
+    (d / "both").write_bytes(b"old")
+    (d / "both.gz").write_bytes(gzip.compress(b"new"))
+    os.utime(d / "both", ns=(1, 1_000_000_000))  # both.gz is the newer
+    (d / "brotli.br").write_bytes(b"B")
+    (d / "lzma.xz").write_bytes(b"X")
+    (d / "adir").mkdir()  # a directory is not a value
+    (d / "a.b.gz").write_bytes(gzip.compress(b"dotted"))
+    (d / ".gz").write_bytes(b"a key named .gz")
+    os.symlink(d / "plain", d / "link")
+    settled(d)
+    store = LocalStore(str(tmp_path))
+    keys = ["s/plain", "s/zipped", "s/both", "s/brotli", "s/lzma", "s/adir", "s/a.b", "s/.gz", "s/link", "s/none"]
+    expected = [b"P", gzip.compress(b"Z"), gzip.compress(b"new"), b"B", b"X", None, gzip.compress(b"dotted"),
+                b"a key named .gz", b"P", None]
+    for _ in range(2):  # found, then remembered
+        assert _values(store, keys) == expected
+    encodings = [None if v is None else v.encoding for v in store.iter_values(keys)]
+    assert encodings == [None, "gzip", "gzip", "br", "xz", None, "gzip", None, None, None]
+    where = store._locations["s"]
+    assert where.listed == (how == "listed")
+    if how == "listed":  # missing keys are answered by the listing, without a probe
+        def no_probe(*args: object, **kwargs: object) -> bool:
+            raise AssertionError("a key of a listed directory was probed")
+        monkeypatch.setattr(local.os, "access", no_probe)
+        assert _values(store, ["s/none", "s/other", "s/plain"]) == [None, None, b"P"]
+
+
+def test_a_bulk_read_lists_its_directory_once(tmp_path, settled, how, monkeypatch) -> None:
+    monkeypatch.setattr(local, "_LIST_AFTER", 1 / 8)  # the shipped rule, in both modes
+    store = LocalStore(str(tmp_path))
+    keys = [f"s/{i}" for i in range(400)]
+    store.set_many({k: k.encode() for k in keys[::2]})
+    settled(tmp_path / "s")
+    probes = 0
+    real_access = os.access
+
+    def counting(path: str, mode: int) -> bool:
+        nonlocal probes
+        probes += 1
+        return real_access(path, mode)
+    monkeypatch.setattr(local.os, "access", counting)
+    assert _values(LocalStore(str(tmp_path)), keys) == [k.encode() if i % 2 == 0 else None
+                                                         for i, k in enumerate(keys)]
+    size = os.stat(tmp_path / "s").st_size
+    assert probes <= 3 * (size // 32 // 8 + 1) < 3 * len(keys)
