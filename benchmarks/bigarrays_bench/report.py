@@ -39,7 +39,12 @@ def summarise(case: Case, subjects: list[Subject], values: dict[str, list[float]
     medians: dict[str, float | None] = {
         s.label: (statistics.median(values[s.label]) if values.get(s.label) else None) for s in subjects}
     cant = {s.label: s.cant for s in subjects if s.cant}
-    out = Summary(case.name, case.unit, case.what, medians, cant)
+    return _ratios(Summary(case.name, case.unit, case.what, medians, cant), case)
+
+
+def _ratios(out: Summary, case: Case) -> Summary:
+    """``out`` with its ratios to the best peer and to the case's target filled in."""
+    medians = out.medians
     mine = medians.get("bigarrays")
     peers = {k: v for k, v in medians.items() if k != "bigarrays" and v is not None}
     if mine is not None and peers:
@@ -70,21 +75,8 @@ def flat_summary(case: Case, subjects: list[Subject], values: dict[str, list[flo
             medians[s.library] = m
             if m:
                 times.setdefault(s.library, []).append(1000.0 / m)
-        row = Summary(f"{case.name}@{size}", case.unit, f"volume {size} (side {subs[0].params.get('side')})",
-                      medians, {})
-        mine = medians.get("bigarrays")
-        peers = {k: v for k, v in medians.items() if k != "bigarrays" and v is not None}
-        if mine is not None and peers:
-            row.best_peer = max(peers, key=lambda k: peers[k])
-            row.ratio_best_peer = mine / peers[row.best_peer]
-        if case.target is not None:
-            row.target = f">= {case.target.ratio:g}x {case.target.peer}"
-            peer = medians.get(case.target.peer)
-            if mine is not None and peer:
-                row.ratio_target_peer = mine / peer
-                row.vs_target = row.ratio_target_peer / case.target.ratio
-                row.met = row.vs_target >= 1.0
-        rows.append(row)
+        rows.append(_ratios(Summary(f"{case.name}@{size}", case.unit,
+                                    f"volume {size} (side {subs[0].params.get('side')})", medians, {}), case))
     spread = {lib: max(t) / min(t) for lib, t in times.items()}
     ms = {lib: [round(v, 3) for v in t] for lib, t in times.items()}
     flat = {"type": "flat", "case": case.name, "ms_per_cutout": ms, "max_over_min": spread,
