@@ -173,8 +173,10 @@ def test_persistent_failure_raises_storage_error_naming_the_url(faulty: Faulty) 
     assert store.describe("a/key") in message
     assert "3 attempts" in message and "503" in message
     assert elapsed < 3 * _budget(store)
-    # One request per attempt: the SDKs' own retry loops are off.
-    assert faulty.proxy.requests == 3
+    # At most one request per attempt: the SDKs' own retry loops are off (botocore's would make
+    # 3 x 5). Fewer is possible: an attempt on a pooled connection the proxy has since closed
+    # fails before the proxy sees a request (it happened once in CI: 2 requests, 3 attempts).
+    assert 1 <= faulty.proxy.requests <= 3
 
 
 @pytest.mark.parametrize("faulty", WRITABLE_KINDS, indirect=True)
