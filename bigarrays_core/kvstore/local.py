@@ -50,7 +50,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
@@ -100,6 +100,36 @@ _PROBE = ("", "")
 #: entries (estimated from its size at ~32 bytes per entry): the listing then costs at most
 #: a few times the probes made so far, and answers the rest of a bulk read for free.
 _LIST_AFTER = 1 / 8
+
+
+#: What :func:`_variant_of` answers when several of a key's primary variants exist.
+_SEVERAL = "*"
+
+
+def _variant_of(exists: Callable[[str], bool], is_file: Callable[[str], bool]) -> str | None:
+    """The suffix of the variant of a key that reads return, by the rules of
+    :meth:`LocalStore._locate`, from ``exists(suffix)`` and ``is_file(suffix)`` (``""`` is
+    the plain key); None when no variant is stored; :data:`_SEVERAL` when more than one of
+    the plain key, ``.gz``, ``.zstd`` and ``.br`` exist (the newest wins: the caller compares)."""
+    encoded = [suffix for suffix in _ENCODED_SUFFIXES if exists(suffix)]
+    if not encoded:
+        return "" if is_file("") else _first_foreign(is_file)
+    if len(encoded) == 1 and not exists(""):
+        return encoded[0]
+    return _SEVERAL
+
+
+def _first_foreign(is_file: Callable[[str], bool]) -> str | None:
+    """The first of CloudVolume's ``.br`` / ``.xz`` / ``.bz2`` suffixes that ``is_file``."""
+    return next((suffix for suffix in FOREIGN_SUFFIXES if is_file(suffix)), None)
+
+
+def _files_at(base: str, listing: Mapping[str, bool] | None = None) -> Callable[[str], bool]:
+    """Whether ``base + suffix`` is a regular file (following symlinks), as a function of the
+    suffix: asked of the file system, or of a directory ``listing`` (name -> is a file)."""
+    if listing is None:
+        return lambda suffix: os.path.isfile(base + suffix)
+    return lambda suffix: listing.get(base + suffix, False)
 
 
 class _Locations:
@@ -289,20 +319,23 @@ class LocalStore(KVStore):
         keeps its entries (False when it compared the modification times of several
         variants, which rewriting one in place changes without touching the directory)."""
         base = self._path(key)
-        # The common cases without exceptions: only the plain file (two access() calls and a
-        # stat), or only one compressed variant (three access() calls; the reader checks
-        # that it is a regular file).
-        encoded = [suffix for suffix in _ENCODED_SUFFIXES if os.access(base + suffix, os.F_OK)]
-        if not encoded:
-            try:
-                plain = stat.S_ISREG(os.stat(base).st_mode)
+
+        def is_file(suffix: str) -> bool:
+            if suffix:
+                return os.path.isfile(base + suffix)
+            try:  # the plain key: an error other than absence is the read's error
+                return stat.S_ISREG(os.stat(base).st_mode)
             except (FileNotFoundError, NotADirectoryError):
-                plain = False
+                return False
             except OSError as exc:
                 raise self._fail("read", key, exc) from exc
-            return ((base, "") if plain else self._locate_foreign(base)), True
-        if len(encoded) == 1 and not os.access(base, os.F_OK):
-            return (base + encoded[0], encoded[0]), True
+
+        # The common cases without exceptions: only the plain file (three access() calls and
+        # a stat), or only one compressed variant (four access() calls; the reader checks
+        # that it is a regular file).
+        variant = _variant_of(lambda suffix: os.access(base + suffix, os.F_OK), is_file)
+        if variant != _SEVERAL:
+            return (None if variant is None else (base + variant, variant)), True
         best: tuple[str, str] | None = None
         best_time = -1
         for suffix in _VARIANTS:
@@ -314,15 +347,10 @@ class LocalStore(KVStore):
                 raise self._fail("read", key, exc) from exc
             if stat.S_ISREG(st.st_mode) and st.st_mtime_ns > best_time:
                 best, best_time = (base + suffix, suffix), st.st_mtime_ns
-        return (best if best is not None else self._locate_foreign(base)), False
-
-    @staticmethod
-    def _locate_foreign(base: str) -> tuple[str, str] | None:
-        """The first of CloudVolume's ``.br`` / ``.xz`` / ``.bz2`` variants of ``base`` that is a file."""
-        for suffix in FOREIGN_SUFFIXES:
-            if os.path.isfile(base + suffix):
-                return base + suffix, suffix
-        return None
+        if best is None:
+            foreign = _first_foreign(_files_at(base))
+            best = None if foreign is None else (base + foreign, foreign)
+        return best, False
 
     def _directory(self, head: str) -> _Locations | None:
         """The remembered locations of the keys in directory ``head`` (a checked key prefix,
@@ -407,21 +435,11 @@ class LocalStore(KVStore):
         prefix = head + "/" if head else ""
         found: dict[str, _Found] = {}
         for base, present in suffixes.items():
-            encoded = [suffix for suffix in _ENCODED_SUFFIXES if suffix in present]
-            plain = "" in present
-            where_found: _Found
-            if not encoded:
-                if plain and files[base]:
-                    where_found = (os.path.join(path, base), "")
-                else:
-                    foreign = [s for s in FOREIGN_SUFFIXES if s in present and files[base + s]]
-                    where_found = (os.path.join(path, base + foreign[0]), foreign[0]) if foreign else None
-            elif len(encoded) == 1 and not plain:
-                where_found = (os.path.join(path, base + encoded[0]), encoded[0])
-            else:
-                where_found = _PROBE
-            if where_found is not None:
-                found[prefix + base] = where_found
+            variant = _variant_of(present.__contains__, _files_at(base, files))
+            if variant == _SEVERAL:
+                found[prefix + base] = _PROBE
+            elif variant is not None:
+                found[prefix + base] = (os.path.join(path, base + variant), variant)
         where.found = found
         where.listed = True
 
@@ -601,7 +619,8 @@ class LocalStore(KVStore):
         out = []
         for k in keys:
             base = self._path(k)
-            out.append(any(os.path.isfile(base + s) for s in _VARIANTS) or self._locate_foreign(base) is not None)
+            out.append(any(os.path.isfile(base + s) for s in _VARIANTS)
+                       or _first_foreign(_files_at(base)) is not None)
         return out
 
     def list(self, prefix: str = "") -> Iterator[str]:
