@@ -38,10 +38,7 @@ class RawCodec(ChunkCodec):
         """The smallest byte range ``[start, stop)`` of an encoded chunk holding ``region``
         (which must not be empty)."""
         rx, ry, rz, rc = region
-        item = self.dtype.itemsize
-        sy = item * shape[0]
-        sz = sy * shape[1]
-        sc = sz * shape[2]
+        item, sy, sz, sc = self._strides(shape)
         start = rx.start * item + ry.start * sy + rz.start * sz + rc.start * sc
         last = (rx.stop - 1) * item + (ry.stop - 1) * sy + (rz.stop - 1) * sz + (rc.stop - 1) * sc
         return start, last + item
@@ -49,19 +46,22 @@ class RawCodec(ChunkCodec):
     def decode_span_into(self, span: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray) -> None:
         """Write ``region`` into ``out`` from ``span``, the bytes :meth:`region_span` names."""
         rx, ry, rz, rc = region
-        x, y, z, _ = shape
-        item = self.dtype.itemsize
-        sy = item * x
-        sz = sy * y
-        sc = sz * z
+        item, sy, sz, sc = strides = self._strides(shape)
         nx, ny, nz, nc = rx.stop - rx.start, ry.stop - ry.start, rz.stop - rz.start, rc.stop - rc.start
         expected = (nx - 1) * item + (ny - 1) * sy + (nz - 1) * sz + (nc - 1) * sc + item  # as region_span
         if len(span) != expected:
             raise ValueError(f"raw chunk span is {len(span)} bytes, expected {expected}")
-        view = np.ndarray((nx, ny, nz, nc), dtype=self._stored, buffer=span, strides=(item, sy, sz, sc))
+        view = np.ndarray((nx, ny, nz, nc), dtype=self._stored, buffer=span, strides=strides)
         paste(out, view)  # bool (from uint8): nonzero bytes are True, as in decode
 
     @cached_property
     def _stored(self) -> np.dtype:
         """The dtype of the stored values (bool volumes store one byte per voxel)."""
         return np.dtype(np.uint8) if self.dtype == np.dtype(bool) else self.dtype
+
+    def _strides(self, shape: Shape4) -> tuple[int, int, int, int]:
+        """The byte strides of a stored chunk of ``shape`` (Fortran order)."""
+        item = self.dtype.itemsize
+        sy = item * shape[0]
+        sz = sy * shape[1]
+        return item, sy, sz, sz * shape[2]

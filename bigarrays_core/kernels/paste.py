@@ -49,15 +49,15 @@ def paste(out: np.ndarray, src: np.ndarray) -> None:
     kernel = _kernels.get(out.dtype)  # kernels exist for native dtypes of DTYPES only
     # The kernel does not check bounds; a pair it has no signature for (the kernel's
     # TypeError, slow to raise) can only be a read-only ``out``, which numpy refuses below.
-    if kernel is not None and out.shape == src.shape and out.ndim == 4 and src.dtype == out.dtype:
+    same = out.shape == src.shape and out.ndim == 4 and src.dtype == out.dtype
+    if kernel is not None and same:
         try:
             kernel(out, src)
             return
         except TypeError:
             pass
     out[...] = src
-    if (kernel is None and out.shape == src.shape and out.ndim == 4 and out.dtype == src.dtype
-            and out.dtype.isnative and out.dtype.kind in "biuf"):
+    if kernel is None and same and out.dtype.isnative and out.dtype.kind in "biuf":
         _count(out.dtype, src.nbytes)
 
 
