@@ -1,4 +1,4 @@
-"""The hot path: fresh cached chunks answered in pure ASGI, without FastAPI's routing.
+"""The hot path: the chunk routes answered in pure ASGI, without FastAPI's routing.
 
 Owns: :class:`ChunkFastPath`, the outermost middleware of the app. It answers ``GET`` and
 ``HEAD`` of
@@ -8,21 +8,26 @@ Owns: :class:`ChunkFastPath`, the outermost middleware of the app. It answers ``
 * ``/precomputed/{ds}/{scale key}/{chunk}`` of a scale whose chunk files are served from
   the decoded-chunk cache (raw, no byte compression), and
 * ``/v1/{ds}/cutout/{mip}/{bbox}`` (raw or npy, plain bytes) of a box of at most
-  ``INLINE_BYTES`` whose chunks are all in the cache (the cutout is pasted right here),
+  ``INLINE_BYTES`` whose chunks are all in the cache (the cutout is pasted right here).
 
-when the chunk is in the worker's cache and within its revalidation interval (or, for
-stores on local disk or in memory, its stamp checked there and then: one ``stat``): prebuilt
-headers, and the cached array itself as the body (a view, no copy); a matching
-``If-None-Match`` gets the 304. A request with ``Range``, ``If-Match`` or ``If-Range``, a
-cache miss or a stale entry, a malformed name, another format, another route, any error --
-all fall through to the FastAPI app, which is the reference for every answer. What the fast
-path sends is exactly what the route would send for the same request: the same status,
-headers in the same order (the route's, then CORS from the same
-:class:`~bigarrays_server.cors.CorsPolicy`), body, cache hit count and metrics line.
+A chunk in the worker's cache and within its revalidation interval (or, for stores on
+local disk or in memory, its stamp checked there and then: one ``stat``) is answered from
+:meth:`ChunkFastPath.answer`, which never blocks (the protocol calls it as soon as a head is
+parsed): prebuilt headers, and the cached array itself as the body (a view, no copy); a
+matching ``If-None-Match`` gets the 304. A chunk that is not in the cache, or is stale, is
+loaded through the cache in a worker thread (:func:`~bigarrays_server.storage_calls.run_storage`,
+as the route loads it) and answered the same way: FastAPI's layers cost about as much as
+loading a local chunk. A request with ``Range``, ``If-Match`` or ``If-Range``, a chunk that
+is not stored, a malformed name, another format, another route, any error -- all fall
+through to the FastAPI app, which is the reference for every answer; a failed load is
+handed to it (:func:`~bigarrays_server.storage_calls.handed_failure`), so storage is asked
+once. What the fast path sends is exactly what the route would send for the same request:
+the same status, headers in the same order (the route's, then CORS from the same
+:class:`~bigarrays_server.cors.CorsPolicy`), body, cache counts and metrics line.
 
-What a path resolves to is kept in a bounded table that holds no chunk data (the cache's
-byte budget still bounds what a worker keeps), with the headers of the stamp last seen;
-it is dropped when a dataset is reopened.
+What a path resolves to is kept in a bounded table, with the headers of the stamp last
+seen; it holds no chunk data (bodies are attached per request), so the cache's byte budget
+alone bounds what a worker keeps. The table is dropped when a dataset is reopened.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ from bigarrays_server.formats import MEDIA_TYPES, negotiate, npy_header
 from bigarrays_server.metrics import Metrics
 from bigarrays_server.reader import ChunkReader
 from bigarrays_server.responses import not_modified, whole_headers
-from bigarrays_server.routes_chunks import chunk_ref, decoded_chunk_headers
+from bigarrays_server.routes_chunks import chunk_ref, decoded_chunk_headers, reading_chunk
 from bigarrays_server.routes_cutout import INLINE_BYTES, cutout_headers, held_body
-from bigarrays_server.routes_precomputed import OCTETS, decoded_file_headers, serves_decoded
+from bigarrays_server.routes_precomputed import OCTETS, decoded_file_headers, reading_file, serves_decoded
 from bigarrays_server.state import ServerState
+from bigarrays_server.storage_calls import FAILED_LOAD, run_storage
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -64,6 +70,7 @@ _PLAIN_ACCEPTS: Final = frozenset({b"*/*", b"application/octet-stream"})
 #: Request headers that make an answer something other than a whole 200 or a 304.
 _FALL_THROUGH: Final = frozenset({b"range", b"if-match", b"if-range"})
 _MAX_TARGETS: Final = 65536
+_UNSEEN: Final = object()
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -87,24 +94,38 @@ class Answer:
         return self._lines
 
     def without_body(self) -> Answer:
-        return Answer(self.status, self.headers, b"", self.route)
+        return self.with_body(b"")
+
+    def with_body(self, body: memoryview | bytes) -> Answer:
+        """This answer with ``body`` (its header lines are shared, not made again)."""
+        answer = Answer(self.status, self.headers, body, self.route)
+        answer._lines = self._lines
+        return answer
 
 
 class _Target:
     """What one URL path resolves to: the chunk's cache key, its route, how to make its
-    headers, and the answers made for the cache entry last seen (by origin)."""
+    headers, how to load it, and the body-less answers made for the stamp last seen (by
+    status and origin). No chunk data is kept here: only the cache holds chunks, within its
+    byte budget."""
 
-    __slots__ = ("answers", "cache_key", "entry", "etag", "headers", "length", "make", "media_type", "route", "stat")
+    __slots__ = ("answers", "cache_key", "etag", "headers", "length", "load", "make", "media_type", "route", "stamp",
+                 "stat", "what")
 
     def __init__(self, cache_key: object, route: str,
                  make: Callable[[Stamp | None], tuple[dict[str, str], str, str, int]],
-                 stat: Callable[[Sequence[object]], Sequence[Stamp | None]] | None) -> None:
+                 stat: Callable[[Sequence[object]], Sequence[Stamp | None]] | None,
+                 load: Callable[[], list[Entry]], what: str) -> None:
         self.cache_key = cache_key
         self.route = route
         self.make = make
         #: Stats the chunk on the event loop, for stores where that is a cheap local call.
         self.stat = stat
-        self.entry: Entry | None = None
+        #: Loads the chunk's cache entry (blocking: run in a worker thread), as the route does,
+        #: and what that is, for a storage error's message (the route's words).
+        self.load = load
+        self.what = what
+        self.stamp: Stamp | None | object = _UNSEEN
         self.etag = ""
         self.headers: dict[str, str] = {}
         self.media_type = ""
@@ -113,8 +134,8 @@ class _Target:
 
     def answer(self, entry: Entry, origin: str | None, if_none_match: str | None, cors: CorsPolicy) -> Answer | None:
         """The 200 (or the 304 a matching ``If-None-Match`` gets) for ``entry``; None to fall through."""
-        if entry is not self.entry:
-            self.entry, self.answers = entry, {}
+        if entry.stamp != self.stamp:
+            self.stamp, self.answers = entry.stamp, {}
             self.headers, self.etag, self.media_type, self.length = self.make(entry.stamp)
         status = 200
         if if_none_match is not None:
@@ -130,20 +151,18 @@ class _Target:
             headers = self.headers
             if status == 304:
                 raw = not_modified({**headers, "ETag": self.etag}).raw_headers
-                found = Answer(304, cors.add_to(raw, origin), b"", self.route)
             else:
                 whole = whole_headers(headers, self.etag, self.length, True)
                 # The route's own Response classes build the raw headers, so both send the same.
                 raw = Response(b"", headers=whole, media_type=self.media_type).raw_headers
-                found = Answer(200, cors.add_to(raw, origin), entry.view, self.route)
+            found = Answer(status, cors.add_to(raw, origin), b"", self.route)
+            found.header_lines()
             self.answers[key] = found
-        return found
-
-
+        return found.with_body(entry.view) if status == 200 else found
 
 
 class ChunkFastPath:
-    """Answer fresh cache hits of the chunk routes directly; pass everything else to ``app``.
+    """Answer the chunk routes (and small cached cutouts) directly; pass everything else to ``app``.
 
     Parameters
     ----------
@@ -188,6 +207,10 @@ class ChunkFastPath:
             start = time.perf_counter()
             method = scope["method"]
             answer = self.answer(method, scope["path"], scope["query_string"], scope["headers"])
+            if answer is None:
+                answer = await self._loaded(method, scope["path"], scope["query_string"], scope["headers"], scope)
+                if answer is not None and method == "HEAD":
+                    answer = answer.without_body()
             if answer is not None:
                 sent_status, sent = 500, 0  # what MetricsMiddleware records when sending fails
                 try:
@@ -203,6 +226,44 @@ class ChunkFastPath:
     def _answer(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
                 state: ServerState) -> Answer | None:
         """(status, headers, body, route) for a fresh cache hit of a chunk; None to fall through."""
+        found = self._target(path, query, headers, state)
+        if found is None:
+            return None
+        target, origin, if_none_match = found
+        entry = state.cache.fresh(target.cache_key)
+        if entry is None and target.stat is not None:  # stale: a local stat is cheap enough to make here
+            entry = state.cache.renew(target.cache_key, target.stat)
+        if entry is None or entry.value is MISSING:
+            return None
+        return target.answer(entry, origin, if_none_match, self.cors)
+
+    async def _loaded(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                      scope: Scope) -> Answer | None:
+        """The answer of a chunk the fast path serves whose cache entry is missing or stale:
+        loaded (or revalidated) through the cache in a worker thread, as the route does. None
+        to fall through: not such a chunk, a chunk that is not stored (the route answers the
+        404 from the cache), or a failed load, which is handed to the route in ``scope``
+        (:func:`~bigarrays_server.storage_calls.handed_failure`) so storage is asked once."""
+        state = self._state
+        if state is None or method not in ("GET", "HEAD") or query not in _RAW_QUERIES:
+            return None
+        found = self._target(path, query, headers, state)
+        if found is None:
+            return None
+        target, origin, if_none_match = found
+        try:
+            (entry,) = await run_storage(state.settings.storage_timeout, target.what, target.load)
+        except Exception as exc:
+            scope[FAILED_LOAD] = exc
+            return None
+        if entry.value is MISSING:
+            return None
+        return target.answer(entry, origin, if_none_match, self.cors)
+
+    def _target(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                state: ServerState) -> tuple[_Target, str | None, str | None] | None:
+        """The chunk a request for a whole plain chunk names, with its ``Origin`` and
+        ``If-None-Match``; None for any other request."""
         if path.startswith("/v1/"):
             if path.count("/") != 5 or path.split("/", 4)[3] != "chunks":
                 return None
@@ -233,12 +294,7 @@ class ChunkFastPath:
             self._targets[path] = target
             if target is None:
                 return None
-        entry = state.cache.fresh(target.cache_key)
-        if entry is None and target.stat is not None:  # stale: a local stat is cheap enough to make here
-            entry = state.cache.renew(target.cache_key, target.stat)
-        if entry is None or entry.value is MISSING:
-            return None
-        return target.answer(entry, origin, if_none_match, self.cors)
+        return target, origin, if_none_match
 
     def _cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
                 state: ServerState) -> Answer | None:
@@ -318,14 +374,14 @@ def _resolve(state: ServerState, path: str) -> _Target | None:
             ba = dataset.at(mip)
             ref = chunk_ref(ba, parts[5])
             return _Target(ChunkReader.cache_key(ba, ref), ROUTE, _v1_headers(state, dataset, ba, ref),
-                           _local_stat(ba, ref))
+                           _local_stat(ba, ref), _loader(state, ba, ref), reading_chunk(dataset, ref))
         slot = dataset.slot_of_key(parts[3])
         if slot is None or slot.array is None or not serves_decoded(slot.array):
             return None
         ba = slot.array
         ref = chunk_ref(ba, parts[4])
         return _Target(ChunkReader.cache_key(ba, ref), FILE_ROUTE, _file_headers(state, dataset, ba, ref),
-                       _local_stat(ba, ref))
+                       _local_stat(ba, ref), _loader(state, ba, ref), reading_file(dataset, ref.key))
     except (ApiError, bc.BigArraysError):
         return None
 
@@ -358,6 +414,11 @@ def _local_stat(ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[Sequence[object]
     if not store.local_stat:
         return None
     return lambda keys: store.stat_many([ref.key])
+
+
+def _loader(state: ServerState, ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[], list[Entry]]:
+    reader = state.reader
+    return lambda: reader.chunks(ba, [ref])
 
 
 def _nbytes(ba: bc.BigArray, ref: bc.ChunkRef) -> int:

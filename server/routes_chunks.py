@@ -24,7 +24,7 @@ from bigarrays_server.routes_cutout import (
 )
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import StateDep
-from bigarrays_server.storage_calls import run_storage
+from bigarrays_server.storage_calls import handed_failure, run_storage
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -112,6 +112,11 @@ def decoded_chunk_headers(dataset: Dataset, ba: bc.BigArray, ref: bc.ChunkRef, f
     return headers, entity_tag("chunk", dataset.info_tag, ba.key, ref.name, fmt, stamp_text(stamp))
 
 
+def reading_chunk(dataset: Dataset, ref: bc.ChunkRef) -> str:
+    """What reading a chunk of ``/v1/.../chunks`` is called in a storage error's message."""
+    return f"reading chunk {ref.name} of dataset {dataset.name!r}"
+
+
 def missing_chunk(ba: bc.BigArray, ref: bc.ChunkRef, cache_control: str) -> ApiError:
     return ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
                        {"key": ref.key}, headers={"Cache-Control": cache_control})
@@ -143,7 +148,7 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
     ref = chunk_ref(ba, chunk)
     fmt = negotiate(format, request.headers.get("accept"), ("raw", "npy", "encoded"))
     settings = state.settings
-    what = f"reading chunk {ref.name} of dataset {ds!r}"
+    what = reading_chunk(dataset, ref)
     if fmt == "encoded":
         stamp, value = await run_storage(settings.storage_timeout, what, _encoded, ba, ref)
         if value is None or not value.data:
@@ -159,6 +164,7 @@ async def chunk(request: Request, state: StateDep, ds: DsParam, mip: MipParam,
         if early is not None:
             return early
         return body_response(request, value.data, media_type="application/octet-stream", headers=headers, etag=etag)
+    handed_failure(request.scope)
     (entry,) = await run_storage(settings.storage_timeout, what, state.reader.chunks, ba, [ref])
     if entry.value is MISSING:
         raise missing_chunk(ba, ref, settings.cache_control)

@@ -49,7 +49,7 @@ from bigarrays_server.responses import answer_conditions, body_response, whole_h
 from bigarrays_server.routes_chunks import chunk_ref
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.state import ServerState, StateDep
-from bigarrays_server.storage_calls import run_storage
+from bigarrays_server.storage_calls import handed_failure, run_storage
 from bigarrays_server.transcoding import ServedScale, transcode
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
@@ -59,7 +59,7 @@ from bigarrays_core.geometry.grid import parse_chunk_name
 from bigarrays_core.kvstore import KVStore, Stamp, check_key
 from bigarrays_core.kvstore.base import ByteRange, Value
 
-__all__ = ["decoded_file_headers", "router", "serves_decoded"]
+__all__ = ["decoded_file_headers", "reading_file", "router", "serves_decoded"]
 
 router = APIRouter()
 
@@ -79,6 +79,11 @@ def serves_decoded(ba: bc.BigArray) -> bool:
     """Whether this scale's chunk files are served from the decoded-chunk cache: raw
     chunks without byte compression, whose stored bytes are the decoded array's."""
     return ba.encoding == "raw" and ba.compression is None and getattr(ba.scale_io, "sharding", None) is None
+
+
+def reading_file(dataset: Dataset, key: str) -> str:
+    """What reading a file of ``/precomputed`` is called in a storage error's message."""
+    return f"reading {key} of dataset {dataset.name!r}"
 
 
 def decoded_file_headers(dataset: Dataset, key: str, stamp: Stamp | None,
@@ -180,7 +185,8 @@ def _validators(headers: dict[str, str], stamp: Stamp | None) -> dict[str, str]:
 async def _decoded_chunk(request: Request, state: ServerState, dataset: Dataset, ba: bc.BigArray,
                          ref: bc.ChunkRef) -> Response:
     settings = state.settings
-    (entry,) = await run_storage(settings.storage_timeout, f"reading {ref.key} of dataset {dataset.name!r}",
+    handed_failure(request.scope)
+    (entry,) = await run_storage(settings.storage_timeout, reading_file(dataset, ref.key),
                                  state.reader.chunks, ba, [ref])
     if entry.value is MISSING:
         raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
@@ -202,7 +208,7 @@ async def _transcoded_chunk(request: Request, state: ServerState, dataset: Datas
     """A chunk of a transcoded scale: decoded through the cache, re-encoded in the served
     encoding. Its tag names that encoding and the content coding sent."""
     settings = state.settings
-    (entry,) = await run_storage(settings.storage_timeout, f"reading {ref.key} of dataset {dataset.name!r}",
+    (entry,) = await run_storage(settings.storage_timeout, reading_file(dataset, ref.key),
                                  state.reader.chunks, ba, [ref])
     where = ba.scale_io.store.describe(ref.key)
     if entry.value is MISSING:
@@ -224,7 +230,7 @@ async def _transcoded_chunk(request: Request, state: ServerState, dataset: Datas
 async def _stored_chunk(request: Request, state: ServerState, dataset: Dataset, ba: bc.BigArray,
                         ref: bc.ChunkRef) -> Response:
     settings = state.settings
-    what = f"reading {ref.key} of dataset {dataset.name!r}"
+    what = reading_file(dataset, ref.key)
     stamp, value = await run_storage(settings.storage_timeout, what, _stat_and_read, ba.scale_io.store, ref.key)
     if value is None or not value.data:
         raise ApiError.of(bc.ChunkNotFoundError, f"chunk {ba.scale_io.store.describe(ref.key)} is not stored",
@@ -250,7 +256,7 @@ def _no_file(dataset: Dataset, key: str) -> ApiError:
 async def _passthrough(request: Request, state: ServerState, dataset: Dataset, key: str) -> Response:
     settings = state.settings
     store = dataset.store
-    what = f"reading {key} of dataset {dataset.name!r}"
+    what = reading_file(dataset, key)
     media_type = _media_type(key)
     stamp = await run_storage(settings.storage_timeout, what, _stat, store, key)
     if stamp is None:

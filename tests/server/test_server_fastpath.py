@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+import time
+import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -12,7 +17,7 @@ import pytest
 from bigarrays_server import Settings, create_app
 from bigarrays_server.cors import CorsPolicy
 from bigarrays_server.fastpath import ROUTE, ChunkFastPath
-from bigarrays_server.reader import body_view
+from bigarrays_server.reader import ChunkReader, body_view
 from bigarrays_server.state import ServerState
 from conftest import TOKEN
 from server_live import InProcess
@@ -35,6 +40,16 @@ def fresh(urls: dict[str, str]) -> Iterator[InProcess]:
     client = InProcess(create_app(Settings(datasets=urls, cache_mb=64, cors_origins=["http://viewer.example"])))
     yield client
     client.close()
+
+
+@contextmanager
+def through_the_route(api: InProcess) -> Iterator[None]:
+    """Requests inside the block skip the fast path: FastAPI's routes answer them."""
+    fast, api.app.fast = api.app.fast, None
+    try:
+        yield
+    finally:
+        api.app.fast = fast
 
 
 class Refuser:
@@ -78,7 +93,8 @@ def test_a_cache_hit_is_answered_exactly_as_the_route_answers_it(fresh: InProces
                     {"Accept": "application/octet-stream, application/x-npy;q=0.5"}):
         for method in ("GET", "HEAD"):
             cache.clear()
-            routed = fresh.request(method, url, headers=headers)  # a miss: through FastAPI
+            with through_the_route(fresh):
+                routed = fresh.request(method, url, headers=headers)  # a miss, loaded by the route
             fast = fresh.request(method, url, headers=headers)  # a hit
             assert routed.status_code == fast.status_code == 200, routed.text
             assert fast.headers.raw == routed.headers.raw, (method, headers)
@@ -111,13 +127,16 @@ def test_hits_are_answered_without_the_app_and_everything_else_falls_through(api
                 ("PUT", url, {"content": b""}),
                 ("GET", f"/v1/{name}/chunks/00/{chunk}", {}),
                 ("GET", f"/v1/{name}/chunks/\u0660/{chunk}", {}),
-                ("GET", f"/v1/{name}/chunks/0/0-64_10-74_5-37", {}),  # not cached
                 ("GET", f"/v1/{name}/chunks/0/1-64_10-74_5-37", {}),  # not on the grid
                 ("GET", f"/v1/nope/chunks/0/{chunk}", {}),
                 ("GET", f"/v1/{name}/cutout/0/0:1,10:11,5:6", {})):
             before = len(fast.refuser.paths)
             assert fast.request(method, path, **kwargs).status_code == 599, (method, path, kwargs)
             assert len(fast.refuser.paths) == before + 1
+        before = len(fast.refuser.paths)
+        uncached = f"/v1/{name}/chunks/0/0-64_10-74_5-37"  # loaded by the fast path
+        assert fast.request("GET", uncached).content == chunk_voxels(urls, name, "0-64_10-74_5-37").tobytes(order="F")
+        assert len(fast.refuser.paths) == before
     finally:
         fast.close()
 
@@ -174,7 +193,8 @@ def test_a_small_cached_cutout_is_answered_exactly_as_the_route_answers_it(fresh
         for query in ({}, {"format": "npy"}, {"format": "raw"}):
             for method in ("GET", "HEAD"):
                 cache.clear()
-                routed = fresh.request(method, url, headers=headers, params=query)  # misses: through FastAPI
+                with through_the_route(fresh):
+                    routed = fresh.request(method, url, headers=headers, params=query)  # misses: the route
                 fast = fresh.request(method, url, headers=headers, params=query)
                 assert routed.status_code == fast.status_code == 200, routed.text
                 assert fast.headers.raw == routed.headers.raw, (method, headers, query)
@@ -217,3 +237,127 @@ def test_cached_cutouts_skip_the_app_and_everything_else_falls_through(api: InPr
             assert len(fast.refuser.paths) == before + 1
     finally:
         fast.close()
+
+
+def _file_url(urls: dict[str, str], name: str, chunk: str) -> str:
+    return f"/precomputed/{name}/{bc.open(urls[name]).key}/{chunk}"
+
+
+# (url maker, dataset, chunk): a /v1 chunk and a /precomputed chunk file (raw, plain: served from the cache).
+MISSES = [(lambda urls, name, chunk: f"/v1/{name}/chunks/0/{chunk}", "em", "64-86_74-110_69-75"),
+          (_file_url, "em", "0-64_10-74_5-37"), (_file_url, "rgb", "32-64_32-48_16-20")]
+
+
+@pytest.mark.parametrize("make_url,name,chunk", MISSES)
+def test_a_miss_is_loaded_and_answered_exactly_as_the_route_answers_it(fresh: InProcess, urls: dict[str, str],
+                                                                      make_url: Any, name: str, chunk: str) -> None:
+    url = make_url(urls, name, chunk)
+    state = fresh.app.state.bigarrays
+    cache, stats = state.cache, state.cache.stats
+    tag = fresh.get(url).headers["etag"]
+    for headers in ({}, {"Origin": "http://viewer.example"}, {"If-None-Match": tag}, {"If-None-Match": '"other"'}):
+        for method in ("GET", "HEAD"):
+            cache.clear()
+            with through_the_route(fresh):
+                routed = fresh.request(method, url, headers=headers)
+            cache.clear()
+            misses = stats.misses
+            fast = fast_only(fresh, method, url, headers)
+            assert stats.misses == misses + 1  # loaded once, by the fast path
+            assert (fast.status_code, fast.headers.raw, fast.content) == (
+                routed.status_code, routed.headers.raw, routed.content), (method, headers)
+    assert fresh.get(url).content == chunk_voxels(urls, name, chunk).tobytes(order="F")
+
+
+def fast_only(api: InProcess, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+    """``method url`` answered by the fast path over ``api``'s state (fails if it falls through)."""
+    fast = FastOnly(api)
+    try:
+        r = fast.request(method, url, headers=headers)
+        assert fast.refuser.paths == [], f"{method} {url} {headers} fell through"
+        return r
+    finally:
+        fast.close()
+
+
+def test_a_chunk_not_stored_is_read_once_and_answered_by_the_route(fresh: InProcess, urls: dict[str, str]) -> None:
+    stats = fresh.app.state.bigarrays.cache.stats
+    for url in ("/v1/holes/chunks/0/64-128_64-128_32-64", _file_url(urls, "holes", "64-128_64-128_32-64")):
+        with through_the_route(fresh):
+            routed = fresh.get(url)
+        fresh.app.state.bigarrays.cache.clear()
+        misses, hits = stats.misses, stats.hits
+        r = fresh.get(url)
+        assert (r.status_code, r.json()) == (routed.status_code, routed.json()) == (404, routed.json())
+        assert r.json()["error"] == "missing_chunk"
+        assert (stats.misses, stats.hits) == (misses + 1, hits + 1)  # the fast path's load; the route's hit
+
+
+class FailingReads:
+    """A stand-in for ``ChunkReader.chunks`` that fails (or hangs for ``hang`` seconds), counting calls."""
+
+    def __init__(self, hang: float = 0.0) -> None:
+        self.calls = 0
+        self.hang = hang
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self.calls += 1
+        if self.hang:
+            time.sleep(self.hang)
+        raise bc.StorageError("the store broke while reading (injected)")
+
+
+@pytest.mark.parametrize("route", ["v1", "file"])
+def test_a_failed_load_is_answered_by_the_route_without_asking_storage_again(
+        urls: dict[str, str], monkeypatch: pytest.MonkeyPatch, route: str) -> None:
+    api = InProcess(create_app(Settings(datasets=urls, cache_mb=64, storage_timeout=0.5)))
+    try:
+        reader = api.app.state.bigarrays.reader
+        url = "/v1/em/chunks/0/0-64_10-74_5-37" if route == "v1" else _file_url(urls, "em", "0-64_10-74_5-37")
+        answers = []
+        for fast in (False, True):
+            failing = FailingReads()
+            monkeypatch.setattr(reader, "chunks", failing)
+            if fast:
+                r = api.get(url)
+            else:
+                with through_the_route(api):
+                    r = api.get(url)
+            assert failing.calls == 1, (fast, failing.calls)
+            answers.append((r.status_code, r.json()))
+        assert answers[0] == answers[1]
+        assert answers[1][0] == 502 and "injected" in answers[1][1]["message"]
+        hanging = FailingReads(hang=2.0)
+        monkeypatch.setattr(reader, "chunks", hanging)
+        start = time.monotonic()
+        r = api.get(url)
+        took = time.monotonic() - start
+        assert r.status_code == 504 and r.json()["error"] == "upstream_timeout", r.text
+        assert hanging.calls == 1 and took < 1.5, (hanging.calls, took)  # one deadline, not one per layer
+    finally:
+        api.close()
+
+
+def test_the_fast_path_keeps_no_chunk_the_cache_has_evicted(urls: dict[str, str]) -> None:
+    # A budget of one em chunk (64 x 64 x 32 uint16 = 256 KiB): each load evicts the one before.
+    api = InProcess(create_app(Settings(datasets=urls, cache_mb=0.3)))
+    try:
+        state = api.app.state.bigarrays
+        ba = state.datasets.get("em").at(0)
+        first, second = ba.chunks(bc.Box((-64, 10, 5), (0, 74, 37)))[0], ba.chunks(bc.Box((0, 10, 5), (64, 74, 37)))[0]
+        for prefix in ("/v1/em/chunks/0/", _file_url(urls, "em", "")):
+            state.cache.clear()
+            assert api.get(prefix + first.name).status_code == 200
+            assert api.get(prefix + first.name).status_code == 200  # a hit, answered from the table of paths
+            entry = state.cache.fresh(ChunkReader.cache_key(ba, first))
+            assert entry is not None
+            held = weakref.ref(entry.value)
+            del entry
+            assert api.get(prefix + second.name).status_code == 200
+            assert state.cache.fresh(ChunkReader.cache_key(ba, first)) is None  # evicted
+            gc.collect()
+            assert held() is None, "an evicted chunk is still held: the cache's byte budget does not bound memory"
+    finally:
+        api.close()
