@@ -8,7 +8,7 @@ Owns: :class:`ChunkFastPath`, the outermost middleware of the app. It answers ``
 * ``/precomputed/{ds}/{scale key}/{chunk}`` of a scale whose chunk files are served from
   the decoded-chunk cache (raw, no byte compression), and
 * ``/v1/{ds}/cutout/{mip}/{bbox}`` (raw or npy, plain bytes) of a box of at most
-  ``INLINE_BYTES`` whose chunks are all in the cache (the cutout is pasted right here).
+  ``INLINE_BYTES`` (the cutout is pasted right here, from cached chunks).
 
 A chunk in the worker's cache and within its revalidation interval (or, for stores on
 local disk or in memory, its stamp checked there and then: one ``stat``) is answered from
@@ -17,7 +17,8 @@ parsed): prebuilt headers, and the cached array itself as the body (a view, no c
 matching ``If-None-Match`` gets the 304. A chunk that is not in the cache, or is stale, is
 loaded through the cache in a worker thread (:func:`~bigarrays_server.storage_calls.run_storage`,
 as the route loads it) and answered the same way: FastAPI's layers cost about as much as
-loading a local chunk. A request with ``Range``, ``If-Match`` or ``If-Range``, a chunk that
+loading a local chunk (a cutout's chunks are loaded together, for a ``GET`` without
+``If-None-Match``). A request with ``Range``, ``If-Match`` or ``If-Range``, a chunk that
 is not stored, a malformed name, another format, another route, any error -- all fall
 through to the FastAPI app, which is the reference for every answer; a failed load is
 handed to it (:func:`~bigarrays_server.storage_calls.handed_failure`), so storage is asked
@@ -33,10 +34,10 @@ alone bounds what a worker keeps. The table is dropped when a dataset is reopene
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable, Hashable, Sequence
+from typing import Final, NamedTuple
 
-from bigarrays_server.bbox import parse_bbox
+from bigarrays_server.bbox import RequestBox, parse_bbox
 from bigarrays_server.cache import MISSING, Entry
 from bigarrays_server.conditional import precondition
 from bigarrays_server.content_coding import choose
@@ -245,7 +246,11 @@ class ChunkFastPath:
         404 from the cache), or a failed load, which is handed to the route in ``scope``
         (:func:`~bigarrays_server.storage_calls.handed_failure`) so storage is asked once."""
         state = self._state
-        if state is None or method not in ("GET", "HEAD") or query not in _RAW_QUERIES:
+        if state is None or method not in ("GET", "HEAD") or query not in _CUTOUT_QUERIES:
+            return None
+        if path.startswith("/v1/") and path.count("/") == 5 and path.split("/", 4)[3] == "cutout":
+            return await self._loaded_cutout(method, path, query, headers, scope, state)
+        if query not in _RAW_QUERIES:
             return None
         found = self._target(path, query, headers, state)
         if found is None:
@@ -300,52 +305,100 @@ class ChunkFastPath:
                 state: ServerState) -> Answer | None:
         """(status, headers, body, route) of a small cutout whose chunks are all at hand in
         the cache (see :meth:`ChunkReader.held`), in plain bytes; None to fall through."""
-        parts = path.split("/")
-        if len(parts) != 6 or parts[3] != "cutout":
+        cut = _small_cutout(path, query, headers, state)
+        if cut is None:
             return None
-        mip = _canonical_mip(parts[4])
-        if mip is None:
+        held = state.reader.held(cut.ba, cut.refs)
+        return None if held is None else self._cutout_answer(method, cut, held, state)
+
+    async def _loaded_cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                             scope: Scope, state: ServerState) -> Answer | None:
+        """:meth:`_cutout` for a box whose chunks are not all at hand: they are loaded (or
+        revalidated) through the cache in a worker thread first. A failed load is handed to
+        the route, as in :meth:`_loaded`. ``HEAD`` and conditional requests fall through: the
+        route answers them from the chunks' stamps alone, without loading them."""
+        cut = _small_cutout(path, query, headers, state)
+        if cut is None or method != "GET" or cut.if_none_match is not None:
             return None
-        origin = accept = if_none_match = None
-        for name, value in headers:
-            if name == b"accept":
-                accept = value.decode("latin-1")
-            elif name == b"accept-encoding":
-                if choose(value.decode("latin-1")) is not None:
-                    return None  # a content coding: the route compresses
-            elif name == b"origin" and origin is None:
-                origin = value.decode("latin-1")
-            elif name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-            elif name in _FALL_THROUGH:
-                return None
+        reader = state.reader
         try:
-            dataset = state.datasets.get(parts[2])
-            ba = dataset.at(mip)
-            req = parse_bbox(parts[5], ba)
-            fmt = negotiate(query[len(b"format="):].decode() if query else None, accept)
-        except (ApiError, bc.BigArraysError):
+            entries = await run_storage(state.settings.storage_timeout, cut.what, reader.chunks, cut.ba, cut.refs)
+        except Exception as exc:
+            scope[FAILED_LOAD] = exc
             return None
-        settings = state.settings
-        if req.nbytes > min(INLINE_BYTES, settings.max_cutout_bytes):
-            return None
-        refs = ba.chunks(req.box)
-        held = state.reader.held(ba, refs)
-        if held is None:
-            return None
-        stamps = [held[state.reader.cache_key(ba, r)].stamp for r in refs]
+        held = {reader.cache_key(cut.ba, r): e for r, e in zip(cut.refs, entries, strict=True)}
+        return self._cutout_answer(method, cut, held, state)
+
+    def _cutout_answer(self, method: str, cut: _Cutout, held: dict[Hashable, Entry], state: ServerState
+                       ) -> Answer | None:
+        ba, req, fmt = cut.ba, cut.req, cut.fmt
+        stamps = [held[state.reader.cache_key(ba, r)].stamp for r in cut.refs]
         prefix = npy_header(req.dtype, req.shape) if fmt == "npy" else b""
-        out, etag = cutout_headers(dataset, ba, req, fmt, None, stamps, settings.cache_control,
+        out, etag = cutout_headers(cut.dataset, ba, req, fmt, None, stamps, state.settings.cache_control,
                                    len(prefix) + req.nbytes)
-        if if_none_match is not None:
-            status = precondition({"if-none-match": if_none_match}, etag)
+        if cut.if_none_match is not None:
+            status = precondition({"if-none-match": cut.if_none_match}, etag)
             if status == 304:
-                return Answer(304, self.cors.add_to(not_modified(out).raw_headers, origin), b"", CUTOUT_ROUTE)
+                return Answer(304, self.cors.add_to(not_modified(out).raw_headers, cut.origin), b"", CUTOUT_ROUTE)
             if status is not None:
                 return None
         body = held_body(state, ba, req, prefix, held) if method == "GET" else b""
         raw = Response(b"", headers=out, media_type=MEDIA_TYPES[fmt]).raw_headers
-        return Answer(200, self.cors.add_to(raw, origin), body, CUTOUT_ROUTE)
+        return Answer(200, self.cors.add_to(raw, cut.origin), body, CUTOUT_ROUTE)
+
+
+class _Cutout(NamedTuple):
+    """A small plain cutout the fast path may answer: what it is, and the request's
+    ``Origin`` and ``If-None-Match``."""
+
+    dataset: Dataset
+    ba: bc.BigArray
+    req: RequestBox
+    fmt: str
+    refs: list[bc.ChunkRef]
+    origin: str | None
+    if_none_match: str | None
+
+    @property
+    def what(self) -> str:
+        """Loading its chunks, as a storage error's message says."""
+        return f"reading the chunks of {self.req.to_text()} of dataset {self.dataset.name!r}"
+
+
+def _small_cutout(path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]], state: ServerState
+                  ) -> _Cutout | None:
+    """The cutout a request names when the fast path may answer it: ``GET``/``HEAD`` of at
+    most ``INLINE_BYTES``, raw or npy, no content coding, ``Range``, ``If-Match`` or
+    ``If-Range``; None otherwise."""
+    parts = path.split("/")
+    if len(parts) != 6 or parts[3] != "cutout":
+        return None
+    mip = _canonical_mip(parts[4])
+    if mip is None:
+        return None
+    origin = accept = if_none_match = None
+    for name, value in headers:
+        if name == b"accept":
+            accept = value.decode("latin-1")
+        elif name == b"accept-encoding":
+            if choose(value.decode("latin-1")) is not None:
+                return None  # a content coding: the route compresses
+        elif name == b"origin" and origin is None:
+            origin = value.decode("latin-1")
+        elif name == b"if-none-match":
+            if_none_match = value.decode("latin-1")
+        elif name in _FALL_THROUGH:
+            return None
+    try:
+        dataset = state.datasets.get(parts[2])
+        ba = dataset.at(mip)
+        req = parse_bbox(parts[5], ba)
+        fmt = negotiate(query[len(b"format="):].decode() if query else None, accept)
+    except (ApiError, bc.BigArraysError):
+        return None
+    if req.nbytes > min(INLINE_BYTES, state.settings.max_cutout_bytes):
+        return None
+    return _Cutout(dataset, ba, req, fmt, ba.chunks(req.box), origin, if_none_match)
 
 
 def _negotiates_raw(accept: bytes) -> bool:

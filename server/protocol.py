@@ -204,10 +204,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if not keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        self.transport.write(b"".join(head))
         body = answer.body
         if body:
-            self.transport.write(body)
+            self.transport.writelines((b"".join(head), body))  # one writev
+        else:
+            self.transport.write(b"".join(head))
         fast.metrics.observe(method.decode(), answer.route, answer.status, time.perf_counter() - start, len(body))
         self.server_state.total_requests += 1
         self._answered = True

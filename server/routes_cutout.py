@@ -35,7 +35,7 @@ from bigarrays_server.responses import answer_conditions
 from bigarrays_server.routing import get_and_head
 from bigarrays_server.slabs import BodyPlan, Piece, stream_body
 from bigarrays_server.state import ServerState, StateDep
-from bigarrays_server.storage_calls import run_storage
+from bigarrays_server.storage_calls import handed_failure, run_storage
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -121,6 +121,7 @@ async def get_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
     if req.nbytes > limit:
         raise too_large(req, ba, limit)
     refs = ba.chunks(req.box)
+    handed_failure(request.scope)
     # A small box whose chunks are all cached and fresh is answered on the event loop: no I/O,
     # a paste of at most INLINE_BYTES (cheaper than the trips to a worker thread).
     held = state.reader.held(ba, refs) if req.nbytes <= INLINE_BYTES else None

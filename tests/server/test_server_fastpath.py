@@ -128,8 +128,7 @@ def test_hits_are_answered_without_the_app_and_everything_else_falls_through(api
                 ("GET", f"/v1/{name}/chunks/00/{chunk}", {}),
                 ("GET", f"/v1/{name}/chunks/\u0660/{chunk}", {}),
                 ("GET", f"/v1/{name}/chunks/0/1-64_10-74_5-37", {}),  # not on the grid
-                ("GET", f"/v1/nope/chunks/0/{chunk}", {}),
-                ("GET", f"/v1/{name}/cutout/0/0:1,10:11,5:6", {})):
+                ("GET", f"/v1/nope/chunks/0/{chunk}", {})):
             before = len(fast.refuser.paths)
             assert fast.request(method, path, **kwargs).status_code == 599, (method, path, kwargs)
             assert len(fast.refuser.paths) == before + 1
@@ -185,6 +184,24 @@ CUTOUTS = [("em", "-70:20,0:60,0:40"), ("rgb", "3:60,1:40,2:19"), ("seg", "-5:40
 
 
 @pytest.mark.parametrize("name,bbox", CUTOUTS)
+def test_a_small_cutout_not_cached_is_loaded_and_answered_exactly_as_the_route_answers_it(
+        fresh: InProcess, urls: dict[str, str], name: str, bbox: str) -> None:
+    url = f"/v1/{name}/cutout/0/{bbox}"
+    cache, stats = fresh.app.state.bigarrays.cache, fresh.app.state.bigarrays.cache.stats
+    for headers in ({}, {"Origin": "http://viewer.example"}, {"Accept": "application/x-npy"}):
+        for query in ({}, {"format": "npy"}):
+            cache.clear()
+            with through_the_route(fresh):
+                routed = fresh.get(url, headers=headers, params=query)
+            cache.clear()
+            misses = stats.misses
+            fast = fast_only(fresh, "GET", url, headers, params=query)
+            assert stats.misses > misses
+            assert (fast.status_code, fast.headers.raw, fast.content) == (
+                routed.status_code, routed.headers.raw, routed.content), (headers, query)
+
+
+@pytest.mark.parametrize("name,bbox", CUTOUTS)
 def test_a_small_cached_cutout_is_answered_exactly_as_the_route_answers_it(fresh: InProcess, urls: dict[str, str],
                                                                           name: str, bbox: str) -> None:
     url = f"/v1/{name}/cutout/0/{bbox}"
@@ -229,12 +246,18 @@ def test_cached_cutouts_skip_the_app_and_everything_else_falls_through(api: InPr
             before = len(fast.refuser.paths)
             assert fast.request("GET", url, **kwargs).status_code == 599, kwargs
             assert len(fast.refuser.paths) == before + 1
-        for path in ("/v1/em/cutout/0/0:150,0:100,0:70",  # not cached
-                     "/v1/em/cutout/0/0:0,0:1,0:1", "/v1/nope/cutout/0/0:1,0:1,0:1", "/v1/em/cutout/9/0:1,0:1,0:1",
-                     "/v1/zst/cutout/0/0:128,0:96,0:64"):  # not cached either
+        for method, path, kwargs in (
+                ("GET", "/v1/em/cutout/0/0:150,0:100,0:70", {}),  # more than INLINE_BYTES
+                ("GET", "/v1/em/cutout/0/0:0,0:1,0:1", {}), ("GET", "/v1/nope/cutout/0/0:1,0:1,0:1", {}),
+                ("GET", "/v1/em/cutout/9/0:1,0:1,0:1", {}),
+                ("HEAD", "/v1/zst/cutout/0/0:128,0:96,0:64", {}),  # not cached: stamps suffice, the route answers
+                ("GET", "/v1/zst/cutout/0/0:128,0:96,0:64", {"headers": {"If-None-Match": '"x"'}})):
             before = len(fast.refuser.paths)
-            assert fast.request("GET", path).status_code == 599, path
+            assert fast.request(method, path, **kwargs).status_code == 599, (method, path)
             assert len(fast.refuser.paths) == before + 1
+        before = len(fast.refuser.paths)
+        assert fast.request("GET", "/v1/zst/cutout/0/0:128,0:96,0:64").status_code == 200  # loaded here
+        assert len(fast.refuser.paths) == before
     finally:
         fast.close()
 
@@ -269,11 +292,11 @@ def test_a_miss_is_loaded_and_answered_exactly_as_the_route_answers_it(fresh: In
     assert fresh.get(url).content == chunk_voxels(urls, name, chunk).tobytes(order="F")
 
 
-def fast_only(api: InProcess, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+def fast_only(api: InProcess, method: str, url: str, headers: dict[str, str], **kwargs: Any) -> httpx.Response:
     """``method url`` answered by the fast path over ``api``'s state (fails if it falls through)."""
     fast = FastOnly(api)
     try:
-        r = fast.request(method, url, headers=headers)
+        r = fast.request(method, url, headers=headers, **kwargs)
         assert fast.refuser.paths == [], f"{method} {url} {headers} fell through"
         return r
     finally:
@@ -309,13 +332,14 @@ class FailingReads:
         raise bc.StorageError("the store broke while reading (injected)")
 
 
-@pytest.mark.parametrize("route", ["v1", "file"])
+@pytest.mark.parametrize("route", ["v1", "file", "cutout"])
 def test_a_failed_load_is_answered_by_the_route_without_asking_storage_again(
         urls: dict[str, str], monkeypatch: pytest.MonkeyPatch, route: str) -> None:
     api = InProcess(create_app(Settings(datasets=urls, cache_mb=64, storage_timeout=0.5)))
     try:
         reader = api.app.state.bigarrays.reader
-        url = "/v1/em/chunks/0/0-64_10-74_5-37" if route == "v1" else _file_url(urls, "em", "0-64_10-74_5-37")
+        url = {"v1": "/v1/em/chunks/0/0-64_10-74_5-37", "file": _file_url(urls, "em", "0-64_10-74_5-37"),
+               "cutout": "/v1/em/cutout/0/-70:20,0:60,0:40"}[route]
         answers = []
         for fast in (False, True):
             failing = FailingReads()
