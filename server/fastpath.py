@@ -34,7 +34,7 @@ alone bounds what a worker keeps. The table is dropped when a dataset is reopene
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from bigarrays_server.bbox import RequestBox, parse_bbox
@@ -326,13 +326,13 @@ class ChunkFastPath:
         except Exception as exc:
             scope[FAILED_LOAD] = exc
             return None
-        held = {reader.cache_key(cut.ba, r): e for r, e in zip(cut.refs, entries, strict=True)}
+        held = {r.key: e for r, e in zip(cut.refs, entries, strict=True)}
         return self._cutout_answer(method, cut, held, state)
 
-    def _cutout_answer(self, method: str, cut: _Cutout, held: dict[Hashable, Entry], state: ServerState
+    def _cutout_answer(self, method: str, cut: _Cutout, held: dict[str, Entry], state: ServerState
                        ) -> Answer | None:
         ba, req, fmt = cut.ba, cut.req, cut.fmt
-        stamps = [held[state.reader.cache_key(ba, r)].stamp for r in cut.refs]
+        stamps = [e.stamp for e in held.values()]
         prefix = npy_header(req.dtype, req.shape) if fmt == "npy" else b""
         out, etag = cutout_headers(cut.dataset, ba, req, fmt, None, stamps, state.settings.cache_control,
                                    len(prefix) + req.nbytes)

@@ -90,19 +90,20 @@ class ChunkReader:
         keys, load, stat = self._io(ba, refs)
         return self.cache.get_many(keys, load, stat, known)
 
-    def held(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> dict[Hashable, Entry] | None:
-        """The cache entries of ``refs`` by cache key when every one is cached and fresh, or
-        (on a local disk or in memory, where a stat is a cheap local call) renewed by a stat
-        made now; None otherwise. Nothing is loaded: callable on the event loop."""
+    def held(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> dict[str, Entry] | None:
+        """The cache entries of ``refs`` by chunk key (in the order of ``refs``) when every
+        one is cached and fresh, or (on a local disk or in memory, where a stat is a cheap
+        local call) renewed by a stat made now; None otherwise. Nothing is loaded: callable
+        on the event loop."""
         keys = [self.cache_key(ba, r) for r in refs]
         entries = self.cache.fresh_many(keys)
         if entries is None and ba.scale_io.store.local_stat:
             _, _, stat = self._io(ba, refs)
             entries = self.cache.renew_many(keys, stat)
-        return None if entries is None else dict(zip(keys, entries, strict=True))
+        return None if entries is None else {r.key: e for r, e in zip(refs, entries, strict=True)}
 
     def read_held(self, ba: bc.BigArray, box: bc.Box, channels: tuple[int, int],
-                  held: dict[Hashable, Entry]) -> np.ndarray:
+                  held: dict[str, Entry]) -> np.ndarray:
         """:meth:`read_box` from entries at hand (see :meth:`held`): pastes only, no I/O."""
         return ba.read(box, channels, source=HeldChunks(self, ba, held))
 
@@ -148,9 +149,10 @@ class CachedChunks(ChunkSource):
 
 
 class HeldChunks(ChunkSource):
-    """The chunks of one read from cache entries already at hand (pasted; no cache, no store)."""
+    """The chunks of one read from cache entries already at hand, by chunk key (pasted; no
+    cache, no store)."""
 
-    def __init__(self, reader: ChunkReader, ba: bc.BigArray, held: dict[Hashable, Entry]) -> None:
+    def __init__(self, reader: ChunkReader, ba: bc.BigArray, held: dict[str, Entry]) -> None:
         self.reader = reader
         self.ba = ba
         self.io = ba.scale_io
@@ -161,8 +163,9 @@ class HeldChunks(ChunkSource):
         return True
 
     def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
+        held = self.held
         for p in batch:
-            entry = self.held[self.reader.cache_key(self.ba, p.ref)]
+            entry = held[p.ref.key]
             if entry.value is MISSING:
                 if not fill_missing:
                     raise missing_chunk_error(self.io, p.ref)

@@ -16,7 +16,7 @@ any span of the body, read from just the chunks it needs. ``Accept-Encoding: zst
 from __future__ import annotations
 
 import hmac
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import anyio.to_thread
@@ -126,7 +126,7 @@ async def get_cutout(request: Request, state: StateDep, ds: DsParam, mip: MipPar
     # a paste of at most INLINE_BYTES (cheaper than the trips to a worker thread).
     held = state.reader.held(ba, refs) if req.nbytes <= INLINE_BYTES else None
     if held is not None:
-        stamps, known = [held[state.reader.cache_key(ba, r)].stamp for r in refs], None
+        stamps, known = [e.stamp for e in held.values()], None
     else:
         stamps, known = await run_storage(settings.storage_timeout, f"checking the chunks of {req.to_text()}",
                                           state.reader.stamps, ba, refs)
@@ -187,7 +187,7 @@ def cutout_headers(dataset: Dataset, ba: bc.BigArray, req: RequestBox, fmt: str,
 
 
 def held_body(state: ServerState, ba: bc.BigArray, req: RequestBox, prefix: bytes,
-              held: dict[Hashable, Entry]) -> memoryview | bytes:
+              held: dict[str, Entry]) -> memoryview | bytes:
     """The whole body of a small cutout from cache entries at hand (a paste, no I/O)."""
     data = body_view(state.reader.read_held(ba, req.box, req.channels, held))
     return prefix + data if prefix else data

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.codecs.base import Region4, Shape4
 from bigarrays_core.geometry import Box
+from bigarrays_core.geometry.grid import axis_cells
 
 __all__ = ["ChunkProjection", "plan_read"]
 
@@ -43,13 +44,10 @@ class ChunkProjection(NamedTuple):
 
 def _axis_pieces(a: int, b: int, origin: int, size: int, chunk: int) -> list[_AxisPiece]:
     """The chunks of one axis that ``[a, b)`` touches inside ``[origin, origin + size)``."""
-    lo, hi = max(a, origin), min(b, origin + size)
     out: list[_AxisPiece] = []
-    for g in range((lo - origin) // chunk, (hi - origin - 1) // chunk + 1) if hi > lo else ():
-        c0 = origin + g * chunk
-        c1 = min(c0 + chunk, origin + size)
-        p0, p1 = max(lo, c0), min(hi, c1)
-        out.append((g, c0, c1, f"{c0}-{c1}", slice(p0 - c0, p1 - c0), slice(p0 - a, p1 - a), p0 == c0 and p1 == c1))
+    for g, c0, c1, name in axis_cells(a, b, origin, size, chunk):
+        p0, p1 = max(a, c0), min(b, c1)
+        out.append((g, c0, c1, name, slice(p0 - c0, p1 - c0), slice(p0 - a, p1 - a), p0 == c0 and p1 == c1))
     return out
 
 

@@ -19,6 +19,7 @@ from bigarrays_core.codecs import ChunkPipeline, byte_codec, pipeline_for
 from bigarrays_core.format import Info, Scale
 from bigarrays_core.format.sharding import scale_sharding
 from bigarrays_core.geometry import Box, ChunkGrid, Vec3
+from bigarrays_core.geometry.grid import axis_cells
 from bigarrays_core.kvstore import KVStore
 from bigarrays_core.kvstore.sharding import ShardedStore, ShardingSpec
 
@@ -76,8 +77,16 @@ class ScaleIO:
 
     def chunks(self, box: Box) -> list[ChunkRef]:
         """The chunks that intersect ``box`` (clipped to the volume), x fastest."""
+        grid = self.grid
+        (ox, oy, oz), (sx, sy, sz), (cx, cy, cz) = grid.voxel_offset, grid.size, grid.chunk_size
+        (bx, by, bz), (ex, ey, ez) = box.start, box.stop
+        xs, ys = axis_cells(bx, ex, ox, sx, cx), axis_cells(by, ey, oy, sy, cy)
         prefix = self.scale.key + "/"
-        return [ChunkRef(prefix + cb.to_chunk_name(), g, cb) for g, cb in self.grid.chunks_in(box)]
+        new_box = Box._trusted
+        return [ChunkRef(f"{prefix}{nx}_{ny}_{nz}", (gx, gy, gz), new_box((x0, y0, z0), (x1, y1, z1)))
+                for gz, z0, z1, nz in axis_cells(bz, ez, oz, sz, cz)
+                for gy, y0, y1, ny in ys
+                for gx, x0, x1, nx in xs]
 
     def chunk_shape(self, ref: ChunkRef) -> tuple[int, int, int, int]:
         x, y, z = ref.box.shape

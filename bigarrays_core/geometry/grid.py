@@ -16,7 +16,7 @@ from functools import cached_property
 from bigarrays_core.errors import InvalidKeyError
 from bigarrays_core.geometry.bbox import Box, Vec3
 
-__all__ = ["ChunkGrid", "format_chunk_name", "parse_chunk_name"]
+__all__ = ["AxisCell", "ChunkGrid", "axis_cells", "format_chunk_name", "parse_chunk_name"]
 
 _NAME = re.compile(r"^(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 
@@ -24,6 +24,27 @@ _NAME = re.compile(r"^(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 def format_chunk_name(box: Box) -> str:
     """``x0-x1_y0-y1_z0-z1`` for a chunk box."""
     return box.to_chunk_name()
+
+
+#: One grid cell of one axis: its index, first voxel, stop voxel (clipped at the volume's end)
+#: and the ``"c0-c1"`` part of chunk names.
+AxisCell = tuple[int, int, int, str]
+
+
+def axis_cells(a: int, b: int, origin: int, size: int, chunk: int) -> list[AxisCell]:
+    """The cells of one axis of a grid (``origin``, ``size``, ``chunk``) that ``[a, b)``
+    touches. A box's chunks are the products of its three axes' cells: reads plan, and
+    list a box's chunks, from these, with no box made per cell and axis."""
+    lo, hi = max(a, origin), min(b, origin + size)
+    if hi <= lo:
+        return []
+    out: list[AxisCell] = []
+    stop = origin + size
+    for g in range((lo - origin) // chunk, (hi - origin - 1) // chunk + 1):
+        c0 = origin + g * chunk
+        c1 = min(c0 + chunk, stop)
+        out.append((g, c0, c1, f"{c0}-{c1}"))
+    return out
 
 
 def parse_chunk_name(name: str) -> Box:
