@@ -274,18 +274,12 @@ class ChunkFastPath:
                 return None
         elif not path.startswith("/precomputed/") or path.count("/") != 4 or query != b"":
             return None
-        origin = None
-        if_none_match = None
-        for name, value in headers:
-            if name == b"accept":
-                if path[1] == "v" and value not in _PLAIN_ACCEPTS and not _negotiates_raw(value):
-                    return None
-            elif name == b"origin" and origin is None:
-                origin = value.decode("latin-1")
-            elif name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-            elif name in _FALL_THROUGH:
-                return None
+        head = _Head.of(headers)
+        if head is None:
+            return None
+        if path[1] == "v" and head.accept is not None and head.accept not in _PLAIN_ACCEPTS \
+                and not _negotiates_raw(head.accept):
+            return None
         if state.datasets.version != self._version:
             self._targets.clear()  # a dataset was reopened: resolve paths afresh
             self._version = state.datasets.version
@@ -299,7 +293,7 @@ class ChunkFastPath:
             self._targets[path] = target
             if target is None:
                 return None
-        return target, origin, if_none_match
+        return target, head.origin, head.if_none_match
 
     def _cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
                 state: ServerState) -> Answer | None:
@@ -347,6 +341,34 @@ class ChunkFastPath:
         return Answer(200, self.cors.add_to(raw, cut.origin), body, CUTOUT_ROUTE)
 
 
+class _Head(NamedTuple):
+    """The request headers the fast path reads: the first of each, as the routes read them
+    (``request.headers.get``)."""
+
+    accept: bytes | None
+    accept_encoding: bytes | None
+    origin: str | None
+    if_none_match: str | None
+
+    @classmethod
+    def of(cls, headers: Sequence[tuple[bytes, bytes]]) -> _Head | None:
+        """The headers; None when one makes the answer other than a whole 200 or a 304
+        (``Range``, ``If-Match``, ``If-Range``)."""
+        accept = accept_encoding = origin = if_none_match = None
+        for name, value in headers:
+            if name == b"accept":
+                accept = value if accept is None else accept
+            elif name == b"accept-encoding":
+                accept_encoding = value if accept_encoding is None else accept_encoding
+            elif name == b"origin":
+                origin = value.decode("latin-1") if origin is None else origin
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1") if if_none_match is None else if_none_match
+            elif name in _FALL_THROUGH:
+                return None
+        return cls(accept, accept_encoding, origin, if_none_match)
+
+
 class _Cutout(NamedTuple):
     """A small plain cutout the fast path may answer: what it is, and the request's
     ``Origin`` and ``If-None-Match``."""
@@ -376,29 +398,20 @@ def _small_cutout(path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]
     mip = _canonical_mip(parts[4])
     if mip is None:
         return None
-    origin = accept = if_none_match = None
-    for name, value in headers:
-        if name == b"accept":
-            accept = value.decode("latin-1")
-        elif name == b"accept-encoding":
-            if choose(value.decode("latin-1")) is not None:
-                return None  # a content coding: the route compresses
-        elif name == b"origin" and origin is None:
-            origin = value.decode("latin-1")
-        elif name == b"if-none-match":
-            if_none_match = value.decode("latin-1")
-        elif name in _FALL_THROUGH:
-            return None
+    head = _Head.of(headers)
+    if head is None or (head.accept_encoding is not None and choose(head.accept_encoding.decode("latin-1"))):
+        return None  # a content coding: the route compresses
     try:
         dataset = state.datasets.get(parts[2])
         ba = dataset.at(mip)
         req = parse_bbox(parts[5], ba)
+        accept = None if head.accept is None else head.accept.decode("latin-1")
         fmt = negotiate(query[len(b"format="):].decode() if query else None, accept)
     except (ApiError, bc.BigArraysError):
         return None
     if req.nbytes > min(INLINE_BYTES, state.settings.max_cutout_bytes):
         return None
-    return _Cutout(dataset, ba, req, fmt, ba.chunks(req.box), origin, if_none_match)
+    return _Cutout(dataset, ba, req, fmt, ba.chunks(req.box), head.origin, head.if_none_match)
 
 
 def _negotiates_raw(accept: bytes) -> bool:

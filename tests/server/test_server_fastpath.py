@@ -132,6 +132,12 @@ def test_hits_are_answered_without_the_app_and_everything_else_falls_through(api
             before = len(fast.refuser.paths)
             assert fast.request(method, path, **kwargs).status_code == 599, (method, path, kwargs)
             assert len(fast.refuser.paths) == before + 1
+        # Of repeated headers the first counts, as in the route (request.headers.get).
+        twice = [("Accept", "application/x-npy"), ("Accept", "application/octet-stream")]
+        before = len(fast.refuser.paths)
+        assert fast.request("GET", url, headers=twice).status_code == 599
+        assert fast.request("GET", url, headers=twice[::-1]).status_code == 200
+        assert len(fast.refuser.paths) == before + 1
         before = len(fast.refuser.paths)
         uncached = f"/v1/{name}/chunks/0/0-64_10-74_5-37"  # loaded by the fast path
         assert fast.request("GET", uncached).content == chunk_voxels(urls, name, "0-64_10-74_5-37").tobytes(order="F")
