@@ -18,7 +18,7 @@ matching ``If-None-Match`` gets the 304. A chunk that is not in the cache, or is
 loaded through the cache in a worker thread (:func:`~bigarrays_server.storage_calls.run_storage`,
 as the route loads it) and answered the same way: FastAPI's layers cost about as much as
 loading a local chunk (a cutout's chunks are loaded together, for a ``GET`` without
-``If-None-Match``). A request with ``Range``, ``If-Match`` or ``If-Range``, a chunk that
+``If-None-Match`` of a scale of plain raw chunks). A request with ``Range``, ``If-Match`` or ``If-Range``, a chunk that
 is not stored, a malformed name, another format, another route, any error -- all fall
 through to the FastAPI app, which is the reference for every answer; a failed load is
 handed to it (:func:`~bigarrays_server.storage_calls.handed_failure`), so storage is asked
@@ -309,10 +309,12 @@ class ChunkFastPath:
                              scope: Scope, state: ServerState) -> Answer | None:
         """:meth:`_cutout` for a box whose chunks are not all at hand: they are loaded (or
         revalidated) through the cache in a worker thread first. A failed load is handed to
-        the route, as in :meth:`_loaded`. ``HEAD`` and conditional requests fall through: the
-        route answers them from the chunks' stamps alone, without loading them."""
+        the route, as in :meth:`_loaded`. Falling through: ``HEAD`` and conditional requests (the
+        route answers them from the chunks' stamps alone, without loading them), and scales
+        whose chunks need decoding (the route's read decodes misses on several threads; this
+        one load would decode them one after another)."""
         cut = _small_cutout(path, query, headers, state)
-        if cut is None or method != "GET" or cut.if_none_match is not None:
+        if cut is None or method != "GET" or cut.if_none_match is not None or not cut.ba.scale_io.pipeline.plain_raw:
             return None
         reader = state.reader
         try:
