@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Final, NamedTuple
 
 from bigarrays_server.bbox import RequestBox, parse_bbox
@@ -190,28 +191,17 @@ class ChunkFastPath:
 
     def answer(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]]
                ) -> Answer | None:
-        """The answer of a request the fast path answers (no body for HEAD); None to fall
-        through. Never blocks: no I/O but a local stat."""
-        state = self._state or self.state()
-        if state is None or method not in ("GET", "HEAD") or query not in _CUTOUT_QUERIES:
-            return None
-        self._state = state
-        answer = self._answer(path, query, headers, state) if query in _RAW_QUERIES else None
-        if answer is None and path.startswith("/v1/"):
-            answer = self._cutout(method, path, query, headers, state)
-        if answer is not None and method == "HEAD":
-            answer = answer.without_body()
-        return answer
+        """The answer of a request the fast path answers from the cache (no body for HEAD);
+        None to fall through. Never blocks: no I/O but a local stat."""
+        found = self._lookup(method, path, query, headers)
+        return found if isinstance(found, Answer) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             start = time.perf_counter()
             method = scope["method"]
-            answer = self.answer(method, scope["path"], scope["query_string"], scope["headers"])
-            if answer is None:
-                answer = await self._loaded(method, scope["path"], scope["query_string"], scope["headers"], scope)
-                if answer is not None and method == "HEAD":
-                    answer = answer.without_body()
+            found = self._lookup(method, scope["path"], scope["query_string"], scope["headers"])
+            answer = found if not isinstance(found, _Load) else await self._loaded(found, method, scope)
             if answer is not None:
                 sent_status, sent = 500, 0  # what MetricsMiddleware records when sending fails
                 try:
@@ -224,9 +214,24 @@ class ChunkFastPath:
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
-                state: ServerState) -> Answer | None:
-        """(status, headers, body, route) for a fresh cache hit of a chunk; None to fall through."""
+    def _lookup(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]]
+                ) -> Answer | _Load | None:
+        """The answer from the cache; or, for a request the fast path serves whose chunks are
+        not all cached and fresh, what to load (see :meth:`_loaded`); None to fall through."""
+        state = self._state or self.state()
+        if state is None or method not in ("GET", "HEAD") or query not in _CUTOUT_QUERIES:
+            return None
+        self._state = state
+        found = self._chunk(path, query, headers, state) if query in _RAW_QUERIES else None
+        if found is None and path.startswith("/v1/"):
+            found = self._cutout(method, path, query, headers, state)
+        if isinstance(found, Answer) and method == "HEAD":
+            found = found.without_body()
+        return found
+
+    def _chunk(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+               state: ServerState) -> Answer | _Load | None:
+        """The answer for a fresh cache hit of a chunk, or the chunk to load; None to fall through."""
         found = self._target(path, query, headers, state)
         if found is None:
             return None
@@ -234,36 +239,32 @@ class ChunkFastPath:
         entry = state.cache.fresh(target.cache_key)
         if entry is None and target.stat is not None:  # stale: a local stat is cheap enough to make here
             entry = state.cache.renew(target.cache_key, target.stat)
-        if entry is None or entry.value is MISSING:
-            return None
+        if entry is None:
+            return _Load(target.what, target.load, partial(self._chunk_answer, target, origin, if_none_match))
+        return self._chunk_answer(target, origin, if_none_match, [entry])
+
+    def _chunk_answer(self, target: _Target, origin: str | None, if_none_match: str | None,
+                      entries: list[Entry]) -> Answer | None:
+        (entry,) = entries
+        if entry.value is MISSING:
+            return None  # not stored: the route answers the 404 from the cache entry
         return target.answer(entry, origin, if_none_match, self.cors)
 
-    async def _loaded(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
-                      scope: Scope) -> Answer | None:
-        """The answer of a chunk the fast path serves whose cache entry is missing or stale:
-        loaded (or revalidated) through the cache in a worker thread, as the route does. None
-        to fall through: not such a chunk, a chunk that is not stored (the route answers the
-        404 from the cache), or a failed load, which is handed to the route in ``scope``
-        (:func:`~bigarrays_server.storage_calls.handed_failure`) so storage is asked once."""
+    async def _loaded(self, load: _Load, method: str, scope: Scope) -> Answer | None:
+        """The answer of a request whose chunks were not all cached and fresh: they are loaded
+        (or revalidated) through the cache in a worker thread, as the route loads them, then
+        answered as a hit is. None to fall through; a failed load is handed to the route in
+        ``scope`` (:func:`~bigarrays_server.storage_calls.handed_failure`), so storage is
+        asked once."""
         state = self._state
-        if state is None or method not in ("GET", "HEAD") or query not in _CUTOUT_QUERIES:
-            return None
-        if path.startswith("/v1/") and path.count("/") == 5 and path.split("/", 4)[3] == "cutout":
-            return await self._loaded_cutout(method, path, query, headers, scope, state)
-        if query not in _RAW_QUERIES:
-            return None
-        found = self._target(path, query, headers, state)
-        if found is None:
-            return None
-        target, origin, if_none_match = found
+        assert state is not None  # a _Load comes from _lookup, which set it
         try:
-            (entry,) = await run_storage(state.settings.storage_timeout, target.what, target.load)
+            entries = await run_storage(state.settings.storage_timeout, load.what, load.load)
         except Exception as exc:
             scope[FAILED_LOAD] = exc
             return None
-        if entry.value is MISSING:
-            return None
-        return target.answer(entry, origin, if_none_match, self.cors)
+        answer = load.answer(entries)
+        return answer.without_body() if answer is not None and method == "HEAD" else answer
 
     def _target(self, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
                 state: ServerState) -> tuple[_Target, str | None, str | None] | None:
@@ -296,34 +297,26 @@ class ChunkFastPath:
         return target, head.origin, head.if_none_match
 
     def _cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
-                state: ServerState) -> Answer | None:
+                state: ServerState) -> Answer | _Load | None:
         """(status, headers, body, route) of a small cutout whose chunks are all at hand in
-        the cache (see :meth:`ChunkReader.held`), in plain bytes; None to fall through."""
+        the cache (see :meth:`ChunkReader.held`), in plain bytes; or, for a ``GET`` without
+        ``If-None-Match`` of a scale of plain raw chunks, its chunks to load; None to fall
+        through. Falling through when not all at hand: ``HEAD`` and conditional requests
+        (the route answers them from the chunks' stamps alone, without loading them), and
+        scales whose chunks need decoding (the route's read decodes misses on several
+        threads; one load here would decode them one after another)."""
         cut = _small_cutout(path, query, headers, state)
         if cut is None:
             return None
         held = state.reader.held(cut.ba, cut.refs)
-        return None if held is None else self._cutout_answer(method, cut, held, state)
-
-    async def _loaded_cutout(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
-                             scope: Scope, state: ServerState) -> Answer | None:
-        """:meth:`_cutout` for a box whose chunks are not all at hand: they are loaded (or
-        revalidated) through the cache in a worker thread first. A failed load is handed to
-        the route, as in :meth:`_loaded`. Falling through: ``HEAD`` and conditional requests (the
-        route answers them from the chunks' stamps alone, without loading them), and scales
-        whose chunks need decoding (the route's read decodes misses on several threads; this
-        one load would decode them one after another)."""
-        cut = _small_cutout(path, query, headers, state)
-        if cut is None or method != "GET" or cut.if_none_match is not None or not cut.ba.scale_io.pipeline.plain_raw:
+        if held is not None:
+            return self._cutout_answer(method, cut, held, state)
+        if method != "GET" or cut.if_none_match is not None or not cut.ba.scale_io.pipeline.plain_raw:
             return None
         reader = state.reader
-        try:
-            entries = await run_storage(state.settings.storage_timeout, cut.what, reader.chunks, cut.ba, cut.refs)
-        except Exception as exc:
-            scope[FAILED_LOAD] = exc
-            return None
-        held = {r.key: e for r, e in zip(cut.refs, entries, strict=True)}
-        return self._cutout_answer(method, cut, held, state)
+        return _Load(cut.what, partial(reader.chunks, cut.ba, cut.refs),
+                     lambda entries: self._cutout_answer(
+                         method, cut, {r.key: e for r, e in zip(cut.refs, entries, strict=True)}, state))
 
     def _cutout_answer(self, method: str, cut: _Cutout, held: dict[str, Entry], state: ServerState
                        ) -> Answer | None:
@@ -341,6 +334,16 @@ class ChunkFastPath:
         body = held_body(state, ba, req, prefix, held) if method == "GET" else b""
         raw = Response(b"", headers=out, media_type=MEDIA_TYPES[fmt]).raw_headers
         return Answer(200, self.cors.add_to(raw, cut.origin), body, CUTOUT_ROUTE)
+
+
+class _Load(NamedTuple):
+    """What the fast path loads for a request whose chunks are not all cached and fresh:
+    what that is called in a storage error, the blocking load (cache entries, in a worker
+    thread), and the answer from the entries (None to fall through)."""
+
+    what: str
+    load: Callable[[], list[Entry]]
+    answer: Callable[[list[Entry]], Answer | None]
 
 
 class _Head(NamedTuple):
