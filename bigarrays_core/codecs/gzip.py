@@ -10,12 +10,15 @@ it): the same chunk is stored as the same bytes whenever and wherever it is writ
 Data that is one member (what every writer of chunks makes) is inflated in one call into a
 buffer sized from its trailer, by ISA-L or libdeflate, whichever is faster here: which one
 wins depends on the CPU and on how the data were compressed (libdeflate measured ~30 %
-faster than ISA-L on this project's machine for CloudVolume's level 9 and for level 1;
-ISA-L wins on others), so the first member of at least :data:`PROBE_BYTES` decoded bytes
-(compressed at most 16:1) with each header ``XFL`` value (2: slowest compression, 4:
-fastest, 0: other) is inflated
-by both, twice each, and the one that took less CPU time decodes that kind for the rest of
-the process. Both check the member's CRC-32 and length and report where it ended (for
+faster than ISA-L on this project's machines for CloudVolume's level 9 and for level 1;
+ISA-L wins on others), so the first :data:`PROBE_MEMBERS` members of at least
+:data:`PROBE_BYTES` decoded bytes (compressed at most 16:1) with each header ``XFL`` value
+(2: slowest compression, 4: fastest, 0: other) are inflated by both, twice each, and the
+one that took less CPU time over all of them (the faster of its two runs per member)
+decodes that kind for the rest of the process. One member is not enough: a probe that
+shares the cores with the read's other threads can misjudge a 30 % difference.
+
+Both inflaters check the member's CRC-32 and length and report where it ended (for
 libdeflate through its ``libdeflate_gzip_decompress_ex``, in the library the ``deflate``
 package ships; without it, ISA-L alone); anything but one member ending the data (several
 members, corruption) is decoded member by member by ISA-L. Both release the GIL.
@@ -36,7 +39,7 @@ from isal import igzip, igzip_lib
 
 from bigarrays_core.codecs.base import ByteCodec
 
-__all__ = ["PROBE_BYTES", "GzipCodec", "inflater"]
+__all__ = ["PROBE_BYTES", "PROBE_MEMBERS", "GzipCodec", "inflater"]
 
 DEFAULT_LEVEL = 1
 MAGIC = b"\x1f\x8b"
@@ -47,6 +50,8 @@ _MAX_RATIO = 1032
 PROBE_BYTES = 1 << 16
 #: Nor are members compressed more than this (background: any inflater is quick on them).
 _PROBE_RATIO = 16
+#: How many members of a kind are timed before an inflater is chosen for it.
+PROBE_MEMBERS = 6
 
 #: One-member inflaters: the content of ``data`` if it is one gzip member of ``size``
 #: content bytes ending the data exactly (checked against its trailer), else None.
@@ -125,6 +130,7 @@ INFLATERS: dict[str, OneMember] = {"isal": _isal_one}
 if _libdeflate_one is not None:
     INFLATERS["libdeflate"] = _libdeflate_one
 _chosen: dict[int, str] = {}  # header XFL byte -> name of the faster inflater
+_timings: dict[int, tuple[int, dict[str, int]]] = {}  # XFL -> (members timed, CPU ns per inflater)
 _probe_lock = threading.Lock()
 
 
@@ -134,9 +140,10 @@ def inflater(xfl: int) -> str | None:
 
 
 def _probe(xfl: int, data: bytes | memoryview, size: int) -> bytes | None:
-    """Inflate ``data`` with each inflater, twice, alternating; remember the one that took
-    less CPU time (of this thread) for members with this ``xfl``. Returns the content, or
-    None when either inflater does not take the data as one member (nothing is chosen)."""
+    """Inflate ``data`` with each inflater, twice, alternating, and add the faster run of
+    each (CPU time of this thread) to the kind's tally; after :data:`PROBE_MEMBERS` members
+    of the kind, choose the inflater with the least total. Returns the content, or None
+    when either inflater does not take the data as one member (nothing is tallied)."""
     best: dict[str, int] = {}
     out: bytes | None = None
     for _ in range(2):
@@ -149,7 +156,11 @@ def _probe(xfl: int, data: bytes | memoryview, size: int) -> bytes | None:
             out = got
             best[name] = min(dt, best.get(name, dt))
     with _probe_lock:
-        _chosen.setdefault(xfl, min(best, key=best.__getitem__))
+        count, totals = _timings.get(xfl, (0, {}))
+        totals = {name: totals.get(name, 0) + ns for name, ns in best.items()}
+        _timings[xfl] = (count + 1, totals)
+        if count + 1 >= PROBE_MEMBERS:
+            _chosen.setdefault(xfl, min(totals, key=totals.__getitem__))
     return out
 
 
