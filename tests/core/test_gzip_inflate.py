@@ -93,29 +93,28 @@ def test_probe_chooses_nothing_for_data_that_is_not_one_member(unprobed) -> None
     assert gz._chosen == {} and gz._timings == {}
 
 
-def _spin(ms: float) -> None:
-    end = time.thread_time() + ms / 1000
-    while time.thread_time() < end:
-        pass
+def _burning(ms: Callable[[int], float]) -> gz.OneMember:
+    """ISA-L's inflater, after burning ``ms(n)`` ms of this thread's CPU time on its n-th call."""
+    real = gz.INFLATERS["isal"]
+    calls = 0
+
+    def inflate(data: bytes | memoryview, size: int) -> bytes | None:
+        nonlocal calls
+        calls += 1
+        end = time.thread_time() + ms(calls) / 1000
+        while time.thread_time() < end:
+            pass
+        return real(data, size)
+    return inflate
 
 
 def test_one_slow_member_does_not_decide_the_probe(unprobed, monkeypatch) -> None:
     """The inflater that is faster over the probed members is chosen, even when it was the
     slower one on the first member (a probe sharing the cores with a read's other threads
     once chose ISA-L, ~30 % slower there, for a whole process)."""
-    calls = {"steady": 0, "faster": 0}
-    real = gz.INFLATERS["isal"]
-
-    def timed(name: str, ms: Callable[[int], float]) -> gz.OneMember:
-        def inflate(data: bytes | memoryview, size: int) -> bytes | None:
-            calls[name] += 1
-            _spin(ms(calls[name]))
-            return real(data, size)
-        return inflate
-
     monkeypatch.setattr(gz, "INFLATERS", {
-        "steady": timed("steady", lambda n: 2.0),
-        "faster": timed("faster", lambda n: 5.0 if n <= 2 else 0.5),  # both runs of member 1 slow
+        "steady": _burning(lambda n: 2.0),
+        "faster": _burning(lambda n: 5.0 if n <= 2 else 0.5),  # both runs of member 1 slow
     })
     data = gzip.compress(CONTENT, 9)
     for _ in range(gz.PROBE_MEMBERS):
@@ -128,15 +127,7 @@ def test_a_close_probe_keeps_libdeflate(unprobed, monkeypatch, isal_ms, chosen_n
     """ISA-L is chosen only when it takes less than SWITCH of libdeflate's time on the probed
     members: within a few percent (noise, or members unlike the rest of the volume) libdeflate
     stays, as it was ~25 % faster over a whole CloudVolume volume where a probe saw 3 %."""
-    real = gz.INFLATERS["isal"]
-
-    def timed(ms: float) -> gz.OneMember:
-        def inflate(data: bytes | memoryview, size: int) -> bytes | None:
-            _spin(ms)
-            return real(data, size)
-        return inflate
-
-    monkeypatch.setattr(gz, "INFLATERS", {"isal": timed(isal_ms), "libdeflate": timed(2.0)})
+    monkeypatch.setattr(gz, "INFLATERS", {"isal": _burning(lambda n: isal_ms), "libdeflate": _burning(lambda n: 2.0)})
     data = gzip.compress(CONTENT, 9)
     for _ in range(gz.PROBE_MEMBERS):
         assert gz.GzipCodec().decode(data) == CONTENT
