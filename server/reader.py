@@ -28,6 +28,7 @@ from bigarrays_server.cache import MISSING, ChunkCache, Entry, Known, Loader, St
 
 import bigarrays_core as bc
 from bigarrays_core.array.plan import ChunkProjection
+from bigarrays_core.array.scale_io import ScaleIO
 from bigarrays_core.array.source import ChunkSource, missing_chunk_error
 from bigarrays_core.kernels.paste import paste
 from bigarrays_core.kvstore import Stamp
@@ -140,12 +141,7 @@ class CachedChunks(ChunkSource):
     def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
         entries = self.reader.chunks(self.ba, [p.ref for p in batch], self.known)
         for p, entry in zip(batch, entries, strict=True):
-            if entry.value is MISSING:
-                if not fill_missing:
-                    raise missing_chunk_error(self.io, p.ref)
-                out[p.target] = 0
-            else:
-                paste(out[p.target], entry.value[p.region])
+            _paste_entry(self.io, p, entry, out, fill_missing)
 
 
 class HeldChunks(ChunkSource):
@@ -165,10 +161,15 @@ class HeldChunks(ChunkSource):
     def fill(self, batch: Sequence[ChunkProjection], out: np.ndarray, fill_missing: bool) -> None:
         held = self.held
         for p in batch:
-            entry = held[p.ref.key]
-            if entry.value is MISSING:
-                if not fill_missing:
-                    raise missing_chunk_error(self.io, p.ref)
-                out[p.target] = 0
-            else:
-                paste(out[p.target], entry.value[p.region])
+            _paste_entry(self.io, p, held[p.ref.key], out, fill_missing)
+
+
+def _paste_entry(io: ScaleIO, p: ChunkProjection, entry: Entry, out: np.ndarray, fill_missing: bool) -> None:
+    """Copy the region ``p`` wants of a cached chunk into ``out``: zeros for a missing chunk,
+    or the read's missing-chunk error when it does not fill missing ones."""
+    if entry.value is MISSING:
+        if not fill_missing:
+            raise missing_chunk_error(io, p.ref)
+        out[p.target] = 0
+    else:
+        paste(out[p.target], entry.value[p.region])
