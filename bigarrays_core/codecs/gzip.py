@@ -171,10 +171,9 @@ def _probe(xfl: int, data: bytes | memoryview, size: int) -> bytes | None:
 
 
 def _faster(totals: dict[str, int]) -> str:
-    """The inflater with the least total time; libdeflate unless another took less than
-    :data:`SWITCH` of its time. On the few members probed the two can be within a few percent
-    where over a whole volume libdeflate is 13-30 % faster (CloudVolume's level 9 on an Intel
-    Xeon), so noise in a close probe must not choose the other one."""
+    """The inflater with the least total time in ``totals`` (ns by name), unless that leaves
+    :data:`PREFERRED` within :data:`SWITCH` of it: then :data:`PREFERRED` (why: the module
+    docstring)."""
     best = min(totals, key=totals.__getitem__)
     preferred = totals.get(PREFERRED)
     if preferred is not None and totals[best] >= SWITCH * preferred:
