@@ -171,9 +171,9 @@ def _probe(xfl: int, data: bytes | memoryview, size: int) -> bytes | None:
 
 
 def _faster(totals: dict[str, int]) -> str:
-    """The inflater with the least total time in ``totals`` (ns by name), unless that leaves
-    :data:`PREFERRED` within :data:`SWITCH` of it: then :data:`PREFERRED` (why: the module
-    docstring)."""
+    """The inflater with the least total time in ``totals`` (ns by name); :data:`PREFERRED`
+    instead when that time is at least :data:`SWITCH` times :data:`PREFERRED`'s (why: the
+    module docstring)."""
     best = min(totals, key=totals.__getitem__)
     preferred = totals.get(PREFERRED)
     if preferred is not None and totals[best] >= SWITCH * preferred:
