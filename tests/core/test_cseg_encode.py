@@ -9,6 +9,7 @@ import compressed_segmentation as cs
 import numpy as np
 import pytest
 
+from bigarrays_core.kernels import cseg_encode
 from bigarrays_core.kernels.cseg_encode import encode_channel
 from tests.pyramid.reference import segmentation
 
@@ -37,8 +38,9 @@ def test_the_streams_are_the_packages_bytes(block: tuple[int, int, int]) -> None
 
 
 def _slot(v: int) -> int:
-    """The slot of ``v`` in the encoder's per-block value table (Fibonacci hashing, 7 bits)."""
-    return ((v * 0x9E3779B97F4A7C15) % 2**64) >> 57
+    """The slot of ``v`` in the encoder's per-block value table (its own hash constants, so
+    the values below keep sharing a slot if those change)."""
+    return ((v * int(cseg_encode._GOLD)) % 2**64) >> int(cseg_encode._SHIFT)
 
 
 def test_values_that_share_a_table_slot_keep_their_own_indices() -> None:
