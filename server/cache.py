@@ -386,20 +386,40 @@ class ChunkCache:
         with self._lock:
             futs = []
             for key, value in zip(wanted, values, strict=True):
-                if isinstance(value, np.ndarray):
-                    value.flags.writeable = False
-                stamp = stamps[key]
-                entry = Entry(value, stamp, at, _racy(stamp, wall))
-                # A write through this worker that invalidated the key while we loaded makes
-                # our value stale.
-                current = self._generation.get(key, 0) == gens[key]
-                if self.max_bytes and current and entry.nbytes <= self.max_bytes:
-                    self._lru[key] = entry
+                entries.append(self._keep(key, value, stamps[key], at, wall, gens[key]))
                 futs.append(self._inflight.pop(key))
-                entries.append(entry)
         for i, entry, f in zip(mine, entries, futs, strict=True):
             out[i] = entry
             f.set_result(entry)
+
+    def _keep(self, key: Hashable, value: object, stamp: Stamp | None, at: float, wall: int, gen: int) -> Entry:
+        """The entry of a value just loaded (stamped at ``at`` before it was read), cached when
+        within the budget and no write through this worker invalidated the key meanwhile
+        (its generation is still ``gen``). The caller holds the lock."""
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        entry = Entry(value, stamp, at, _racy(stamp, wall))
+        if self.max_bytes and self._generation.get(key, 0) == gen and entry.nbytes <= self.max_bytes:
+            self._lru[key] = entry
+        return entry
+
+    def load_now(self, key: Hashable, load: Loader, stat: Stater) -> Entry | None:
+        """Load ``key`` in this thread, stamped first, and cache it as :meth:`get_many` does;
+        None (nothing done) while another thread is loading it, so this never waits for one.
+        For loads that cannot block (the server's event loop reading what is at hand):
+        nothing is registered in flight, so a concurrent :meth:`get_many` of the key may load
+        it too. ``load``'s and ``stat``'s exceptions propagate; nothing is cached then."""
+        with self._lock:
+            if key in self._inflight:
+                return None
+            gen = self._generation.get(key, 0)
+        at = self._clock()
+        wall = self._wall_ns()
+        (stamp,) = stat([key])
+        (value,) = load([key])  # read after the stat: a value is never older than its stamp
+        with self._lock:
+            self.stats.misses += 1
+            return self._keep(key, value, stamp, at, wall, gen)
 
     def invalidate(self, keys: Sequence[Hashable]) -> None:
         """Forget ``keys`` (after a write through this worker), including loads in flight."""

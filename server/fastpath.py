@@ -111,13 +111,14 @@ class _Target:
     status and origin). No chunk data is kept here: only the cache holds chunks, within its
     byte budget."""
 
-    __slots__ = ("answers", "cache_key", "etag", "headers", "length", "load", "make", "media_type", "route", "stamp",
-                 "stat", "what")
+    __slots__ = ("answers", "at_hand", "cache_key", "etag", "headers", "length", "load", "make", "media_type", "route",
+                 "stamp", "stat", "what")
 
     def __init__(self, cache_key: object, route: str,
                  make: Callable[[Stamp | None], tuple[dict[str, str], str, str, int]],
                  stat: Callable[[Sequence[object]], Sequence[Stamp | None]] | None,
-                 load: Callable[[], list[Entry]], what: str) -> None:
+                 load: Callable[[], list[Entry]], what: str,
+                 at_hand: Callable[[], Entry | None] | None = None) -> None:
         self.cache_key = cache_key
         self.route = route
         self.make = make
@@ -127,6 +128,9 @@ class _Target:
         #: and what that is, for a storage error's message (the route's words).
         self.load = load
         self.what = what
+        #: Loads the chunk on the event loop when its bytes are in memory (None: not at hand),
+        #: for stores that read at hand; None for others.
+        self.at_hand = at_hand
         self.stamp: Stamp | None | object = _UNSEEN
         self.etag = ""
         self.headers: dict[str, str] = {}
@@ -239,6 +243,8 @@ class ChunkFastPath:
         entry = state.cache.fresh(target.cache_key)
         if entry is None and target.stat is not None:  # stale: a local stat is cheap enough to make here
             entry = state.cache.renew(target.cache_key, target.stat)
+        if entry is None and target.at_hand is not None:  # a miss whose bytes are in memory: read them here
+            entry = target.at_hand()
         if entry is None:
             return _Load(target.what, target.load, partial(self._chunk_answer, target, origin, if_none_match))
         return self._chunk_answer(target, origin, if_none_match, [entry])
@@ -445,14 +451,16 @@ def _resolve(state: ServerState, path: str) -> _Target | None:
             ba = dataset.at(mip)
             ref = chunk_ref(ba, parts[5])
             return _Target(ChunkReader.cache_key(ba, ref), ROUTE, _v1_headers(state, dataset, ba, ref),
-                           _local_stat(ba, ref), _loader(state, ba, ref), reading_chunk(dataset, ref))
+                           _local_stat(ba, ref), _loader(state, ba, ref), reading_chunk(dataset, ref),
+                           _at_hand(state, ba, ref))
         slot = dataset.slot_of_key(parts[3])
         if slot is None or slot.array is None or not serves_decoded(slot.array):
             return None
         ba = slot.array
         ref = chunk_ref(ba, parts[4])
         return _Target(ChunkReader.cache_key(ba, ref), FILE_ROUTE, _file_headers(state, dataset, ba, ref),
-                       _local_stat(ba, ref), _loader(state, ba, ref), reading_file(dataset, ref.key))
+                       _local_stat(ba, ref), _loader(state, ba, ref), reading_file(dataset, ref.key),
+                       _at_hand(state, ba, ref))
     except (ApiError, bc.BigArraysError):
         return None
 
@@ -490,6 +498,14 @@ def _local_stat(ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[Sequence[object]
 def _loader(state: ServerState, ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[], list[Entry]]:
     reader = state.reader
     return lambda: reader.chunks(ba, [ref])
+
+
+def _at_hand(state: ServerState, ba: bc.BigArray, ref: bc.ChunkRef) -> Callable[[], Entry | None] | None:
+    """A load of the chunk on the event loop from what is in memory, for scales that allow it."""
+    reader = state.reader
+    if not reader.reads_at_hand(ba):
+        return None
+    return lambda: reader.chunk_at_hand(ba, ref)
 
 
 def _nbytes(ba: bc.BigArray, ref: bc.ChunkRef) -> int:

@@ -31,7 +31,7 @@ from bigarrays_core.array.plan import ChunkProjection
 from bigarrays_core.array.scale_io import ScaleIO
 from bigarrays_core.array.source import ChunkSource, missing_chunk_error
 from bigarrays_core.kernels.paste import paste
-from bigarrays_core.kvstore import Stamp
+from bigarrays_core.kvstore import NotAtHand, Stamp, at_hand_only
 
 __all__ = ["CachedChunks", "ChunkReader", "HeldChunks", "body_view"]
 
@@ -90,6 +90,25 @@ class ChunkReader:
             return []
         keys, load, stat = self._io(ba, refs)
         return self.cache.get_many(keys, load, stat, known)
+
+    @staticmethod
+    def reads_at_hand(ba: bc.BigArray) -> bool:
+        """Whether :meth:`chunk_at_hand` may load ``ba``'s chunks: its store reads what is at
+        hand without waiting, and its chunks are plain raw bytes (decoding them is one copy)."""
+        return ba.scale_io.store.reads_at_hand and ba.scale_io.pipeline.plain_raw
+
+    def chunk_at_hand(self, ba: bc.BigArray, ref: bc.ChunkRef) -> Entry | None:
+        """The cache entry of ``ref``, loaded now if its bytes are in memory (the page cache),
+        without waiting for a device: callable on the event loop, for a scale of which
+        :meth:`reads_at_hand` is True. None when it is not at hand, while another thread loads
+        it, or when the read fails: the caller then loads it with :meth:`chunks` in a worker
+        thread, which reads it again and reports the failure."""
+        keys, load, stat = self._io(ba, [ref])
+        try:
+            with at_hand_only():
+                return self.cache.load_now(keys[0], load, stat)
+        except (NotAtHand, bc.BigArraysError, OSError):
+            return None
 
     def held(self, ba: bc.BigArray, refs: Sequence[bc.ChunkRef]) -> dict[str, Entry] | None:
         """The cache entries of ``refs`` by chunk key (in the order of ``refs``) when every

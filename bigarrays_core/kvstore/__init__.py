@@ -1,5 +1,6 @@
 """Key-value stores: the only layer that talks to storage."""
 
+from bigarrays_core.kvstore.at_hand import NotAtHand, at_hand_only
 from bigarrays_core.kvstore.base import ByteRange, KVStore, Stamp, Value, Version, WriteOptions, check_key
 from bigarrays_core.kvstore.local import LocalStore
 from bigarrays_core.kvstore.memory import MemoryStore
@@ -11,10 +12,12 @@ __all__ = [
     "KVStore",
     "LocalStore",
     "MemoryStore",
+    "NotAtHand",
     "Stamp",
     "Value",
     "Version",
     "WriteOptions",
+    "at_hand_only",
     "check_key",
     "open_store",
     "register_store",

@@ -210,6 +210,10 @@ class KVStore(ABC):
     #: True when :meth:`stat_many` is a local metadata call (no network request, no read), so
     #: cheap enough to make where blocking must be brief (a server's event loop).
     local_stat: bool = False
+    #: True when :meth:`iter_values` honours :func:`~bigarrays_core.kvstore.at_hand.at_hand_only`
+    #: (serves only what is already in memory, else raises ``NotAtHand``), so a read may be
+    #: tried where blocking is not allowed (a server's event loop).
+    reads_at_hand: bool = False
     @property
     def atomic_updates(self) -> bool:
         """True when :meth:`write_if_unchanged` is atomic against writers in other processes and

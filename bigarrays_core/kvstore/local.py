@@ -36,6 +36,10 @@ variants (rewriting one in place does not touch the directory). A directory read
 (as many keys probed as about an eighth of its entries) is listed once instead, which
 answers where every key of it is stored, missing ones included; keys with several variants
 are still probed one by one.
+
+Inside :func:`~bigarrays_core.kvstore.at_hand.at_hand_only`, ``iter_values`` reads a plain file
+only from the page cache (``preadv2`` with ``RWF_NOWAIT``) and raises ``NotAtHand`` rather than
+wait for the disk (what a server's event loop may read itself); no directory is listed then.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
+from bigarrays_core.kvstore.at_hand import NotAtHand, only_at_hand
 from bigarrays_core.kvstore.base import (
     CONTENT_ENCODING_SUFFIX,
     LOCK_KEY,
@@ -273,6 +278,9 @@ class LocalStore(KVStore):
 
     local_stat = True
     atomic_updates = True
+    #: Plain files are read at hand with ``RWF_NOWAIT`` (see :mod:`~bigarrays_core.kvstore.at_hand`);
+    #: an instance sets it False when its kernel or file system refuses the flag.
+    reads_at_hand = hasattr(os, "RWF_NOWAIT")
 
     def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
         self.root = path_from_url(url)
@@ -390,7 +398,7 @@ class LocalStore(KVStore):
         except KeyError:
             if where.listed:
                 return None
-            if where.budget == 0:
+            if where.budget == 0 and not only_at_hand():  # never list a directory where reads must not wait
                 where.budget = -1
                 self._list(head, where)
                 return self._located(key, seen)
@@ -485,13 +493,18 @@ class LocalStore(KVStore):
 
         With ``into`` the bytes land in that thread's reused buffer and a view is returned.
         With ``seen`` (see :meth:`_located`) the key's location may be a remembered one.
+        Inside ``at_hand_only()`` only a plain file read into ``into`` wholly from the page
+        cache is returned; anything else raises :class:`NotAtHand`.
         """
         opened = self._open(key, seen)
         if opened is None:
             return None
         fd, st, suffix = opened
         encoding = ENCODING_OF_SUFFIX.get(suffix) if suffix else None
+        at_hand = only_at_hand()
         try:
+            if at_hand and (suffix or into is None):
+                raise NotAtHand(f"{self.describe(key)} is read at hand only as a plain file into a buffer")
             if into is None:
                 with open(fd, "rb", buffering=0, closefd=False) as f:
                     return Value(f.read(), encoding)
@@ -506,7 +519,8 @@ class LocalStore(KVStore):
             view = memoryview(buf)
             got = 0
             while got < size:
-                n = os.preadv(fd, [view[got:size]], offset + got)
+                n = self._pread_at_hand(fd, view[got:size], offset + got, key) if at_hand else \
+                    os.preadv(fd, [view[got:size]], offset + got)
                 if n == 0:
                     break
                 got += n
@@ -515,6 +529,20 @@ class LocalStore(KVStore):
         finally:
             os.close(fd)
         return Value(view[:got], encoding, ranged)
+
+    def _pread_at_hand(self, fd: int, view: memoryview, offset: int, key: str) -> int:
+        """``preadv`` of what the page cache holds from ``offset`` (short when it holds only
+        part); :class:`NotAtHand` when it holds none, or when the flag is refused here (then
+        this store stops reading at hand)."""
+        try:
+            return os.preadv(fd, [view], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            raise NotAtHand(f"{self.describe(key)} is not in the page cache") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            self.reads_at_hand = False
+            raise NotAtHand(f"reads without waiting are not supported under {self.root}") from None
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         out: list[bytes | None] = []

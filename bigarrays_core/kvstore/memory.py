@@ -97,6 +97,7 @@ class MemoryStore(KVStore):
 
     atomic_updates = True
     local_stat = True
+    reads_at_hand = True  # every value is in memory
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
                  data: Mapping[str, bytes] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import os
 import threading
 import time
 import weakref
@@ -348,6 +350,7 @@ def test_a_failed_load_is_answered_by_the_route_without_asking_storage_again(
         reader = api.app.state.bigarrays.reader
         url = {"v1": "/v1/em/chunks/0/0-64_10-74_5-37", "file": _file_url(urls, "em", "0-64_10-74_5-37"),
                "cutout": "/v1/em/cutout/0/-70:20,0:60,0:40"}[route]
+        monkeypatch.setattr(reader, "chunk_at_hand", lambda ba, ref: None)  # not in memory: loaded in a thread
         answers = []
         for fast in (False, True):
             failing = FailingReads()
@@ -393,3 +396,95 @@ def test_the_fast_path_keeps_no_chunk_the_cache_has_evicted(urls: dict[str, str]
             assert held() is None, "an evicted chunk is still held: the cache's byte budget does not bound memory"
     finally:
         api.close()
+
+
+def _chunk_file(urls: dict[str, str], name: str, chunk: str) -> str:
+    ba = bc.open(urls[name])
+    store = ba.scale_io.store
+    assert isinstance(store, bc.kvstore.LocalStore)
+    return os.path.join(store.root, ba.key, chunk)
+
+
+def _evict(path: str) -> None:
+    """Drop a chunk file's pages from the page cache (clean: flushed first)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("make_url,name,chunk", MISSES)
+def test_a_miss_in_the_page_cache_is_read_on_the_event_loop_without_a_worker_thread(
+        fresh: InProcess, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch, make_url: Any, name: str,
+        chunk: str) -> None:
+    url = make_url(urls, name, chunk)
+    state = fresh.app.state.bigarrays
+    with through_the_route(fresh):
+        routed = fresh.get(url)
+    state.cache.clear()
+    threaded = FailingReads()
+    monkeypatch.setattr(state.reader, "chunks", threaded)  # a load in a worker thread would fail
+    misses = state.cache.stats.misses
+    fast = fast_only(fresh, "GET", url, {})
+    assert threaded.calls == 0
+    assert state.cache.stats.misses == misses + 1
+    assert (fast.status_code, fast.headers.raw, fast.content) == (routed.status_code, routed.headers.raw,
+                                                                  routed.content)
+    assert fast.content == chunk_voxels(urls, name, chunk).tobytes(order="F")
+
+
+class CountingReads:
+    """``ChunkReader.chunks`` (the load in a worker thread), counting its calls."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+def test_a_miss_not_in_the_page_cache_is_read_in_a_worker_thread(fresh: InProcess, urls: dict[str, str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    state = fresh.app.state.bigarrays
+    for url, name, chunk in (("/v1/em/chunks/0/64-86_74-110_69-75", "em", "64-86_74-110_69-75"),
+                             (_file_url(urls, "rgb", "32-64_32-48_16-20"), "rgb", "32-64_32-48_16-20")):
+        with through_the_route(fresh):
+            routed = fresh.get(url)
+        state.cache.clear()
+        _evict(_chunk_file(urls, name, chunk))
+        threaded = CountingReads(state.reader.chunks)
+        monkeypatch.setattr(state.reader, "chunks", threaded)
+        fast = fast_only(fresh, "GET", url, {})
+        assert threaded.calls == 1  # not at hand: the worker thread read it from the disk
+        assert (fast.status_code, fast.headers.raw, fast.content) == (routed.status_code, routed.headers.raw,
+                                                                      routed.content)
+        monkeypatch.undo()
+
+
+def test_a_read_on_the_event_loop_that_fails_is_read_again_in_a_worker_thread(
+        fresh: InProcess, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _file_url(urls, "em", "0-64_10-74_5-37")
+    state = fresh.app.state.bigarrays
+    with through_the_route(fresh):
+        routed = fresh.get(url)
+    state.cache.clear()
+
+    def broken(self: Any, fd: int, view: memoryview, offset: int, key: str) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(bc.kvstore.LocalStore, "_pread_at_hand", broken)
+    threaded = CountingReads(state.reader.chunks)
+    monkeypatch.setattr(state.reader, "chunks", threaded)
+    fast = fast_only(fresh, "GET", url, {})
+    assert threaded.calls == 1
+    assert (fast.status_code, fast.headers.raw, fast.content) == (routed.status_code, routed.headers.raw,
+                                                                  routed.content)
+    # And when the worker thread's read fails too, the route answers the error, as without the fast path.
+    state.cache.clear()
+    monkeypatch.setattr(state.reader, "chunks", FailingReads())
+    r = fresh.get(url)
+    assert r.status_code == 502 and "injected" in r.json()["message"]
