@@ -25,6 +25,7 @@ from conftest import TOKEN
 from server_live import InProcess
 
 import bigarrays_core as bc
+from tests.page_cache import evict
 
 Writable = tuple[InProcess, dict[str, str], dict[str, np.ndarray]]
 
@@ -405,16 +406,6 @@ def _chunk_file(urls: dict[str, str], name: str, chunk: str) -> str:
     return os.path.join(store.root, ba.key, chunk)
 
 
-def _evict(path: str) -> None:
-    """Drop a chunk file's pages from the page cache (clean: flushed first)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 @pytest.mark.parametrize("make_url,name,chunk", MISSES)
 def test_a_miss_in_the_page_cache_is_read_on_the_event_loop_without_a_worker_thread(
         fresh: InProcess, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch, make_url: Any, name: str,
@@ -455,7 +446,7 @@ def test_a_miss_not_in_the_page_cache_is_read_in_a_worker_thread(fresh: InProces
         with through_the_route(fresh):
             routed = fresh.get(url)
         state.cache.clear()
-        _evict(_chunk_file(urls, name, chunk))
+        evict(_chunk_file(urls, name, chunk))
         threaded = CountingReads(state.reader.chunks)
         monkeypatch.setattr(state.reader, "chunks", threaded)
         fast = fast_only(fresh, "GET", url, {})

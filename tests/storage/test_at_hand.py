@@ -14,16 +14,7 @@ from bigarrays_core.errors import StorageError
 from bigarrays_core.kvstore import LocalStore, MemoryStore, NotAtHand, WriteOptions, at_hand_only
 from bigarrays_core.kvstore.at_hand import only_at_hand
 from bigarrays_core.kvstore.base import KVStore
-
-
-def evict(path: Path) -> None:
-    """Drop a written file's pages from the page cache (it is flushed first, so they are clean)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+from tests.page_cache import evict
 
 
 def read(store: KVStore, key: str) -> bytes | None:
