@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import faulthandler
 import json
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,12 +57,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=HERE / "data", help="dataset directory (default benchmarks/data)")
     p.add_argument("--results", type=Path, default=HERE / "results", help="where the .jsonl goes")
     p.add_argument("--label", default="", help="a tag for this run (e.g. the patch being tried), kept in the output")
+    p.add_argument("--case-timeout", type=float, default=900, metavar="SECONDS",
+                   help="a case still running after this long (a peer library hanging) ends the run: every "
+                        "thread's stack on stderr, the case's servers stopped, exit status 3; the reps so far "
+                        "stay in the results (default 900)")
     args = p.parse_args(argv)
     unknown = [n for n in args.case if n not in names]
     if unknown:
         p.error(f"unknown case {unknown[0]!r}; known: {', '.join(names)}")
     if args.reps < 1:
         p.error("--reps must be >= 1")
+    if args.case_timeout <= 0:
+        p.error("--case-timeout must be > 0")
     return args
 
 
@@ -76,6 +84,27 @@ def _time_round(subjects: list[Subject], unit: str) -> dict[str, float]:
         dt = time.perf_counter() - t0
         out[s.label] = amount if s.direct else (amount / 1e6 if unit == "MB/s" else amount) / dt
     return out
+
+
+def _watchdog(case: Case, env: Env, seconds: float) -> threading.Timer:
+    """A started timer that, if not cancelled within ``seconds``, prints every thread's stack,
+    stops the case's servers and clusters, and exits the process (status 3). A peer that
+    deadlocks (seen once: CloudVolume's download threads in ``random_sharded``) would
+    otherwise hold the run forever."""
+
+    def expire() -> None:
+        print(f"\n{case.name}: still running after {seconds:g} s; the stacks of every thread:",
+              file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        try:
+            env.resources.close()
+        finally:
+            os._exit(3)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _run_case(case: Case, env: Env, reps: int, emit: Any) -> tuple[list[Subject], dict[str, list[float]]]:
@@ -128,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         t0 = time.perf_counter()
         print(f"{case.name}: {case.what} ...", end=" ", flush=True)
+        watchdog = _watchdog(case, env, args.case_timeout)
         try:
             subjects, values = _run_case(case, env, args.reps, emit)
         finally:
+            watchdog.cancel()
             env.resources.close()  # stop the case's servers
         if case.group == "flat":
             rows, flat = flat_summary(case, subjects, values)
