@@ -11,6 +11,8 @@ source; so is anything that has chunks at hand. The one read loop,
 
 from __future__ import annotations
 
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -20,6 +22,8 @@ from bigarrays_core.array.plan import ChunkProjection
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.codecs.raw import RawCodec
 from bigarrays_core.errors import ChunkNotFoundError
+from bigarrays_core.kernels.spans import GOT, NBYTES, reader
+from bigarrays_core.kvstore.base import ByteSpan
 
 __all__ = ["INLINE_CHUNKS", "ChunkSource", "StoredChunks", "load_chunks", "missing_chunk_error"]
 
@@ -113,7 +117,11 @@ class StoredChunks(ChunkSource):
         io = self.io
         pipeline, store = io.pipeline, io.store
         # Plain raw chunks are read only from the first to the last byte the box needs.
-        spans = [pipeline.region_span(p.shape, p.region) for p in batch] if pipeline.plain_raw else None
+        spans: list[ByteSpan | None] | None = None
+        if pipeline.plain_raw:
+            batch, spans = self._fill_in_place(batch, [pipeline.region_span(p.shape, p.region) for p in batch], out)
+            if not batch:
+                return
         values = store.iter_values([p.ref.key for p in batch], spans)
         # Values may share one reused buffer: each is decoded and pasted before the next.
         for p, value in zip(batch, values):
@@ -127,3 +135,54 @@ class StoredChunks(ChunkSource):
             else:
                 pipeline.decode_into(value.data, p.shape, p.region, out[p.target], store.describe(key), key,
                                      value.encoding)
+
+    def _fill_in_place(self, batch: Sequence[ChunkProjection], spans: list[ByteSpan | None], out: np.ndarray
+                       ) -> tuple[Sequence[ChunkProjection], list[ByteSpan | None]]:
+        """Fill the chunks of ``batch`` that the store keeps as plain files of their raw size
+        with one call of the span kernel (:mod:`bigarrays_core.kernels.spans`: read and
+        copied without the GIL); the projections (and spans) left for the ordinary path: the
+        whole batch when the kernel is not loaded or the store has no such files."""
+        kernel = reader(out.dtype)
+        if kernel is None or self.io.dtype != out.dtype:
+            return batch, spans
+        sizes = [span[0] for span in spans if span is not None]
+        if len(sizes) != len(spans):
+            return batch, spans
+        fds = self.io.store.plain_files([p.ref.key for p in batch], sizes)
+        if fds is None:
+            return batch, spans
+        opened = [(k, fd) for k, fd in enumerate(fds) if fd is not None]
+        try:
+            if not opened:
+                return batch, spans
+            table = []
+            for k, fd in opened:
+                p, span = batch[k], spans[k]
+                assert span is not None
+                (rx, ry, rz, rc), (tx, ty, tz, _) = p.region, p.target
+                sy, sz = p.shape[0], p.shape[0] * p.shape[1]  # the chunk's element strides (x: 1)
+                table.append((fd, span[1], span[2] - span[1], rx.stop - rx.start, ry.stop - ry.start,
+                              rz.stop - rz.start, rc.stop - rc.start, sy, sz, sz * p.shape[2],
+                              tx.start, ty.start, tz.start, 0))
+            jobs = np.array(table, dtype=np.int64)
+            largest = int(jobs[:, NBYTES].max())
+            kernel(jobs, _scratch(out.dtype, -(-largest // out.dtype.itemsize)), out)
+        finally:
+            for _, fd in opened:
+                os.close(fd)
+        done = {k for (k, _), row in zip(opened, jobs) if row[GOT] == row[NBYTES]}
+        left = [k for k in range(len(batch)) if k not in done]
+        return [batch[k] for k in left], [spans[k] for k in left]
+
+
+_scratches = threading.local()
+
+
+def _scratch(dtype: np.dtype, n: int) -> np.ndarray:
+    """This thread's scratch buffer for the span kernel, as ``n`` elements of ``dtype`` (one
+    buffer per thread, grown as needed, as the local store's read buffer is)."""
+    buf: np.ndarray | None = getattr(_scratches, "buf", None)
+    nbytes = n * dtype.itemsize
+    if buf is None or buf.nbytes < nbytes:
+        buf = _scratches.buf = np.empty(max(nbytes, 1 << 18), dtype=np.uint8)
+    return buf[:nbytes].view(dtype)

@@ -10,7 +10,8 @@ Loading numba costs about 0.25 s and 110 MB of memory, three times what a one-sh
 until the process has copied :data:`WARM_BYTES` (or has numba loaded already, e.g. for
 compressed_segmentation), then a background thread loads the kernel for each dtype seen
 (compiled once, ~0.1 s, and cached on disk by :mod:`bigarrays_core.kernels.jit`) and later
-copies of that dtype use it. A process that reads little never imports numba.
+copies of that dtype use it. A process that reads little never imports numba. The batch reader of
+:mod:`bigarrays_core.kernels.spans` is loaded with each copy kernel.
 
 Small copies, copies that convert (a bool output from uint8 bytes), non-native byte
 orders and shape mismatches always stay with numpy, which also raises numpy's errors for
@@ -24,6 +25,8 @@ import threading
 from typing import Any
 
 import numpy as np
+
+from . import spans
 
 __all__ = ["DTYPES", "MIN_ELEMENTS", "WARM_BYTES", "paste", "precompile", "wait_for_kernels"]
 
@@ -119,6 +122,11 @@ def _load(dtype: np.dtype) -> Any:
         item = numba.from_dtype(dtype)
         signature = types.void(types.Array(item, 4, "A"), types.Array(item, 4, "A", readonly=True))
         compiled = kernel([signature])(_copy)
+        if dtype.kind != "b":  # bool volumes store bytes: their spans are converted by numpy
+            try:
+                spans.load(dtype)
+            except Exception:  # a platform without pread: reads keep pasting chunk by chunk
+                pass
         _kernels[dtype] = compiled
     return compiled
 

@@ -280,6 +280,16 @@ class KVStore(ABC):
             else:
                 yield Value(data)
 
+    def plain_files(self, keys: Sequence[str], sizes: Sequence[int]) -> builtins.list[int | None] | None:
+        """Open file descriptors of the values of ``keys`` that are stored as plain files of
+        exactly ``sizes[i]`` bytes with no content encoding recorded, for reading them in
+        place (``pread``); None at position ``i`` for a key stored any other way (missing,
+        compressed, another size), which the caller reads with :meth:`iter_values`. The
+        caller closes every descriptor. None (the default) when the store has no such files,
+        and inside :func:`~bigarrays_core.kvstore.at_hand.at_hand_only`.
+        """
+        return None
+
     def get_ranges(self, ranges: Sequence[ByteRange]) -> builtins.list[bytes | memoryview | None]:
         """The bytes of each range, in order; ``None`` where its key is missing.
 

@@ -544,6 +544,28 @@ class LocalStore(KVStore):
             self.reads_at_hand = False
             raise NotAtHand(f"reads without waiting are not supported under {self.root}") from None
 
+    def plain_files(self, keys: Sequence[str], sizes: Sequence[int]) -> list[int | None] | None:
+        if only_at_hand():
+            return None
+        seen: dict[str, _Locations | None] = {}
+        fds: list[int | None] = []
+        try:
+            for key, size in zip(keys, sizes):
+                opened = self._open(key, seen)
+                if opened is not None:
+                    fd, st, suffix = opened
+                    if not suffix and st.st_size == size:
+                        fds.append(fd)
+                        continue
+                    os.close(fd)
+                fds.append(None)
+        except BaseException:
+            for held in fds:
+                if held is not None:
+                    os.close(held)
+            raise
+        return fds
+
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         out: list[bytes | None] = []
         for k in keys:
