@@ -170,7 +170,10 @@ class StoredChunks(ChunkSource):
         finally:
             for _, fd in opened:
                 os.close(fd)
-        done = {k for (k, _), row in zip(opened, jobs) if row[GOT] == row[NBYTES]}
+        read = jobs[:, GOT] == jobs[:, NBYTES]
+        if len(opened) == len(batch) and read.all():
+            return (), []
+        done = {k for (k, _), ok in zip(opened, read.tolist()) if ok}
         left = [k for k in range(len(batch)) if k not in done]
         return [batch[k] for k in left], [spans[k] for k in left]
 
