@@ -6,7 +6,8 @@ third of a cutout's CPU time in the server benchmark). Code that reads cutout af
 cutout, dropping each, pays that again for every one. :func:`zeros` and :func:`empty`
 keep the memory of outputs nobody refers to any more and hand it to the next output of
 about the same size, already faulted in; zeroing it again is a ``memset``, several times
-cheaper, and outputs that are written completely skip even that.
+cheaper, and outputs that are written completely skip even that. Writes use it too, for
+the raw bytes of the whole chunks of a batch (:func:`bigarrays_core.array.write.write_pieces`).
 
 Contract:
 

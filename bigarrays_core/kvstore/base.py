@@ -214,6 +214,10 @@ class KVStore(ABC):
     #: (serves only what is already in memory, else raises ``NotAtHand``), so a read may be
     #: tried where blocking is not allowed (a server's event loop).
     reads_at_hand: bool = False
+    #: True when :meth:`set_many` takes any buffer (a ``memoryview``) as a value, not only
+    #: ``bytes``, and keeps no reference to it after returning except through a copy or the
+    #: buffer itself: writers may then pass views of one buffer they reuse.
+    takes_buffers: bool = False
     @property
     def atomic_updates(self) -> bool:
         """True when :meth:`write_if_unchanged` is atomic against writers in other processes and

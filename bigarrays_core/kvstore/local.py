@@ -281,6 +281,7 @@ class LocalStore(KVStore):
     #: Plain files are read at hand with ``RWF_NOWAIT`` (see :mod:`~bigarrays_core.kvstore.at_hand`);
     #: an instance sets it False when its kernel or file system refuses the flag.
     reads_at_hand = hasattr(os, "RWF_NOWAIT")
+    takes_buffers = True
 
     def __init__(self, url: str, *, read_only: bool = False, fsync: bool = False) -> None:
         self.root = path_from_url(url)

@@ -98,6 +98,7 @@ class MemoryStore(KVStore):
     atomic_updates = True
     local_stat = True
     reads_at_hand = True  # every value is in memory
+    takes_buffers = True  # values are copied into bytes
 
     def __init__(self, url: str = "memory://", *, read_only: bool = False,
                  data: Mapping[str, bytes] | None = None) -> None:
