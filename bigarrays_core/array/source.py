@@ -155,18 +155,21 @@ class StoredChunks(ChunkSource):
         try:
             if not opened:
                 return batch, spans
+            codec = self.io.pipeline.codec
+            assert isinstance(codec, RawCodec)  # a plain raw scale
+            item = out.dtype.itemsize
             table = []
             for k, fd in opened:
                 p, span = batch[k], spans[k]
                 assert span is not None
                 (rx, ry, rz, rc), (tx, ty, tz, _) = p.region, p.target
-                sy, sz = p.shape[0], p.shape[0] * p.shape[1]  # the chunk's element strides (x: 1)
+                _, sy, sz, sc = codec.strides(p.shape)  # in bytes; the kernel counts elements
                 table.append((fd, span[1], span[2] - span[1], rx.stop - rx.start, ry.stop - ry.start,
-                              rz.stop - rz.start, rc.stop - rc.start, sy, sz, sz * p.shape[2],
+                              rz.stop - rz.start, rc.stop - rc.start, sy // item, sz // item, sc // item,
                               tx.start, ty.start, tz.start, 0))
             jobs = np.array(table, dtype=np.int64)
             largest = int(jobs[:, NBYTES].max())
-            kernel(jobs, _scratch(out.dtype, -(-largest // out.dtype.itemsize)), out)
+            kernel(jobs, _scratch(out.dtype, -(-largest // item)), out)
         finally:
             for _, fd in opened:
                 os.close(fd)

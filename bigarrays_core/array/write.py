@@ -24,7 +24,6 @@ of this process are serialised: writers in other processes must write disjoint u
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -38,9 +37,9 @@ import numpy as np
 from bigarrays_core.array import buffers
 from bigarrays_core.array.executor import run_batches
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
+from bigarrays_core.codecs.raw import RawCodec
 from bigarrays_core.errors import StorageError
 from bigarrays_core.geometry import Box
-from bigarrays_core.kernels.paste import paste
 
 __all__ = ["update_chunk", "write_box", "write_pieces"]
 
@@ -160,18 +159,19 @@ def write_pieces(io: ScaleIO, pieces: Sequence[tuple[ChunkRef, Box]], data: np.n
 def _packed(io: ScaleIO, refs: Sequence[ChunkRef], data: np.ndarray, data_box: Box) -> Iterator[tuple[str, memoryview]]:
     """``(key, raw bytes)`` of the whole chunks ``refs`` of ``data`` (the voxels of
     ``data_box``, of the scale's dtype), laid out one after another in one buffer from the
-    recycled pool (:mod:`bigarrays_core.array.buffers`): a write of many chunks then does not
-    fault in fresh memory for every chunk's bytes, as ``tobytes`` per chunk does. The same
-    bytes as :meth:`~bigarrays_core.codecs.raw.RawCodec.encode`. The buffer goes back to
+    recycled pool (:mod:`bigarrays_core.array.buffers`) by
+    :meth:`~bigarrays_core.codecs.raw.RawCodec.encode_into`: a write of many chunks then does
+    not fault in fresh memory for every chunk's bytes, as ``tobytes`` per chunk does. The buffer goes back to
     the pool only once no view of it is left."""
+    codec = io.pipeline.codec
+    assert isinstance(codec, RawCodec)  # a plain raw scale
     shapes = [io.chunk_shape(ref) for ref in refs]
-    item = io.dtype.itemsize
-    sizes = [math.prod(shape) * item for shape in shapes]
+    sizes = [codec.expected_nbytes(shape) for shape in shapes]
     buf = buffers.empty((sum(sizes),), np.dtype(np.uint8))
     offset = 0
-    for ref, shape, n in zip(refs, shapes, sizes):
+    for ref, n in zip(refs, sizes):
         part = buf[offset:offset + n]
-        paste(part.view(io.dtype).reshape(shape, order="F"), data[ref.box.slices_in(data_box) + (slice(None),)])
+        codec.encode_into(data[ref.box.slices_in(data_box) + (slice(None),)], part)
         yield ref.key, part.data
         offset += n
 

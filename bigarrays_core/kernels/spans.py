@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["FD", "GOT", "JOB_FIELDS", "load", "reader"]
+__all__ = ["GOT", "JOB_FIELDS", "NBYTES", "load", "reader"]
 
 #: The columns of a job row: the file, where its span starts and how long it is (bytes),
 #: the region's shape ``(nx, ny, nz, nc)``, the chunk's element strides ``(sy, sz, sc)``

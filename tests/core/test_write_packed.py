@@ -13,6 +13,7 @@ import pytest
 
 import bigarrays_core as bc
 import bigarrays_core.array.write as write
+from bigarrays_core.codecs.raw import RawCodec
 from bigarrays_core.kvstore import MemoryStore, WriteOptions
 
 DTYPES = ["uint8", "int16", "uint32", "uint64", "float32", "float64"]
@@ -96,3 +97,14 @@ def test_gzip_and_bool_scales_encode_chunk_by_chunk(tmp_path: Path, monkeypatch:
     flags[...] = True
     assert not called
     assert (zipped[...] == 3).all() and flags[...].all()
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "uint16", "float32", "uint64"])
+def test_encode_into_lays_out_the_bytes_of_encode(dtype: str) -> None:
+    codec = RawCodec(np.dtype(dtype), 2)
+    rng = np.random.default_rng(2)
+    chunk = np.asarray(rng.integers(0, 2 if dtype == "bool" else 200, size=(64, 32, 16, 2))).astype(dtype)
+    out = np.full(codec.expected_nbytes(chunk.shape) + 8, 0xAB, dtype=np.uint8)
+    codec.encode_into(chunk, out[:-8])
+    assert out[:-8].tobytes() == codec.encode(chunk)
+    assert (out[-8:] == 0xAB).all()  # nothing past its bytes
