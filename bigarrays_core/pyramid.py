@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from bigarrays_core.array import BigArray, ChunkRef
+from bigarrays_core.array import BigArray, ChunkRef, buffers
 from bigarrays_core.array.executor import run_batches
 from bigarrays_core.array.plan import ChunkProjection, plan_read
 from bigarrays_core.array.source import StoredChunks
@@ -355,7 +355,7 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
     """
     level = ctx.levels[0]
     f = level.factor
-    out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
+    out = buffers.zeros(want.shape + (a.num_channels,), a.dtype, temporary=True)
     src = refine_box(want, f).intersect(src_box)
     if src.is_empty or want.is_empty:
         return out
@@ -369,9 +369,10 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
 
     if not all(whole_blocks(p.ref.box.intersect(src)) for p in plan):
         data = source.read(src, source=_SeenChunks(source, missing))
+        if coarsen_box(src, f) == want:
+            downsample_block(data, src, f, ctx.method, ignore_zero=ctx.ignore_zero, out=out)
+            return out
         coarse, cbox = downsample_block(data, src, f, ctx.method, ignore_zero=ctx.ignore_zero)
-        if cbox == want:
-            return coarse
         _paste(out, want, coarse, cbox)
         return out
 
@@ -409,15 +410,18 @@ def _levels_of_piece(ctx: MipStage, source: BigArray, arrays: Sequence[BigArray]
             out = _first_level(ctx, source, a, want, src_box, missing)
         else:
             src = refine_box(want, level.factor).intersect(cur_box)
+            shape = want.shape + (a.num_channels,)
             if src.is_empty or want.is_empty:
-                out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
+                out = buffers.zeros(shape, a.dtype, temporary=True)
             else:
                 sub = cur if src == cur_box else cur[src.slices_in(cur_box)]
-                coarse, cbox = downsample_block(sub, src, level.factor, ctx.method, ignore_zero=ctx.ignore_zero)
-                if cbox == want:
-                    out = coarse
+                cbox = coarsen_box(src, level.factor)
+                if cbox == want:  # written whole, straight into the level's array
+                    out = buffers.empty(shape, a.dtype, temporary=True)
+                    downsample_block(sub, src, level.factor, ctx.method, ignore_zero=ctx.ignore_zero, out=out)
                 else:
-                    out = np.zeros(want.shape + (a.num_channels,), a.dtype, order="F")
+                    out = buffers.zeros(shape, a.dtype, temporary=True)
+                    coarse, _ = downsample_block(sub, src, level.factor, ctx.method, ignore_zero=ctx.ignore_zero)
                     _paste(out, want, coarse, cbox)
         yield want, out
         cur, cur_box = out, want
@@ -438,7 +442,7 @@ def build_task(ctx: MipStage, top: Box) -> WriteReport:
     if len(pieces) <= 1:
         outs = [out for _, out in _levels_of_piece(ctx, source, arrays, top, src_box, missing)]
     else:
-        outs = [np.zeros(b.shape + (a.num_channels,), a.dtype, order="F") for a, b in zip(arrays, boxes)]
+        outs = [buffers.zeros(b.shape + (a.num_channels,), a.dtype, temporary=True) for a, b in zip(arrays, boxes)]
         for piece in pieces:
             pbox = refine_box(piece, ctx.scale_from_top(-1)).intersect(source.bounds)
             if pbox.is_empty:

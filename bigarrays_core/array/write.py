@@ -167,7 +167,7 @@ def _packed(io: ScaleIO, refs: Sequence[ChunkRef], data: np.ndarray, data_box: B
     assert isinstance(codec, RawCodec)  # a plain raw scale
     shapes = [io.chunk_shape(ref) for ref in refs]
     sizes = [codec.expected_nbytes(shape) for shape in shapes]
-    buf = buffers.empty((sum(sizes),), np.dtype(np.uint8))
+    buf = buffers.empty((sum(sizes),), np.dtype(np.uint8), temporary=True)
     offset = 0
     for ref, n in zip(refs, sizes):
         part = buf[offset:offset + n]

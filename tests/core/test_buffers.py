@@ -166,3 +166,33 @@ def test_an_array_dying_while_the_pool_is_locked_does_not_deadlock() -> None:
         del arr  # its finalizer runs now, in this thread, under the lock
     assert buffers.idle_bytes() >= np.prod(BIG)  # settled at the next pool operation
     assert not buffers.zeros(BIG, np.uint8).any()
+
+
+def test_small_temporary_arrays_are_pooled_and_zeroed_again() -> None:
+    shape = (64, 64, 64, 1)  # 256 KiB: below MIN_BYTES, pooled only as a temporary
+    a = buffers.zeros(shape, np.uint8, temporary=True)
+    a[...] = 7
+    address = a.ctypes.data
+    del a
+    assert buffers.idle_bytes() == 256 << 10  # rounded to the small grain, not to 2 MiB
+    b = buffers.zeros(shape, np.uint8, temporary=True)
+    assert b.ctypes.data == address and not b.any()
+    del b
+    c = buffers.empty(shape, np.uint8, temporary=True)
+    assert c.ctypes.data == address and (c == 0xA5).all()  # poisoned, as any empty()
+
+
+def test_temporaries_below_their_floor_are_not_pooled() -> None:
+    assert buffers.TEMPORARY_MIN_BYTES < buffers.MIN_BYTES
+    a = buffers.zeros((32, 32, 32, 1), np.uint8, temporary=True)  # 32 KiB
+    assert a.flags.f_contiguous and not a.any()
+    del a
+    assert buffers.idle_bytes() == 0
+
+
+def test_of_equal_idle_buffers_the_last_returned_is_reused_first() -> None:
+    a, b = buffers.zeros(BIG, np.uint8), buffers.zeros(BIG, np.uint8)
+    last = b.ctypes.data
+    del a
+    del b  # returned last: likeliest still in the caches
+    assert buffers.zeros(BIG, np.uint8).ctypes.data == last

@@ -286,3 +286,35 @@ def test_bad_requests_are_named(tmp_path: Path) -> None:
     with pytest.raises(bc.ReadOnlyError):
         bc.downsample(bc.open(ba.url, read_only=True))
     assert bc.open(ba.url).num_mips == 2  # nothing was added
+
+
+_FAULTS_OF_A_BUILD = """
+import resource, sys
+import numpy as np
+import bigarrays_core as bc
+
+bc.set_num_threads(1)
+ba = bc.create(sys.argv[1], dtype="uint8", size=(512, 512, 64), chunk_size=(64, 64, 64))
+ba[...] = np.random.default_rng(5).integers(0, 255, size=(512, 512, 64, 1), dtype=np.uint8)
+faults = []
+for _ in range(4):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    bc.downsample(ba, mips=3, factor=(2, 2, 1), resume=False)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(min(faults[1:]))
+"""
+
+
+def test_a_build_does_not_fault_in_fresh_memory_where_the_allocator_keeps_none(tmp_path: Path) -> None:
+    # A Dask worker starts with MALLOC_TRIM_THRESHOLD_ set, which turns glibc's adaptive
+    # mapping threshold off: every allocation of 128 KiB or more is then a fresh mapping,
+    # faulted in page by page. A mip task's level arrays and packed chunks come from the
+    # recycled pool instead (before: 1,162 faults per build of this volume, 4.5 MiB; now 4).
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    done = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_BUILD, f"file://{tmp_path / 'ds'}"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) < 300, done.stdout
