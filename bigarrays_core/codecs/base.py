@@ -108,6 +108,14 @@ class ByteCodec(ABC):
     def decode(self, data: bytes | memoryview) -> bytes:
         """Decompress ``bytes`` or a ``memoryview``; raises on corrupt input."""
 
+    def decode_transient(self, data: bytes | memoryview) -> bytes | memoryview:
+        """What :meth:`decode` gives, possibly as a view of a buffer that the calling thread
+        reuses at its next ``decode_transient``: for callers that are done with the content
+        before they decode anything else in that thread (a chunk pasted into a cutout).
+        Spares a fresh allocation per chunk where the allocator would map one afresh (a
+        Dask worker's). Same errors as :meth:`decode`."""
+        return self.decode(data)
+
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """The JSON object recorded in the info (``{"id": name, ...}``)."""

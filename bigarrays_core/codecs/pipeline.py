@@ -103,8 +103,9 @@ class ChunkPipeline:
         ``out`` has the region's shape; see :meth:`ChunkCodec.decode_into`. Arguments and
         errors as :meth:`decode`.
         """
+        # The content is pasted before this thread decodes anything else: it may be transient.
         self._decoding(lambda plain: self.codec.decode_into(plain, shape, region, out), data, shape, where, key,
-                       encoding)
+                       encoding, transient=True)
 
     def unwrap(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk", key: str | None = None,
                encoding: str | None = None) -> bytes | memoryview:
@@ -144,11 +145,12 @@ class ChunkPipeline:
             raise self._decode_error(exc, span, shape, where, key) from exc
 
     def _decoding(self, step: Callable[[bytes | memoryview], T], data: bytes | memoryview, shape: Shape4,
-                  where: str, key: str | None, encoding: str | None) -> T:
+                  where: str, key: str | None, encoding: str | None, transient: bool = False) -> T:
         """``step`` applied to the bytes of the chunk's encoding, by the rules of the module
-        docstring; every failure becomes :class:`ChunkDecodeError`."""
+        docstring; every failure becomes :class:`ChunkDecodeError`. ``transient``: ``step`` is
+        done with those bytes when it returns (see :meth:`ByteCodec.decode_transient`)."""
         try:
-            return step(self._decompressed(data, shape, encoding))
+            return step(self._decompressed(data, shape, encoding, transient))
         except Exception as exc:  # every codec library has its own error types
             plain = self._unrecorded_brotli(data, shape, encoding)
             if plain is not None:
@@ -159,16 +161,17 @@ class ChunkPipeline:
             raise self._decode_error(exc, data, shape, where, key, encoding) from exc
 
     def _decompressed(self, data: bytes | memoryview, shape: Shape4,
-                      encoding: str | None) -> bytes | memoryview:
+                      encoding: str | None, transient: bool = False) -> bytes | memoryview:
         if encoding is not None:
-            return self._recorded_decoder(encoding).decode(data)
+            decoder = self._recorded_decoder(encoding)
+            return decoder.decode_transient(data) if transient else decoder.decode(data)
         # A raw chunk of exactly the raw size is taken as is, unless the scale records a
         # compression (then an incompressible chunk may happen to have that size).
         if self.plain_raw and len(data) == self._raw_nbytes(shape):  # type: ignore[misc]
             return data
         compressor = self._sniffed(data)
         if compressor is not None:
-            return compressor.decode(data)
+            return compressor.decode_transient(data) if transient else compressor.decode(data)
         if self.compressor is not None and self.compressor.content_encoding == _BROTLI:
             try:
                 return self.compressor.decode(data)
