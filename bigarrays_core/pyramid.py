@@ -384,7 +384,8 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
                 with missing.lock:
                     missing.keys.add(key)
                 continue
-            chunk = pipeline.decode(value.data, p.shape, store.describe(key), key, value.encoding)
+            # Reduced before the next chunk is decoded: it may view the thread's reused buffers.
+            chunk = pipeline.decode(value.data, p.shape, store.describe(key), key, value.encoding, transient=True)
             inter = p.ref.box.intersect(src)
             cbox = coarsen_box(inter, f)
             part = cbox.intersect(want)

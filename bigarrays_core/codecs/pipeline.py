@@ -87,14 +87,17 @@ class ChunkPipeline:
         return data
 
     def decode(self, data: bytes | memoryview, shape: Shape4, where: str = "chunk",
-               key: str | None = None, encoding: str | None = None) -> np.ndarray:
+               key: str | None = None, encoding: str | None = None, *, transient: bool = False) -> np.ndarray:
         """The ``(x, y, z, c)`` array of exactly ``shape`` stored in ``data``.
 
         ``where`` (the chunk's URL) goes into error messages, ``key`` (its store key) into
         the error's ``key`` attribute; ``encoding`` is the content encoding the store
-        recorded for the value (see the module docstring).
+        recorded for the value (see the module docstring). ``transient``: the caller is done
+        with the array before this thread decodes anything else, so it may view a buffer
+        the thread reuses (see :meth:`ByteCodec.decode_transient`).
         """
-        return self._decoding(lambda plain: self.codec.decode(plain, shape), data, shape, where, key, encoding)
+        return self._decoding(lambda plain: self.codec.decode(plain, shape), data, shape, where, key, encoding,
+                              transient=transient)
 
     def decode_into(self, data: bytes | memoryview, shape: Shape4, region: Region4, out: np.ndarray,
                     where: str = "chunk", key: str | None = None, encoding: str | None = None) -> None:
