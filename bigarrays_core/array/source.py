@@ -12,7 +12,6 @@ source; so is anything that has chunks at hand. The one read loop,
 from __future__ import annotations
 
 import os
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -22,6 +21,7 @@ from bigarrays_core.array.plan import ChunkProjection
 from bigarrays_core.array.scale_io import ChunkRef, ScaleIO
 from bigarrays_core.codecs.raw import RawCodec
 from bigarrays_core.errors import ChunkNotFoundError
+from bigarrays_core.kernels.scratch import ThreadScratch
 from bigarrays_core.kernels.spans import GOT, NBYTES, reader
 from bigarrays_core.kvstore.base import ByteSpan
 
@@ -169,7 +169,7 @@ class StoredChunks(ChunkSource):
                               tx.start, ty.start, tz.start, 0))
             jobs = np.array(table, dtype=np.int64)
             largest = int(jobs[:, NBYTES].max())
-            kernel(jobs, _scratch(out.dtype, -(-largest // item)), out)
+            kernel(jobs, _scratch.get(largest)[:largest].view(out.dtype), out)
         finally:
             for _, fd in opened:
                 os.close(fd)
@@ -181,14 +181,5 @@ class StoredChunks(ChunkSource):
         return [batch[k] for k in left], [spans[k] for k in left]
 
 
-_scratches = threading.local()
-
-
-def _scratch(dtype: np.dtype, n: int) -> np.ndarray:
-    """This thread's scratch buffer for the span kernel, as ``n`` elements of ``dtype`` (one
-    buffer per thread, grown as needed, as the local store's read buffer is)."""
-    buf: np.ndarray | None = getattr(_scratches, "buf", None)
-    nbytes = n * dtype.itemsize
-    if buf is None or buf.nbytes < nbytes:
-        buf = _scratches.buf = np.empty(max(nbytes, 1 << 18), dtype=np.uint8)
-    return buf[:nbytes].view(dtype)
+#: Where the span kernel reads each chunk's bytes before copying them out.
+_scratch = ThreadScratch()

@@ -46,6 +46,7 @@ import numpy as np
 from isal import igzip, igzip_lib
 
 from bigarrays_core.codecs.base import ByteCodec
+from bigarrays_core.kernels.scratch import ThreadScratch
 
 __all__ = ["PREFERRED", "PROBE_BYTES", "PROBE_MEMBERS", "SWITCH", "GzipCodec", "inflater"]
 
@@ -136,12 +137,12 @@ def _libdeflate_entry() -> OneMember | None:
         address = ctypes.cast(out, ctypes.c_void_p).value  # type: ignore[arg-type]  # bytes are accepted
         return out if address is not None and inflate_to(data, size, address) else None
 
+    scratch = ThreadScratch()
+
     def inflate_transient(data: bytes | memoryview, size: int) -> memoryview | None:
         """As ``inflate``, into this thread's scratch buffer (overwritten at its next call)."""
-        scratch: np.ndarray | None = getattr(local, "scratch", None)
-        if scratch is None or len(scratch) < size:
-            scratch = local.scratch = np.empty(max(size, 1 << 18), dtype=np.uint8)
-        return scratch.data[:size] if inflate_to(data, size, scratch.ctypes.data) else None
+        buf = scratch.get(size)
+        return buf.data[:size] if inflate_to(data, size, buf.ctypes.data) else None
 
     global _libdeflate_transient
     _libdeflate_transient = inflate_transient

@@ -6,7 +6,9 @@
 * :mod:`.cseg_encode`: compressed_segmentation encoding of a chunk's channel (the reference
   encoder's bytes).
 * :mod:`.downsample`: block reductions for pyramids (average, mode, min, max).
+* :mod:`.spans`: plain raw chunks read (``pread``) and copied into a cutout in one call.
 * :mod:`.jit`: how they are compiled (GIL released, cached on disk where possible).
+* :mod:`.scratch`: the per-thread buffers they, the stores and the decoders fill (no numba).
 
 The package imports nothing from bigarrays (its modules import only each other, numpy and
 numba), so it sits below every layer and any layer may use it. Importing the package imports

@@ -59,6 +59,7 @@ from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
 from bigarrays_core.errors import InvalidKeyError, StorageError, StoragePermissionError
+from bigarrays_core.kernels.scratch import ThreadScratch
 from bigarrays_core.kvstore.at_hand import NotAtHand, only_at_hand
 from bigarrays_core.kvstore.base import (
     CONTENT_ENCODING_SUFFIX,
@@ -288,7 +289,7 @@ class LocalStore(KVStore):
         self.url = "file://" + self.root
         self.read_only = read_only
         self.fsync = fsync
-        self._buffers = threading.local()
+        self._buffers = ThreadScratch()
         #: Remembered locations by directory (a key prefix, "" for the root): see _directory.
         self._locations: dict[str, _Locations] = {}
 
@@ -300,7 +301,7 @@ class LocalStore(KVStore):
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self._buffers = threading.local()
+        self._buffers = ThreadScratch()
         self._locations = {}
 
     def _path(self, key: str) -> str:
@@ -488,7 +489,7 @@ class LocalStore(KVStore):
             self._forget(key)
         return None
 
-    def _read_path(self, key: str, into: threading.local | None, span: ByteSpan | None = None,
+    def _read_path(self, key: str, into: ThreadScratch | None, span: ByteSpan | None = None,
                    seen: dict[str, _Locations | None] | None = None) -> Value | None:
         """Read ``key``'s stored bytes, or only ``span`` of them (see :meth:`iter_values`).
 
@@ -514,10 +515,7 @@ class LocalStore(KVStore):
             ranged = span is not None and size == span[0] and not suffix
             if ranged:
                 offset, size = span[1], span[2] - span[1]  # type: ignore[index]
-            buf = getattr(into, "buf", None)
-            if buf is None or len(buf) < size:
-                buf = into.buf = bytearray(max(size, 1 << 18))
-            view = memoryview(buf)
+            view = into.get(size).data
             got = 0
             while got < size:
                 n = self._pread_at_hand(fd, view[got:size], offset + got, key) if at_hand else \

@@ -21,7 +21,7 @@ KERNELS = sorted(m.name for m in pkgutil.iter_modules(kernels.__path__))
 
 
 def test_the_package_has_its_kernels() -> None:
-    assert KERNELS == ["cseg", "cseg_encode", "downsample", "jit", "paste", "spans"]
+    assert KERNELS == ["cseg", "cseg_encode", "downsample", "jit", "paste", "scratch", "spans"]
 
 
 def test_kernel_sources_import_only_each_other() -> None:
