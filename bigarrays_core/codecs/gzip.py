@@ -222,36 +222,42 @@ class GzipCodec(ByteCodec):
         """The content of the gzip members that make up ``data`` exactly; raises
         ``ValueError`` (or ISA-L's error) for a truncated or corrupt member and for bytes
         after the last member."""
-        n = len(data)
-        if n >= 18:
-            size = int.from_bytes(data[n - 4:n], "little")
-            if 0 < size <= n * _MAX_RATIO:
-                xfl = data[8]
-                name = _chosen.get(xfl)
-                if name is not None:
-                    out = INFLATERS[name](data, size)
-                elif size >= PROBE_BYTES and n * _PROBE_RATIO >= size:
-                    out = _probe(xfl, data, size)
-                else:
-                    out = _isal_one(data, size)
-                if out is not None:
-                    return out
+        size = _one_member_size(data)
+        if size is not None:
+            xfl = data[8]
+            name = _chosen.get(xfl)
+            if name is not None:
+                out = INFLATERS[name](data, size)
+            elif size >= PROBE_BYTES and len(data) * _PROBE_RATIO >= size:
+                out = _probe(xfl, data, size)
+            else:
+                out = _isal_one(data, size)
+            if out is not None:
+                return out
         return _members(data)
 
     def decode_transient(self, data: bytes | memoryview) -> bytes | memoryview:
         """As :meth:`decode`; a member of the kind libdeflate was chosen for is inflated into
         the calling thread's scratch buffer (see :meth:`ByteCodec.decode_transient`)."""
-        n = len(data)
-        if n >= 18 and _libdeflate_transient is not None and _chosen.get(data[8]) == "libdeflate":
-            size = int.from_bytes(data[n - 4:n], "little")
-            if 0 < size <= n * _MAX_RATIO:
-                out = _libdeflate_transient(data, size)
-                if out is not None:
-                    return out
+        size = _one_member_size(data)
+        if size is not None and _libdeflate_transient is not None and _chosen.get(data[8]) == "libdeflate":
+            out = _libdeflate_transient(data, size)
+            if out is not None:
+                return out
         return self.decode(data)
 
     def config(self) -> dict[str, Any]:
         return {"id": self.name, "level": self.level}
+
+
+def _one_member_size(data: bytes | memoryview) -> int | None:
+    """The content size the trailer of ``data`` states if ``data`` could be one member of it
+    (long enough for a header and trailer; a size DEFLATE could expand it to), else None."""
+    n = len(data)
+    if n < 18:
+        return None
+    size = int.from_bytes(data[n - 4:n], "little")
+    return size if 0 < size <= n * _MAX_RATIO else None
 
 
 def _members(data: bytes | memoryview) -> bytes:
