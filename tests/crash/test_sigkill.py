@@ -4,7 +4,8 @@ A subprocess (``writer.py``) keeps overwriting a raw and a gzip dataset with who
 patterns A and B. After each kill, every chunk of both datasets must decode with
 bigarrays to exactly pattern A or exactly pattern B (raw files also have exactly the
 clipped chunk's byte size), and the temporary files an interrupted write leaves behind
-(``.bigarrays-tmp-*``) must be invisible to ``LocalStore.list()`` and to reads.
+(``.bigarrays-tmp-*``) must be invisible to ``LocalStore.list()`` and to reads. A writer
+of new keys killed mid-write leaves nothing at all: no temporary file, no partial key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
-from bigarrays_core.kvstore import LocalStore
+from bigarrays_core.kvstore import LocalStore, local
 
 from .writer import CHANNELS, create, pattern
 
@@ -31,9 +32,11 @@ TRIALS = 30
 TMP_PREFIX = ".bigarrays-tmp-"
 
 
-def run_and_kill(raw: Path, gz: Path, delay: float) -> None:
-    """Start the writer, wait for its ``ready``, let it write for ``delay`` seconds, SIGKILL it."""
-    with subprocess.Popen([sys.executable, str(WRITER), str(raw), str(gz)], stdout=subprocess.PIPE,
+def run_and_kill(raw: Path, gz: Path, delay: float, *, named: bool = False) -> None:
+    """Start the writer (``--named`` with ``named``), wait for its ``ready``, let it write for
+    ``delay`` seconds, SIGKILL it."""
+    options = ["--named"] if named else []
+    with subprocess.Popen([sys.executable, str(WRITER), *options, str(raw), str(gz)], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         try:
@@ -107,3 +110,43 @@ def test_stale_temp_files_are_not_keys_and_do_not_break_reads(tmp_path: Path) ->
         again = bc.open(str(path), fill_missing=False)
         np.testing.assert_array_equal(again[:, :, :], pattern("A"))
         assert again.missing_chunks() == []
+
+
+NEW_KEYS_WRITER = """
+import sys
+from bigarrays_core.kvstore import LocalStore, local
+store = LocalStore(sys.argv[1])
+value = bytes(range(256)) * 16384
+print("ready", flush=True)
+i = 0
+while True:
+    store.set(f"s/{i}", value)
+    i += 1
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not local._UNNAMED_FILES, reason="needs O_TMPFILE and /proc (Linux)")
+def test_a_killed_writer_of_new_keys_leaves_no_file_behind(tmp_path: Path) -> None:
+    """Each value (4 MiB) goes to an unnamed file, linked under its key once written whole:
+    a kill mid-write leaves neither a temporary name nor a partial key."""
+    value = bytes(range(256)) * 16384
+    written = 0
+    for trial, delay_ms in enumerate(random.Random(3).choices(range(20, 120), k=8)):
+        root = tmp_path / str(trial)
+        with subprocess.Popen([sys.executable, "-c", NEW_KEYS_WRITER, str(root)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                line = proc.stdout.readline()
+                time.sleep(delay_ms / 1000)
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            assert line == b"ready\n", proc.stderr.read()
+        names = sorted(os.listdir(root / "s")) if (root / "s").exists() else []
+        assert not [n for n in names if n.startswith(TMP_PREFIX)], names
+        for name in names:
+            assert (root / "s" / name).read_bytes() == value, f"key s/{name} is not whole"
+        written += len(names)
+    assert written > 0  # the kills hit writers at work

@@ -1,7 +1,9 @@
 """Temporary files of SIGKILLed writers (issue 11): found, reported, swept when stale, never a chunk.
 
 ``writer.py`` (the victim of ``test_sigkill``) is killed until it has left at least one
-``.bigarrays-tmp-*`` file. Then: ``bigarrays verify`` lists it as recent and leaves it; once it
+``.bigarrays-tmp-*`` file (it writes through named temporaries, as on a file system without
+unnamed ones: elsewhere a write of a new key leaves none, and a rewrite only while it renames
+the finished file over the key). Then: ``bigarrays verify`` lists it as recent and leaves it; once it
 is older than an hour (its mtime set back) verify exits 3 and ``verify --fix`` removes it and
 nothing else; and a job writing the scale sweeps stale ones by itself, once per directory.
 """
@@ -36,7 +38,7 @@ def _temporaries(root: Path) -> list[Path]:
 def _killed_until_a_temporary_is_left(raw: Path, gz: Path) -> list[Path]:
     delays = random.Random(7).choices(range(5, 151), k=MAX_KILLS)
     for delay_ms in delays:
-        run_and_kill(raw, gz, delay_ms / 1000)
+        run_and_kill(raw, gz, delay_ms / 1000, named=True)
         left = _temporaries(raw) + _temporaries(gz)
         if left:
             return left

@@ -1,10 +1,12 @@
 """The victim process of ``test_sigkill``: rewrites two datasets until it is killed.
 
-Run as ``python writer.py RAW_DIR GZIP_DIR``. Both datasets must already exist, made by
+Run as ``python writer.py [--named] RAW_DIR GZIP_DIR``. Both datasets must already exist, made by
 :func:`create` (their chunks hold :func:`pattern` ``"A"``). The writer prints ``ready``
 once imports are done, then loops: write pattern B over the whole of both datasets, then
 pattern A, then B, ... Every write covers whole chunks, so after any crash each chunk
-must still hold exactly one of the two patterns.
+must still hold exactly one of the two patterns. ``--named`` writes every value to a named
+temporary file first, as on a file system without unnamed ones (``O_TMPFILE``): a kill
+during a write then leaves that file behind.
 
 Importing this module has no side effects: the test imports the geometry and patterns
 from here so the two processes cannot disagree.
@@ -43,6 +45,11 @@ def create(path: str, compression: str | None) -> bc.BigArray:
 
 
 def main(argv: list[str]) -> None:
+    if argv[0] == "--named":
+        from bigarrays_core.kvstore import local
+
+        local._UNNAMED_FILES = False
+        argv = argv[1:]
     targets = [bc.open(path) for path in argv]
     patterns = [pattern("B"), pattern("A")]
     print("ready", flush=True)
