@@ -86,6 +86,19 @@ def _row_type(dtype: np.dtype[Any], rows: int) -> type:
     return np.int32 if bound < 2**31 else np.int64
 
 
+_PAIRS = {1: np.uint16, 2: np.uint32}
+
+
+def _pairs(src: np.ndarray) -> np.ndarray | None:
+    """``src`` (unsigned, 1 or 2 bytes, x contiguous, an even number of voxels along x) with
+    each x pair of voxels viewed as one unsigned integer of twice the width (x halved), for
+    :func:`~bigarrays_core.kernels.downsample.average_221_pairs`; None for other arrays."""
+    wide = _PAIRS.get(src.dtype.itemsize)
+    if wide is None or src.dtype.kind != "u" or src.strides[0] != src.dtype.itemsize or src.shape[0] % 2:
+        return None
+    return src.T.view(wide).T
+
+
 def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: str, *,
                      ignore_zero: bool = False, out: np.ndarray | None = None) -> tuple[np.ndarray, Box]:
     """Downsample the ``(x, y, z, c)`` voxels of ``box`` (absolute fine coordinates) by ``factor``.
@@ -135,7 +148,11 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
     if method == "average" and whole22 and src.dtype.itemsize < 8:
         n = 4 * f[2]
         shift = n.bit_length() - 1 if n & (n - 1) == 0 else -1
-        if kind == "f":
+        wide = _pairs(src) if f[2] == 1 else None
+        if wide is not None:
+            bits = 8 * src.dtype.itemsize
+            k.average_221_pairs(wide, wide.dtype.type((1 << bits) - 1), wide.dtype.type(bits), out)
+        elif kind == "f":
             k.average_22_float(src, f[2], out)
         elif _row_type(src.dtype, n) in (np.uint16, np.int32):
             k.average_22_narrow(src, f[2], shift, out)

@@ -103,6 +103,42 @@ def test_average_rounds_halves_to_even_exactly_even_for_huge_uint64() -> None:
         -(2**63), -4, -6]  # -3.5 -> -4, -5.5 -> -6 (halves to even, also below zero)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "bool"])
+def test_voxel_pairs_read_as_one_wider_integer_average_as_the_reference(rng: np.random.Generator, dtype: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """(2, 2, 1) averages of unsigned 1- and 2-byte voxels read each x pair as one integer of
+    twice the width (``average_221_pairs``): whole arrays, views at odd byte offsets
+    (unaligned), sub-boxes of a chunk, several channels, every half-way sum; arrays it cannot
+    view that way (signed, x not contiguous) take the other kernels, with the same result."""
+    from bigarrays_core.kernels import downsample as kernels
+
+    used: list[str] = []
+    real = kernels.average_221_pairs
+
+    def counted(*args: object) -> None:
+        used.append(dtype)
+        real(*args)
+
+    monkeypatch.setattr(kernels, "average_221_pairs", counted)
+    data = _data(rng, (66, 14, 5, 3), dtype, "average")
+    if dtype != "bool":  # sums at every remainder, the top of the range, halves to even
+        top = np.iinfo(data.dtype).max
+        data[:8, :2, 0, 0] = np.array([[0, 1, 2, 3, top, top, 1, 2], [1, 0, 1, 3, top, top - 1, 2, 1]]).T
+    regions = [(slice(0, 64),), (slice(1, 65), slice(2, 12), slice(1, 4), slice(1, 3)),
+               (slice(2, 66), slice(0, 14), slice(0, 5), slice(2, 3))]
+    for region in regions:
+        view = data[region]
+        box = Box.from_shape((-4, 2, 7), view.shape[:3])
+        got, _ = downsample_block(view, box, (2, 2, 1), "average")
+        np.testing.assert_array_equal(got, reference(view, box, (2, 2, 1), "average"))
+    assert len(used) == len(regions)
+    for other in (data[::2][:32], data[:64].astype(np.int16 if dtype == "uint16" else np.int8)):
+        box = Box.from_shape((0, 0, 0), other.shape[:3])
+        got, _ = downsample_block(other, box, (2, 2, 1), "average")
+        np.testing.assert_array_equal(got, reference(other, box, (2, 2, 1), "average"))
+    assert len(used) == len(regions)
+
+
 def test_min_and_max_keep_nan_as_numpy() -> None:
     data = np.array([1.0, np.nan, 3.0, 2.0], dtype=np.float32).reshape(4, 1, 1, 1)
     box = Box((0, 0, 0), (4, 1, 1))
