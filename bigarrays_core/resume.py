@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from bigarrays_core.array import BigArray
@@ -58,14 +59,18 @@ class ProgressRecord:
         digest = hashlib.sha256(json.dumps(self.job, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         self.key = f"{PROGRESS_PREFIX}{digest[:32]}.json"
         self._lock = threading.Lock()
-        self._tasks: dict[str, set[int]] = {}
+        self._job_json = json.dumps(self.job, sort_keys=True)
+        self._tasks: dict[str, _Runs] = {}
         raw = store.get(self.key)
         if raw is not None:
             try:
                 saved = json.loads(bytes(raw))
                 if saved.get("job") == self.job:
-                    self._tasks = {str(step): {i for a, b in runs for i in range(int(a), int(b))}
-                                   for step, runs in saved.get("tasks", {}).items()}
+                    for step, runs in saved.get("tasks", {}).items():
+                        done = self._tasks.setdefault(str(step), _Runs())
+                        for a, b in runs:
+                            if int(a) < int(b):
+                                done.add(int(a), int(b))
             except (ValueError, TypeError, AttributeError):
                 self._tasks = {}
 
@@ -78,20 +83,24 @@ class ProgressRecord:
     def done_tasks(self, step: str) -> set[int]:
         """The indices of the tasks of ``step`` finished by earlier runs (and this one)."""
         with self._lock:
-            return set(self._tasks.get(step, ()))
+            runs = self._tasks.get(step)
+            return {i for a, b in runs for i in range(a, b)} if runs is not None else set()
 
     def add_tasks(self, step: str, indices: Iterable[int], *, save: bool = True) -> None:
         """Record tasks of ``step`` as done; with ``save`` (else at the next :meth:`save`)."""
         with self._lock:
-            self._tasks.setdefault(step, set()).update(int(i) for i in indices)
+            done = self._tasks.setdefault(step, _Runs())
+            for i in indices:
+                done.add(int(i), int(i) + 1)
         if save:
             self.save()
 
     def save(self) -> None:
-        """Store the record (one atomic write)."""
+        """Store the record (one atomic write). Costs the number of runs, not of tasks."""
         with self._lock:
-            steps = {step: _runs(done) for step, done in self._tasks.items()}
-        body = json.dumps({"job": self.job, "tasks": steps}, sort_keys=True).encode()
+            steps = {step: [[a, b] for a, b in runs] for step, runs in self._tasks.items()}
+        # What json.dumps({"job": ..., "tasks": ...}, sort_keys=True) writes, the job encoded once.
+        body = f'{{"job": {self._job_json}, "tasks": {json.dumps(steps, sort_keys=True)}}}'.encode()
         self.store.set(self.key, body, WriteOptions(content_type="application/json", cache_control="no-cache"))
 
     def reset(self) -> None:
@@ -107,16 +116,30 @@ class ProgressRecord:
         self.store.delete(self.key)
 
     def __repr__(self) -> str:
-        done = {step: len(t) for step, t in self._tasks.items()}
+        done = {step: sum(b - a for a, b in runs) for step, runs in self._tasks.items()}
         return f"ProgressRecord({self.store.describe(self.key)!r}, done={done})"
 
 
-def _runs(indices: set[int]) -> list[list[int]]:
-    """Sorted ``[first, end]`` runs of consecutive indices."""
-    out: list[list[int]] = []
-    for i in sorted(indices):
-        if out and out[-1][1] == i:
-            out[-1][1] = i + 1
-        else:
-            out.append([i, i + 1])
-    return out
+class _Runs:
+    """The done tasks of a stage as sorted ``[first, end)`` runs, apart from each other
+    (never overlapping nor touching). Adding tasks is a binary search and a splice, so a
+    job of many tasks recording each one costs the runs, not a sort of every task per save."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, first: int, end: int) -> None:
+        """Add tasks ``first`` to ``end - 1`` (``first < end``), merged with the runs they touch."""
+        lo = bisect_left(self.ends, first)  # the first run ending at or after first
+        hi = bisect_right(self.starts, end)  # past the last run starting at or before end
+        if lo < hi:
+            first, end = min(first, self.starts[lo]), max(end, self.ends[hi - 1])
+        self.starts[lo:hi] = [first]
+        self.ends[lo:hi] = [end]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.starts, self.ends)
+
+    def __bool__(self) -> bool:
+        return bool(self.starts)

@@ -59,7 +59,7 @@ def run_downsample(args: argparse.Namespace) -> int:
     record = ProgressRecord(ba.store, plan.job)
     if args.restart:
         record.reset()
-    total = sum(sum(stage.weights) for stage in plan.stages)
+    total = sum(stage.total_weight() for stage in plan.stages)
     top = plan.job["scales"][-1]["mip"]
     with job_client(args) as client, progress_bar(args, total, f"downsample {base_name(args.url)}") as update:
         report = run_stages(plan.stages, client=client, record=record, progress=update)

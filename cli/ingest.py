@@ -132,7 +132,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     record = ProgressRecord(ba.store, job) if job is not None else None
     if record is not None and args.overwrite:
         record.reset()
-    total = sum(sum(stage.weights) for stage in stages)
+    total = sum(stage.total_weight() for stage in stages)
     with job_client(args) as client, progress_bar(args, total, f"ingest {base_name(args.source)}") as update:
         report = run_stages(stages, client=client, record=record, progress=update)
     print(f"ingested {source.name} -> {ba.url}: {report}")

@@ -61,7 +61,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     record = ProgressRecord(plan.target.store, plan.job)
     if args.overwrite:
         record.reset()
-    total = sum(sum(stage.weights) for stage in plan.stages)
+    total = sum(stage.total_weight() for stage in plan.stages)
     with job_client(args) as client:
         with progress_bar(args, total, f"transfer {base_name(args.src)}") as update:
             report = run_stages(plan.stages, client=client, record=record, progress=update)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -166,6 +167,40 @@ def test_bad_placements_and_values_are_refused_before_writing(tmp_path: Path) ->
         ingest(ArraySource(np.full((16, 16, 8), 1e300)), floats)
     assert ingest(ArraySource(np.full((16, 16, 8), 0.1)), floats).written == 1  # rounding is not an error
     assert list(ba.store.list(ba.key + "/")) == [] and list(flags.store.list(flags.key + "/")) == []
+
+
+def test_a_progress_record_keeps_runs_of_tasks_finished_in_any_order(tmp_path: Path) -> None:
+    """Tasks finish in any order, one by one or in groups, some twice; the record holds the
+    sorted runs of every one of them (kept as tasks are added, not sorted at each save),
+    written as ``json.dumps({"job": ..., "tasks": ...}, sort_keys=True)`` writes them, and
+    read back the same. A save's length follows the runs, not the tasks."""
+    rng = random.Random(11)
+    store = LocalStore(str(tmp_path / "out"))
+    job = {"kind": "test", "n": 3, "nested": {"b": [1, 2], "a": None}}
+    record = ProgressRecord(store, job)
+    done: set[int] = set()
+    order = list(range(3000))
+    rng.shuffle(order)
+    for k in range(0, len(order), 7):
+        group = order[k:k + rng.randint(1, 9)]
+        record.add_tasks("s", group, save=rng.random() < 0.05)
+        done.update(group)
+        if len(done) >= 3 and rng.random() < 0.1:
+            record.add_tasks("s", rng.sample(sorted(done), 3), save=False)  # again: no change
+    record.add_tasks("t", [7], save=False)
+    record.save()
+    runs: list[list[int]] = []
+    for i in sorted(done):
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    raw = (tmp_path / "out" / record.key).read_bytes()
+    assert raw == json.dumps({"job": job, "tasks": {"s": runs, "t": [[7, 8]]}}, sort_keys=True).encode()
+    again = ProgressRecord(store, job)
+    assert again.done_tasks("s") == done and again.done_tasks("t") == {7}
+    record.add_tasks("s", set(range(3000)) - done)  # all of them: one run
+    assert json.loads((tmp_path / "out" / record.key).read_text())["tasks"]["s"] == [[0, 3000]]
 
 
 def test_a_progress_record_is_one_json_object_in_the_destination(tmp_path: Path) -> None:

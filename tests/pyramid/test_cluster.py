@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
+from bigarrays_core import jobs
 from bigarrays_core.ingest import ingest
 from bigarrays_core.sources import open_source
 from tests.core.datasets import files_under, make, random_values
@@ -96,7 +97,9 @@ def _three_ways(tmp_path: Path, threads: Callable[[int], None], client: Any,
 
 @pytest.mark.parametrize("kind", ["image", "segmentation"])
 def test_downsample_is_byte_identical_on_one_thread_two_threads_and_two_workers(
-        tmp_path: Path, threads: Callable[[int], None], client: Any, kind: str) -> None:
+        tmp_path: Path, threads: Callable[[int], None], client: Any, kind: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "_FETCH_BATCH", 3)  # the tasks' reports come back in several batches
     rng = np.random.default_rng(3)
     if kind == "image":
         data = random_values(rng, (150, 120, 20, 1), "uint8")
