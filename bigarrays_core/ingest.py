@@ -86,7 +86,7 @@ def ingest_job(source: Source, ba: BigArray, offset: Sequence[int], *, write_emp
 
 @dataclass(frozen=True)
 class IngestStage:
-    """What every task of an ingest shares (sent to Dask workers once)."""
+    """What every task of an ingest shares (sent with each Dask task, or to every worker once when big: see jobs)."""
 
     source: Source
     store: KVStore

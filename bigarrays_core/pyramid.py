@@ -153,7 +153,7 @@ class _Level:
 
 @dataclass(frozen=True)
 class MipStage:
-    """What every task of one stage shares (sent to Dask workers once)."""
+    """What every task of one stage shares (sent with each Dask task, or to every worker once when big: see jobs)."""
 
     store: KVStore
     info: Info

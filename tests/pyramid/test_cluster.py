@@ -24,7 +24,7 @@ import pytest
 import bigarrays_core as bc
 from bigarrays_core import jobs
 from bigarrays_core.ingest import ingest
-from bigarrays_core.sources import open_source
+from bigarrays_core.sources import ArraySource, open_source
 from tests.core.datasets import files_under, make, random_values
 
 from .reference import pyramid_reference, segmentation
@@ -134,16 +134,31 @@ def test_transfer_is_byte_identical_on_one_thread_two_threads_and_two_workers(
     assert one == two == dask_ and len(one) > 20
 
 
+@pytest.mark.parametrize("kind", ["file", "array"])
 def test_ingest_on_the_cluster_equals_ingest_here(tmp_path: Path, threads: Callable[[int], None],
-                                                 client: Any) -> None:
-    np.save(tmp_path / "v.npy", random_values(np.random.default_rng(5), (90, 70, 20), "uint8"))
+                                                 client: Any, kind: str) -> None:
+    """From a file the stage's context is small and travels in each task; from an array in
+    memory (126 kB) it is sent to every worker ahead: the same chunks either way."""
+    values = random_values(np.random.default_rng(5), (90, 70, 20), "uint8")
+    np.save(tmp_path / "v.npy", values)
+
+    def source() -> Any:
+        return open_source(str(tmp_path / "v.npy")) if kind == "file" else ArraySource(values)
+
+    assert jobs.pickles_small(source()) == (kind == "file")
 
     def job(root: Path, on: Any) -> None:
         ba = make(str(root / "ds"), size=(100, 80, 30), voxel_offset=(0, 0, -5), chunk_size=(16, 16, 8))
-        ingest(open_source(str(tmp_path / "v.npy")), ba, offset=(7, 3, -2), client=on)
+        ingest(source(), ba, offset=(7, 3, -2), client=on)
 
     one, two, dask_ = _three_ways(tmp_path, threads, client, job)
     assert one == two == dask_
+
+
+def test_pickles_small_stops_at_its_limit() -> None:
+    big = np.zeros(1 << 24, np.uint8)
+    assert jobs.pickles_small({"a": 1, "b": [1, 2, 3]}) and not jobs.pickles_small({"a": big})
+    assert jobs.pickles_small(b"x" * 1000, limit=1100) and not jobs.pickles_small(b"x" * 1000, limit=900)
 
 
 def test_a_worker_killed_in_the_middle_of_a_build_changes_nothing(tmp_path: Path, client: Any) -> None:
