@@ -5,11 +5,12 @@ key's directory), which is then linked under the key's name when the key is new,
 under a temporary name and renamed over the key when it replaces a value; so a reader (or
 a crash, even SIGKILL) never sees a partial value, and a writer killed while it writes
 leaves nothing behind (the kernel frees an unnamed file with its last descriptor). Where
-the file system has no unnamed files, the value goes to a named temporary file renamed
-over the key; those of killed writers are swept (:meth:`LocalStore.sweep_stale_temporaries_once`).
-A new key takes one change of its directory instead of two (measured: 672 new 256 KiB
-chunks from two threads in 176 ms instead of 266 on ext4). Keys are checked with
-:func:`check_key`, so they can never escape the root.
+the file system has no unnamed files (or will not link them), the value goes to a named
+temporary file renamed over the key; those of killed writers are swept
+(:meth:`LocalStore.sweep_stale_temporaries_once`). A new key takes one change of its
+directory instead of two (measured: 672 new 256 KiB chunks from two threads in 176 ms
+instead of 266 on ext4). Keys are checked with :func:`check_key`, so they can never escape
+the root.
 
 Writers of one key exclude each other across processes with a lock per key (a byte-range
 ``fcntl`` lock on ``.bigarrays/locks`` under the root: an open-file-description lock on
@@ -87,6 +88,8 @@ __all__ = ["LocalStore", "path_from_url"]
 
 _TMP_PREFIX = ".bigarrays-tmp-"
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+#: Errors of linking an unnamed file that mean it cannot be done here (rather than a failed write).
+_NO_LINKING = (errno.EPERM, errno.EACCES, errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL)
 #: Unnamed temporary files need ``O_TMPFILE`` and, to be linked without privileges, ``/proc``.
 _UNNAMED_FILES = bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
 #: The lock file under a root (see the module docstring) and its number of lock slots.
@@ -795,12 +798,13 @@ class LocalStore(KVStore):
         return tmp, target
 
     def _unnamed(self, directory: str) -> int:
-        """A new unnamed file in ``directory`` open for writing, or -1 where the file system
-        (or the kernel, or a missing ``/proc``) cannot make and then link one."""
+        """A new unnamed file in ``directory`` open for reading and writing (read back only
+        if it cannot be linked), or -1 where the file system (or the kernel, or a missing
+        ``/proc``) cannot make one, or where one could not be linked before."""
         if not self._unnamed_files:
             return -1
         try:
-            return os.open(directory, os.O_WRONLY | _O_TMPFILE, 0o644)
+            return os.open(directory, os.O_RDWR | _O_TMPFILE, 0o644)
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
@@ -816,6 +820,26 @@ class LocalStore(KVStore):
                 os.unlink(tmp)
         except OSError:
             pass
+
+    def _copy_to_named(self, fd: int, directory: str) -> str:
+        """A named temporary in ``directory`` holding what the file open as ``fd`` holds."""
+        named = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        out = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            offset = 0
+            while block := os.pread(fd, 1 << 20, offset):
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(out, view):]
+                offset += len(block)
+            if self.fsync:
+                os.fsync(out)
+        except OSError:
+            os.close(out)
+            self._discard(named)
+            raise
+        os.close(out)
+        return named
 
     def _commit(self, key: str, tmp: int | str, target: str, suffix: str) -> None:
         """Give ``tmp`` (see :meth:`_temporary`; taken over: named, or discarded on failure)
@@ -835,7 +859,20 @@ class LocalStore(KVStore):
                     raise
             else:
                 try:
-                    _name_open_file(tmp, target, replace=suffix in present)
+                    try:
+                        _name_open_file(tmp, target, replace=suffix in present)
+                    except OSError as exc:
+                        if exc.errno not in _NO_LINKING:
+                            raise
+                        # Unnamed files this file system makes but will not link (a security
+                        # module's rule, a FUSE file system): named temporaries from now on.
+                        self._unnamed_files = False
+                        named = self._copy_to_named(tmp, os.path.dirname(target))
+                        try:
+                            os.replace(named, target)
+                        except OSError:
+                            self._discard(named)
+                            raise
                 finally:
                     os.close(tmp)
         except OSError as exc:

@@ -177,3 +177,28 @@ def test_conditional_writes_link_new_keys_and_replace_old_ones(tmp_path: Path, r
     assert not store.write_if_unchanged("s/k", b"stale", version)  # the version moved on
     assert renames == ["k"] and _names(tmp_path) == ["s/k"]
     assert (tmp_path / "s" / "k").read_bytes() == b"second"
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("why", [errno.EPERM, errno.EXDEV])
+def test_unnamed_files_that_cannot_be_linked_are_copied_to_a_named_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed_opens: list[str], existing: bool, why: int) -> None:
+    """A file system (or a security rule) that makes unnamed files but refuses to link them:
+    the value is copied to a named temporary renamed over the key, and the store writes
+    named temporaries from then on. Nothing is lost, no name nor descriptor is left."""
+    store = _store(tmp_path)
+    if existing:
+        store.set("s/k", b"old")
+    value = bytes(range(256)) * 9000  # more than one block of the copy
+
+    def refuse(fd: int, path: str) -> None:
+        raise OSError(why, os.strerror(why))
+
+    monkeypatch.setattr(local, "_link_open_file", refuse)
+    unnamed_opens.clear()
+    before = _fds()
+    store.set("s/k", value)
+    assert (tmp_path / "s" / "k").read_bytes() == value and _names(tmp_path) == ["s/k"]
+    store.set("s/other", b"x")  # not tried again
+    assert len(unnamed_opens) == 1 and (tmp_path / "s" / "other").read_bytes() == b"x"
+    assert _fds() == before
