@@ -257,6 +257,29 @@ def _link_open_file(fd: int, path: str) -> None:
     os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=0, follow_symlinks=True)
 
 
+def _temporary_path(directory: str) -> str:
+    """A new name for a temporary file in ``directory`` (never a key: see :meth:`LocalStore.list`)."""
+    return os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _rename_over(named: str, path: str) -> None:
+    """Rename the temporary ``named`` over ``path``; on failure remove it and raise."""
+    try:
+        os.replace(named, path)
+    except OSError:
+        try:
+            os.unlink(named)
+        except OSError:
+            pass
+        raise
+
+
 def _name_open_file(fd: int, path: str, *, replace: bool) -> None:
     """Give the unnamed file open as ``fd`` the name ``path``: one link when nothing is
     there, else a link beside it renamed over it (also when something appeared meanwhile)."""
@@ -266,16 +289,9 @@ def _name_open_file(fd: int, path: str, *, replace: bool) -> None:
             return
         except FileExistsError:  # written meanwhile by someone who takes no key lock
             pass
-    named = os.path.join(os.path.dirname(path), f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+    named = _temporary_path(os.path.dirname(path))
     _link_open_file(fd, named)
-    try:
-        os.replace(named, path)
-    except OSError:
-        try:
-            os.unlink(named)
-        except OSError:
-            pass
-        raise
+    _rename_over(named, path)
 
 
 def _lock_range(fd: int, offset: int, kind: int) -> None:
@@ -778,15 +794,12 @@ class LocalStore(KVStore):
         try:
             fd = self._unnamed(directory)
             if fd < 0:
-                tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+                tmp = _temporary_path(directory)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             else:
                 tmp = fd
             try:
-                view = memoryview(value)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
+                _write_all(fd, value)
                 if self.fsync:
                     os.fsync(fd)
             finally:
@@ -823,14 +836,12 @@ class LocalStore(KVStore):
 
     def _copy_to_named(self, fd: int, directory: str) -> str:
         """A named temporary in ``directory`` holding what the file open as ``fd`` holds."""
-        named = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        named = _temporary_path(directory)
         out = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             offset = 0
             while block := os.pread(fd, 1 << 20, offset):
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(out, view):]
+                _write_all(out, block)
                 offset += len(block)
             if self.fsync:
                 os.fsync(out)
@@ -852,11 +863,7 @@ class LocalStore(KVStore):
         present = [other for other in _VARIANTS if os.path.lexists(base + other)]
         try:
             if isinstance(tmp, str):
-                try:
-                    os.replace(tmp, target)
-                except OSError:
-                    self._discard(tmp)
-                    raise
+                _rename_over(tmp, target)
             else:
                 try:
                     try:
@@ -867,12 +874,7 @@ class LocalStore(KVStore):
                         # Unnamed files this file system makes but will not link (a security
                         # module's rule, a FUSE file system): named temporaries from now on.
                         self._unnamed_files = False
-                        named = self._copy_to_named(tmp, os.path.dirname(target))
-                        try:
-                            os.replace(named, target)
-                        except OSError:
-                            self._discard(named)
-                            raise
+                        _rename_over(self._copy_to_named(tmp, os.path.dirname(target)), target)
                 finally:
                     os.close(tmp)
         except OSError as exc:
