@@ -61,6 +61,19 @@ def resolve_method(method: str, layer_type: str) -> str:
     return method
 
 
+_KERNELS: Any = None
+
+
+def _kernels() -> Any:
+    """:mod:`bigarrays_core.kernels.downsample` (it imports numba: loaded on first use)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from bigarrays_core.kernels import downsample
+
+        _KERNELS = downsample
+    return _KERNELS
+
+
 def _stride(data: np.ndarray, lo: Sequence[int], factor: Sequence[int]) -> np.ndarray:
     out = data
     for axis, (a, f) in enumerate(zip(lo, factor)):
@@ -118,8 +131,10 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
         raise ValueError(f"method {method!r} is not one of {[m for m in METHODS if m != 'auto']}")
     if ignore_zero and method != "mode":
         raise ValueError(f"ignore_zero goes with method 'mode', not {method!r}")
-    f = tuple(int(v) for v in factor)
-    if len(f) != 3 or min(f) < 1:
+    if len(factor) != 3:
+        raise ValueError(f"factor {tuple(factor)} must be 3 integers >= 1")
+    f = (int(factor[0]), int(factor[1]), int(factor[2]))
+    if min(f) < 1:
         raise ValueError(f"factor {tuple(factor)} must be 3 integers >= 1")
     if data.ndim != 4 or data.shape[:3] != box.shape or box.is_empty:
         raise ValueError(f"data of shape {data.shape} does not hold the voxels of box {box}")
@@ -127,15 +142,15 @@ def downsample_block(data: np.ndarray, box: Box, factor: Sequence[int], method: 
     shape = cbox.shape + (data.shape[3],)
     if out is not None and (out.shape != shape or out.dtype != data.dtype):
         raise ValueError(f"out is {out.shape} {out.dtype}; the result of {box} by {f} is {shape} {data.dtype}")
-    lo = tuple(int(a % fa) for a, fa in zip(box.start, f))
+    (a0, a1, a2), (f0, f1, f2) = box.start, f
+    lo = (a0 % f0, a1 % f1, a2 % f2)
     if method == "stride" or f == (1, 1, 1):
         strided = _stride(data, lo, f)
         if out is None:
             return strided, cbox
         out[...] = strided
         return out, cbox
-    from bigarrays_core.kernels import downsample as k
-
+    k = _kernels()
     given = out
     src = data.view(np.uint8) if data.dtype == np.bool_ else data
     if out is None:

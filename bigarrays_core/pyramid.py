@@ -355,10 +355,10 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
     """
     level = ctx.levels[0]
     f = level.factor
-    out = buffers.zeros(want.shape + (a.num_channels,), a.dtype, temporary=True)
+    shape = want.shape + (a.num_channels,)
     src = refine_box(want, f).intersect(src_box)
     if src.is_empty or want.is_empty:
-        return out
+        return buffers.zeros(shape, a.dtype, temporary=True)
     io = source.scale_io
     plan = plan_read(io, src, (0, source.num_channels))
     end = source.bounds.stop
@@ -370,24 +370,33 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
     if not all(whole_blocks(p.ref.box.intersect(src)) for p in plan):
         data = source.read(src, source=_SeenChunks(source, missing))
         if coarsen_box(src, f) == want:
+            out = buffers.empty(shape, a.dtype, temporary=True)
             downsample_block(data, src, f, ctx.method, ignore_zero=ctx.ignore_zero, out=out)
             return out
+        out = buffers.zeros(shape, a.dtype, temporary=True)
         coarse, cbox = downsample_block(data, src, f, ctx.method, ignore_zero=ctx.ignore_zero)
         _paste(out, want, coarse, cbox)
         return out
+
+    # The chunks' blocks tile coarsen_box(src); when that is the whole result, every voxel
+    # of it is written below (a missing chunk's part as zeros) and it need not be zeroed first.
+    tiled = coarsen_box(src, f) == want
+    out = buffers.empty(shape, a.dtype, temporary=True) if tiled else buffers.zeros(shape, a.dtype, temporary=True)
 
     def work(batch: Sequence[ChunkProjection]) -> None:
         store, pipeline = io.store, io.pipeline
         for p, value in zip(batch, store.iter_values([p.ref.key for p in batch])):
             key = p.ref.key
+            inter = p.ref.box.intersect(src)
+            cbox = coarsen_box(inter, f)
             if value is None or not value.data:
                 with missing.lock:
                     missing.keys.add(key)
+                if tiled:
+                    out[cbox.intersect(want).slices_in(want)] = 0
                 continue
             # Reduced before the next chunk is decoded: it may view the thread's reused buffers.
             chunk = pipeline.decode(value.data, p.shape, store.describe(key), key, value.encoding, transient=True)
-            inter = p.ref.box.intersect(src)
-            cbox = coarsen_box(inter, f)
             part = cbox.intersect(want)
             if part == cbox:  # straight into the result (a view of it)
                 downsample_block(chunk[p.region], inter, f, ctx.method, ignore_zero=ctx.ignore_zero,

@@ -11,6 +11,7 @@ that any of its voxels falls in. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import index
 
 from bigarrays_core.errors import InfoError
 from bigarrays_core.format.info import Info, Scale
@@ -44,14 +45,18 @@ def downsample_factor(fine: Scale, coarse: Scale) -> Vec3:
 
 def coarsen_box(box: Box, factor: Sequence[int]) -> Box:
     """The box of coarse voxels that the voxels of ``box`` fall in (rounded outwards)."""
-    (a0, a1, a2), (b0, b1, b2), (f0, f1, f2) = box.start, box.stop, factor
-    return Box((a0 // f0, a1 // f1, a2 // f2), (-(-b0 // f0), -(-b1 // f1), -(-b2 // f2)))
+    (a0, a1, a2), (b0, b1, b2) = box.start, box.stop
+    f0, f1, f2 = factor
+    f0, f1, f2 = index(f0), index(f1), index(f2)  # Python ints: the box is built unchecked
+    return Box._trusted((a0 // f0, a1 // f1, a2 // f2), (-(-b0 // f0), -(-b1 // f1), -(-b2 // f2)))
 
 
 def refine_box(box: Box, factor: Sequence[int]) -> Box:
     """The fine voxels that the coarse voxels of ``box`` cover."""
-    (a0, a1, a2), (b0, b1, b2), (f0, f1, f2) = box.start, box.stop, factor
-    return Box((a0 * f0, a1 * f1, a2 * f2), (b0 * f0, b1 * f1, b2 * f2))
+    (a0, a1, a2), (b0, b1, b2) = box.start, box.stop
+    f0, f1, f2 = factor
+    f0, f1, f2 = index(f0), index(f1), index(f2)  # Python ints: the box is built unchecked
+    return Box._trusted((a0 * f0, a1 * f1, a2 * f2), (b0 * f0, b1 * f1, b2 * f2))
 
 
 def box_at_mip(info: Info, box: Box, mip: int, from_mip: int = 0) -> Box:

@@ -258,6 +258,22 @@ def test_sparse_volumes_stay_sparse(tmp_path: Path) -> None:
     assert (ba.at_mip(1)[48:64, 16:32, 0:8] == 0).all()
 
 
+@pytest.mark.parametrize("method", ["average", "mode", "max"])
+def test_missing_source_chunks_count_as_zeros(tmp_path: Path, rng: np.random.Generator, method: str) -> None:
+    # Each task's first level is written chunk by chunk into an uninitialised array (the
+    # suite poisons those): the part under a missing chunk must come out as zeros.
+    ba = make(str(tmp_path / "ds"), dtype="uint8", size=(64, 64, 16), chunk_size=(16, 16, 8), num_mips=3)
+    full = np.zeros((64, 64, 16), np.uint8)
+    for x, y, z in [(0, 0, 0), (16, 32, 8), (48, 48, 0), (32, 0, 8), (48, 16, 8)]:
+        block = rng.integers(1, 255, size=(16, 16, 8), dtype=np.uint8)
+        ba[x:x + 16, y:y + 16, z:z + 8] = block
+        full[x:x + 16, y:y + 16, z:z + 8] = block
+    bc.downsample(ba, mips=2, method=method)
+    want = pyramid_reference(full[..., None], ba.bounds, [(2, 2, 1)] * 2, method)
+    for k in (1, 2):
+        np.testing.assert_array_equal(ba.at_mip(k)[:, :, :], want[k - 1])
+
+
 def _keys(ba: bc.BigArray) -> set[str]:
     return {k.rpartition("/")[2] for k in ba.store.list(ba.key + "/")}
 
