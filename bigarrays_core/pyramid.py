@@ -58,6 +58,7 @@ from bigarrays_core.format.sharding import choose_sharding
 from bigarrays_core.geometry import Box, Vec3, split_box
 from bigarrays_core.jobs import Progress, Stage, run_stages
 from bigarrays_core.kvstore import KVStore, WriteOptions
+from bigarrays_core.mip_files import FileAverager
 from bigarrays_core.resume import ProgressRecord, scale_fingerprint
 from bigarrays_core.scale_writer import ScaleWriter, WriteReport, is_all_zero
 from bigarrays_core.task_grid import LIST_ABOVE_TASKS, TaskGrid, group_for, stored_boxes
@@ -350,8 +351,10 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
     When the source chunks there are unions of whole blocks (their edges at multiples of the
     factor, or at the volume's end), each chunk is reduced right where it is decoded, into
     its part of the result: no assembled copy of the source, and the chunk is still in the
-    cache when the kernel reads it. Otherwise the source box is read whole, then reduced.
-    Missing chunks read as zeros (and are noted in ``missing``).
+    cache when the kernel reads it; an image's plain raw chunk files are averaged by
+    batches, straight from the files (:mod:`bigarrays_core.mip_files`). Otherwise the
+    source box is read whole, then reduced. Missing chunks read as zeros (and are noted in
+    ``missing``).
     """
     level = ctx.levels[0]
     f = level.factor
@@ -383,8 +386,12 @@ def _first_level(ctx: MipStage, source: BigArray, a: BigArray, want: Box, src_bo
     tiled = coarsen_box(src, f) == want
     out = buffers.empty(shape, a.dtype, temporary=True) if tiled else buffers.zeros(shape, a.dtype, temporary=True)
 
+    files = FileAverager.of(source, a.dtype, f, ctx.method)
+
     def work(batch: Sequence[ChunkProjection]) -> None:
         store, pipeline = io.store, io.pipeline
+        if files is not None:  # what it can, straight from the files, the GIL released once
+            batch = files.average(batch, src, want, out)
         for p, value in zip(batch, store.iter_values([p.ref.key for p in batch])):
             key = p.ref.key
             inter = p.ref.box.intersect(src)

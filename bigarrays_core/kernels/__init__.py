@@ -7,6 +7,7 @@
   encoder's bytes).
 * :mod:`.downsample`: block reductions for pyramids (average, mode, min, max).
 * :mod:`.spans`: plain raw chunks read (``pread``) and copied into a cutout in one call.
+* :mod:`.reduce_files`: plain raw chunks read (``pread``) and averaged into a mip in one call.
 * :mod:`.jit`: how they are compiled (GIL released, cached on disk where possible).
 * :mod:`.scratch`: the per-thread buffers they, the stores and the decoders fill (no numba).
 

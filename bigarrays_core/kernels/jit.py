@@ -15,7 +15,13 @@ from typing import Any, TypeAlias
 import numba
 import numpy as np
 
-__all__ = ["Int", "kernel"]
+__all__ = ["PREAD", "Int", "kernel"]
+
+#: libc's ``ssize_t pread(int fd, void *buf, size_t count, off_t offset)`` for kernels that
+#: read files without the GIL; the buffer is passed as an address (an integer, in the same
+#: register as a pointer on 64-bit ABIs). Resolved by name when a kernel using it is linked.
+PREAD = numba.types.ExternalFunction("pread", numba.types.intp(numba.types.intc, numba.types.intp,
+                                                             numba.types.uintp, numba.types.int64))
 
 Int: TypeAlias = int | np.integer[Any]
 """An integer scalar inside a kernel: a Python int or a NumPy integer (``np.int64(words[i])``);

@@ -35,7 +35,7 @@ JOB_FIELDS: Final = 14
 
 _kernels: dict[np.dtype, Any] = {}
 _lock = threading.Lock()
-_pread: Any = None  # numba's declaration of libc's pread, made when the first kernel is compiled
+_pread: Any = None  # libc's pread (:data:`.jit.PREAD`), set when the first kernel is compiled
 
 
 def reader(dtype: np.dtype) -> Any:
@@ -58,13 +58,10 @@ def load(dtype: np.dtype) -> Any:
             import numba
             from numba import types
 
-            from .jit import kernel
+            from .jit import PREAD, kernel
 
             global _pread
-            if _pread is None:
-                # ssize_t pread(int fd, void *buf, size_t count, off_t offset): the buffer
-                # is passed as an address (an integer in the same register on 64-bit ABIs).
-                _pread = types.ExternalFunction("pread", types.intp(types.intc, types.intp, types.uintp, types.int64))
+            _pread = PREAD
             item = numba.from_dtype(dtype)
             signature = types.void(types.Array(types.int64, 2, "C"), types.Array(item, 1, "C"),
                                    types.Array(item, 4, "A"))
