@@ -3,7 +3,7 @@
 For the common pyramid of an image -- factor (2, 2, 1), ``average``, unsigned 1- or 2-byte
 voxels stored as plain raw chunk files (local disk) -- a batch of source chunks is read and
 averaged into the task's result in one call that releases the GIL once
-(:mod:`bigarrays_core.kernels.reduce_files`), instead of five hand-overs of the GIL per
+(:func:`bigarrays_core.kernels.downsample.average_221_files`), instead of five hand-overs of the GIL per
 chunk. The result is the same, byte for byte: the kernel is the one the chunk-by-chunk path
 runs. Everything else (other methods, factors, dtypes, encodings, stores; a chunk that is
 missing, compressed, of another size, cut at the region's edge, or that could not be read
@@ -41,10 +41,10 @@ class FileAverager:
     files (:meth:`average`); built with :meth:`of`, which says whether the level can use it."""
 
     def __init__(self, source: BigArray, wide: np.dtype[Any]) -> None:
-        from bigarrays_core.kernels import reduce_files  # imports numba
+        from bigarrays_core.kernels import downsample  # imports numba
 
-        self._kernel = reduce_files.average_221_files
-        self._got, self._size = reduce_files.GOT, reduce_files.NBYTES
+        self._kernel = downsample.average_221_files
+        self._got, self._size = downsample.GOT, downsample.NBYTES
         self._io = source.scale_io
         self._wide = wide
         bits = 8 * source.dtype.itemsize

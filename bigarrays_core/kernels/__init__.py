@@ -5,9 +5,9 @@
 * :mod:`.cseg`: compressed_segmentation decoding of a chunk's region, straight into a cutout.
 * :mod:`.cseg_encode`: compressed_segmentation encoding of a chunk's channel (the reference
   encoder's bytes).
-* :mod:`.downsample`: block reductions for pyramids (average, mode, min, max).
+* :mod:`.downsample`: block reductions for pyramids (average, mode, min, max), and plain raw
+  chunk files read (``pread``) and averaged into a mip in one call.
 * :mod:`.spans`: plain raw chunks read (``pread``) and copied into a cutout in one call.
-* :mod:`.reduce_files`: plain raw chunks read (``pread``) and averaged into a mip in one call.
 * :mod:`.jit`: how they are compiled (GIL released, cached on disk where possible).
 * :mod:`.scratch`: the per-thread buffers they, the stores and the decoders fill (no numba).
 

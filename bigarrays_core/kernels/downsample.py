@@ -13,6 +13,16 @@ one integer of twice the width and split in two: :func:`average_221_pairs`); the
 mode of a block of four (factor 2, 2, 1 and its like) is settled by comparisons, larger
 blocks are sorted. Every kernel releases the GIL, so threads reduce blocks in parallel.
 
+:func:`average_221_files` does, for a batch of plain raw chunks of an image, what the
+pyramid's first level did per chunk from Python: ``pread`` each chunk's bytes from its open
+file into a scratch buffer and average it into its place in the result (with
+:func:`average_221_pairs`, so the same bytes), in one call that releases the GIL once. Done
+chunk by chunk, each chunk took five calls that release the GIL (open, stat, read, close,
+the reduction) with Python in between; on two threads each of those hand-overs may wait for
+the other thread to be woken (tens of microseconds on a virtual machine), and the threads
+ended up taking turns. It lives here, beside the kernel it calls, so that numba's disk cache
+of it is renewed whenever that kernel's source changes.
+
 This module imports numba: it is imported lazily, by
 :func:`bigarrays_core.downsampling.downsample_block`, never by ``import bigarrays_core``.
 Kernels are compiled per dtype on first use and cached on disk
@@ -22,13 +32,14 @@ outside :mod:`bigarrays_core.kernels`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
-from .jit import Int, kernel
+from .jit import PREAD, Int, kernel
 
-__all__ = ["average_221_pairs", "average_22_float", "average_22_narrow", "average_22_wide", "average_float",
+__all__ = ["GOT", "JOB_FIELDS", "NBYTES", "average_221_files", "average_221_pairs",
+           "average_22_float", "average_22_narrow", "average_22_wide", "average_float",
            "average_int", "average_int64",
            "extreme", "mode", "mode_221"]
 
@@ -430,3 +441,40 @@ def mode_221(data: Any, out: Any) -> None:  # pragma: no cover - compiled
                     x = 2 * ox
                     out[ox, oy, z, c] = _mode4(data[x, y, z, c], data[x + 1, y, z, c],
                                                data[x, y + 1, z, c], data[x + 1, y + 1, z, c])
+
+
+#: The columns of a job row of :func:`average_221_files`: the file and its size in bytes; the
+#: chunk's shape ``(x pairs, y, z, channels)``; where its blocks start in the result ``(tx,
+#: ty, tz)``; the bytes read.
+FD, NBYTES, NX2, NY, NZ, NC, TX, TY, TZ, GOT = range(10)
+JOB_FIELDS: Final = 10
+
+_pread: Any = PREAD
+
+
+@kernel()
+def average_221_files(jobs: Any, scratch: Any, out: Any, mask: Any, bits: Any) -> None:  # pragma: no cover
+    """For each row of ``jobs``, read the chunk's bytes from its file into ``scratch`` (a
+    C-contiguous 1-D array of the type twice the voxels' width, of at least the largest
+    chunk's bytes) and average its (2, 2, 1) blocks into ``out`` (the result, the voxels'
+    type) from ``(tx, ty, tz)`` on. ``mask`` and ``bits`` as for ``average_221_pairs``:
+    unsigned 1- or 2-byte voxels, little-endian, chunks of an even size along x and y. A
+    chunk whose bytes could not all be read (an error, a file cut short since it was opened)
+    is not averaged; its ``GOT`` column tells the caller, who reads it the ordinary way."""
+    address = scratch.ctypes.data
+    for i in range(jobs.shape[0]):
+        fd, n = jobs[i, FD], jobs[i, NBYTES]
+        got = 0
+        while got < n:
+            r = _pread(np.intc(fd), address + got, np.uint64(n - got), np.int64(got))
+            if r <= 0:  # an error, or the end of a file cut short since it was opened
+                break
+            got += r
+        jobs[i, GOT] = got
+        if got != n:
+            continue
+        nx2, ny, nz, nc = jobs[i, NX2], jobs[i, NY], jobs[i, NZ], jobs[i, NC]
+        # The chunk in x-fastest order, each x pair one wide integer: (x pairs, y, z, c).
+        wide = scratch[:nx2 * ny * nz * nc].reshape((nc, nz, ny, nx2)).T
+        tx, ty, tz = jobs[i, TX], jobs[i, TY], jobs[i, TZ]
+        average_221_pairs(wide, mask, bits, out[tx:tx + nx2, ty:ty + ny // 2, tz:tz + nz, :])

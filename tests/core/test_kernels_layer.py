@@ -21,7 +21,7 @@ KERNELS = sorted(m.name for m in pkgutil.iter_modules(kernels.__path__))
 
 
 def test_the_package_has_its_kernels() -> None:
-    assert KERNELS == ["cseg", "cseg_encode", "downsample", "jit", "paste", "reduce_files", "scratch", "spans"]
+    assert KERNELS == ["cseg", "cseg_encode", "downsample", "jit", "paste", "scratch", "spans"]
 
 
 def test_kernel_sources_import_only_each_other() -> None:
@@ -47,7 +47,7 @@ def test_the_kernels_run_without_the_rest_of_bigarrays(tmp_path: Path) -> None:
         "import sys\n"
         "sys.modules['bigarrays_core'] = None  # any import of bigarrays now fails\n"
         "import numpy as np\n"
-        "from standalone_kernels import cseg, cseg_encode, downsample, jit, paste, reduce_files\n"
+        "from standalone_kernels import cseg, cseg_encode, downsample, jit, paste\n"
         "out = np.zeros((64, 64, 16, 1), np.uint16, order='F')\n"
         "src = np.arange(out.size, dtype=np.uint16).reshape(out.shape)\n"
         "paste.precompile(('uint16',))\n"

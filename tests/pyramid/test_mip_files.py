@@ -84,7 +84,7 @@ def test_a_chunk_of_another_size_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_file_cut_short_is_not_averaged(tmp_path: Path) -> None:
-    from bigarrays_core.kernels.reduce_files import GOT, JOB_FIELDS, NBYTES, average_221_files
+    from bigarrays_core.kernels.downsample import GOT, JOB_FIELDS, NBYTES, average_221_files
 
     path = tmp_path / "chunk"
     path.write_bytes(bytes(range(200)))  # 200 of the 16 x 4 x 4 = 256 bytes a chunk has
