@@ -461,6 +461,8 @@ def average_221_files(jobs: Any, scratch: Any, out: Any, mask: Any, bits: Any) -
     unsigned 1- or 2-byte voxels, little-endian, chunks of an even size along x and y. A
     chunk whose bytes could not all be read (an error, a file cut short since it was opened)
     is not averaged; its ``GOT`` column tells the caller, who reads it the ordinary way."""
+    # The read loop is the span kernel's (spans.py), not shared: a kernel inlines what it
+    # calls, and numba renews a kernel's disk cache only when the kernel's own file changes.
     address = scratch.ctypes.data
     for i in range(jobs.shape[0]):
         fd, n = jobs[i, FD], jobs[i, NBYTES]
