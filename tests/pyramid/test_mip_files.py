@@ -56,6 +56,18 @@ def test_the_mips_equal_the_reference(tmp_path: Path, dtype: str, averaged: list
     assert sum(averaged) == 4 * 5 * 2  # all but the 5 voxels wide ones
 
 
+def test_channels_equal_the_reference(tmp_path: Path, averaged: list[int]) -> None:
+    # Raw chunks keep each channel after the other (x fastest, then y, z, channel).
+    ba = make(str(tmp_path / "ds"), dtype="uint16", size=(32, 32, 6), chunk_size=(16, 16, 3), num_channels=3)
+    data = np.asfortranarray(np.random.default_rng(10).integers(0, 65535, size=(32, 32, 6, 3), endpoint=True)
+                             .astype(np.uint16))
+    ba[:, :, :, :] = data
+    bc.downsample(ba, mips=1)
+    want = pyramid_reference(data, ba.bounds, [(2, 2, 1)], "average")
+    np.testing.assert_array_equal(ba.at_mip(1)[:, :, :, :], want[0])
+    assert sum(averaged) == 2 * 2 * 2
+
+
 def test_chunks_it_cannot_take_go_the_ordinary_way(tmp_path: Path, averaged: list[int]) -> None:
     ba, data = _volume(tmp_path, "uint8", np.random.default_rng(8))
     root = tmp_path / "ds" / ba.key
