@@ -24,6 +24,8 @@ from bigarrays_server.settings import Settings
 from bigarrays_server.storage_calls import run_storage
 from fastapi import Depends, Request
 
+from bigarrays_core.kernels import paste
+
 __all__ = ["INFO_CHECK_MIN_SECONDS", "ServerState", "StateDep", "get_state"]
 
 log = logging.getLogger("bigarrays_server")
@@ -50,6 +52,9 @@ class ServerState:
         cache = ChunkCache(settings.cache_bytes, settings.cache_revalidate)
         datasets = DatasetRegistry.open(settings.datasets, writable=settings.write_token is not None)
         roots = {} if settings.expose_storage_urls else {d.name: [d.url, d.store.url] for d in datasets}
+        # The copy kernels of the served dtypes load now, in the background, rather than
+        # after a gigabyte of cutouts, in the middle of serving them.
+        paste.preload({d.info.data_type for d in datasets})
         return cls(settings, datasets, cache, ChunkReader(cache), metrics, Redactor(roots))
 
     async def watch_datasets(self) -> None:

@@ -11,7 +11,9 @@ until the process has copied :data:`WARM_BYTES` (or has numba loaded already, e.
 compressed_segmentation), then a background thread loads the kernel for each dtype seen
 (compiled once, ~0.1 s, and cached on disk by :mod:`bigarrays_core.kernels.jit`) and later
 copies of that dtype use it. A process that reads little never imports numba. The batch reader of
-:mod:`bigarrays_core.kernels.spans` is loaded with each copy kernel.
+:mod:`bigarrays_core.kernels.spans` is loaded with each copy kernel. A long-lived process calls
+:func:`preload` when it starts, so that the load does not land in the middle of its work (a
+server worker crossing the threshold spent ~0.25 s of CPU on it between two cutouts).
 
 Small copies, copies that convert (a bool output from uint8 bytes), non-native byte
 orders and shape mismatches always stay with numpy, which also raises numpy's errors for
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from . import spans
 
-__all__ = ["DTYPES", "MIN_ELEMENTS", "WARM_BYTES", "paste", "precompile", "wait_for_kernels"]
+__all__ = ["DTYPES", "MIN_ELEMENTS", "WARM_BYTES", "paste", "precompile", "preload", "wait_for_kernels"]
 
 #: Copies of fewer elements stay with numpy.
 MIN_ELEMENTS = 1 << 15
@@ -71,6 +74,18 @@ def precompile(dtypes: tuple[str, ...] = DTYPES) -> None:
         _load(np.dtype(name))
 
 
+def preload(dtypes: Iterable[np.dtype | str]) -> None:
+    """Start loading the kernels of ``dtypes`` in the background now, whatever has been copied
+    (returns at once; :func:`wait_for_kernels` waits for it). Dtypes without a kernel (non-native
+    byte order, not a number) are skipped."""
+    with _lock:
+        for name in dtypes:
+            dtype = np.dtype(name)
+            if dtype.isnative and dtype.kind in "biuf" and dtype.name in DTYPES:
+                _wanted.add(dtype)
+        _start_loader()
+
+
 def wait_for_kernels(timeout: float | None = None) -> None:
     """Wait until the background loading of kernels, if any, has finished."""
     loader = _loader
@@ -80,7 +95,7 @@ def wait_for_kernels(timeout: float | None = None) -> None:
 
 def _count(dtype: np.dtype, nbytes: int) -> None:
     """Count a numpy copy; start loading ``dtype``'s kernel once warm."""
-    global _copied, _loader
+    global _copied
     _copied += nbytes  # approximate under threads, which is all a threshold needs
     if dtype in _wanted or (_copied < WARM_BYTES and "numba" not in sys.modules):
         return
@@ -88,20 +103,28 @@ def _count(dtype: np.dtype, nbytes: int) -> None:
         if dtype in _wanted:
             return
         _wanted.add(dtype)
-        if _loader is None or not _loader.is_alive():
-            # Not a daemon: a process that exits meanwhile waits for the compile (< 1 s)
-            # instead of tearing numba down under it.
-            _loader = threading.Thread(target=_load_wanted, name="bigarrays-paste-kernel")
-            _loader.start()
+        _start_loader()
+
+
+def _start_loader() -> None:
+    """Start the loader thread unless it runs (``_lock`` held); it loads every wanted dtype."""
+    global _loader
+    if _loader is None:
+        # Not a daemon: a process that exits meanwhile waits for the compile (< 1 s)
+        # instead of tearing numba down under it.
+        _loader = threading.Thread(target=_load_wanted, name="bigarrays-paste-kernel")
+        _loader.start()
 
 
 def _load_wanted() -> None:
     """Load the kernel of every wanted dtype (runs in the loader thread)."""
+    global _loader
     while True:
         with _lock:
             todo = [dt for dt in _wanted if dt not in _kernels]
-        if not todo:
-            return
+            if not todo:  # under the lock: a dtype wanted from now on starts a new loader
+                _loader = None
+                return
         for dtype in todo:
             try:
                 _load(dtype)

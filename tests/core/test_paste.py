@@ -100,3 +100,22 @@ def test_precompile_compiles_the_named_dtypes_once() -> None:
     module.precompile(("int16",))
     assert module._kernels[np.dtype("int16")] is kernels["int16"]
     assert all(len(k.signatures) == 1 for k in kernels.values())
+
+
+def test_preload_loads_the_named_dtypes_in_the_background_before_any_copy() -> None:
+    # A fresh process: preload starts the loader at once; a dtype wanted after that loader has
+    # finished starts a new one (the thread is not mistaken for a running one as it returns).
+    code = ("import sys, numpy as np\n"
+            "from bigarrays_core.kernels import paste as p\n"
+            "p.preload(['uint16', '>u2', 'S4'])\n"
+            "p.wait_for_kernels(120)\n"
+            "assert np.dtype('uint16') in p._kernels, 'preload loaded nothing'\n"
+            "assert set(p._kernels) == {np.dtype('uint16')}, p._kernels\n"
+            "p.preload(['float32'])\n"
+            "p.wait_for_kernels(120)\n"
+            "assert np.dtype('float32') in p._kernels, 'a second preload loaded nothing'\n"
+            "out = np.zeros((64, 64, 64, 1), np.float32, order='F')\n"
+            "p.paste(out, np.full((64, 64, 64, 1), 2, np.float32))\n"
+            "assert (out == 2).all()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr

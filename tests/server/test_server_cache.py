@@ -267,3 +267,28 @@ def test_clear_drops_entries() -> None:
     values(cache, store, ["a", "b"])
     cache.clear()
     assert len(cache) == 0 and cache.stats.evictions == 0 and cache.stats.invalidations == 2
+
+
+def test_a_worker_loads_the_copy_kernels_of_its_datasets_when_it_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A fresh process stands for a worker: building its state (what the lifespan does) starts
+    # loading the paste kernel of every served dtype, before any cutout, so the ~0.25 s load
+    # does not land between two answers after the worker's first gigabyte of cutouts.
+    import subprocess
+    import sys
+
+    import bigarrays_core as bc
+
+    for name, dtype in (("a", "int16"), ("b", "float32")):
+        bc.create(str(tmp_path / name), dtype=dtype, size=(64, 64, 64))
+    code = ("import sys, numpy as np\n"
+            "from bigarrays_core.kernels import paste\n"
+            "from bigarrays_server import Settings\n"
+            "from bigarrays_server.metrics import Metrics\n"
+            "from bigarrays_server.state import ServerState\n"
+            f"ServerState.start(Settings(datasets={{'a': {str(tmp_path / 'a')!r}, 'b': {str(tmp_path / 'b')!r}}}),"
+            " Metrics())\n"
+            "paste.wait_for_kernels(120)\n"
+            "got = sorted(str(d) for d in paste._kernels)\n"
+            "assert got == ['float32', 'int16'], got\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
