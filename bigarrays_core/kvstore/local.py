@@ -695,14 +695,17 @@ class LocalStore(KVStore):
         inode, and only its times (as fine as the file system's clock) and size tell.
         """
         out: list[Stamp | None] = []
+        seen: dict[str, _Locations | None] = {}
         for key in keys:
-            out.append(self._stat_key(key))
+            out.append(self._stat_key(key, seen))
         return out
 
-    def _stat_key(self, key: str) -> Stamp | None:
-        for _attempt in range(3):  # a concurrent writer may remove the variant we found
+    def _stat_key(self, key: str, seen: dict[str, _Locations | None]) -> Stamp | None:
+        """As a read finds the key (the first try may use a remembered location, see
+        :meth:`_located`: one ``stat`` instead of five calls), then its stamp."""
+        for attempt in range(3):  # a concurrent writer may remove the variant we found
             try:
-                found = self._locate(key)
+                found = self._located(key, seen) if attempt == 0 else self._locate(key)
             except StorageError as exc:
                 cause = exc.__cause__
                 if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
@@ -712,12 +715,14 @@ class LocalStore(KVStore):
                 try:
                     st = os.stat(path)
                 except (FileNotFoundError, NotADirectoryError):
+                    self._forget(key)
                     continue
                 except OSError as exc:
                     if exc.errno == errno.ENAMETOOLONG:  # a name no file can have here: not stored
                         continue
                     raise self._fail("stat", key, exc) from exc
                 if not stat.S_ISREG(st.st_mode):
+                    self._forget(key)
                     continue
                 version = f"{suffix or 'plain'}:{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
                 return Stamp(size=st.st_size, mtime_ns=st.st_mtime_ns, version=version,

@@ -8,11 +8,13 @@ be the same for every store opened on the same data (another worker, another mac
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 import pytest
 
 from bigarrays_core.errors import InvalidKeyError
-from bigarrays_core.kvstore import KVStore, LocalStore, MemoryStore, Stamp, WriteOptions
+from bigarrays_core.kvstore import KVStore, LocalStore, MemoryStore, Stamp, WriteOptions, local
 
 from .cases import ALL_KINDS, IGNORE_LARGE_BODY_WARNING, StoreCase, kinds
 
@@ -102,6 +104,52 @@ def test_local_stamp_is_of_the_variant_a_read_returns(tmp_path: object) -> None:
     assert gz is not None and gz.version is not None and gz.version.startswith(".gz:") and gz.size == 9
     os.makedirs(os.path.join(store.root, "8_8_40", "dir-not-a-chunk"))
     assert store.stat("8_8_40/dir-not-a-chunk") is None
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Directories count as settled at once (not 5 s after their last change); calling the
+    fixture waits out the file system's coarse clock, so the next change has new times."""
+    monkeypatch.setattr(local, "_SETTLED_NS", 0)
+    return lambda: time.sleep(0.05)
+
+
+def test_local_stamps_of_a_settled_directory_take_one_stat_per_key(
+        tmp_path: object, settled: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Revalidating a cutout's chunks stats each file once, where their directory vouches for
+    where they are (three ``access`` calls and two ``stat`` calls each before)."""
+    store = LocalStore(str(tmp_path))
+    keys = [f"8_8_40/{i * 64}-{i * 64 + 64}_0-64_0-64" for i in range(20)]
+    store.set_many({k: b"v" * 64 for k in keys})
+    settled()
+    first = store.stat_many(keys)
+    calls: list[str] = []
+    real_stat, real_access = os.stat, os.access
+    monkeypatch.setattr(os, "stat", lambda *a, **k: calls.append("stat") or real_stat(*a, **k))
+    monkeypatch.setattr(os, "access", lambda *a, **k: calls.append("access") or real_access(*a, **k))
+    assert store.stat_many(keys) == first
+    assert calls.count("access") == 0 and calls.count("stat") <= len(keys) + 1, calls
+
+
+def test_local_stamps_follow_a_variant_swapped_in_a_settled_directory(tmp_path: object,
+                                                                     settled: Callable[[], None]) -> None:
+    """CloudVolume rewriting a chunk with another compression removes the plain file and
+    writes ``.gz``: a remembered location is not trusted once the directory changed."""
+    store = LocalStore(str(tmp_path))
+    store.set_many({KEY: b"plain", "8_8_40/other": b"x"})
+    settled()
+    plain = store.stat_many([KEY])[0]
+    assert plain is not None and plain.encoding is None and store.stat_many([KEY]) == [plain]
+    settled()
+    os.remove(os.path.join(store.root, KEY))
+    with open(os.path.join(store.root, KEY + ".gz"), "wb") as f:
+        f.write(b"\x1f\x8bgzipped")
+    gz = store.stat_many([KEY])[0]
+    assert gz is not None and gz.encoding == "gzip" and gz.size == 9
+    assert store.stat_many([KEY]) == [gz]
+    settled()
+    os.remove(os.path.join(store.root, KEY + ".gz"))
+    assert store.stat_many([KEY]) == [None]
 
 
 def test_memory_versions_are_shared_by_name_and_new_after_delete() -> None:
