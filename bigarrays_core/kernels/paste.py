@@ -107,7 +107,8 @@ def _count(dtype: np.dtype, nbytes: int) -> None:
 
 
 def _start_loader() -> None:
-    """Start the loader thread unless it runs (``_lock`` held); it loads every wanted dtype."""
+    """Start the loader thread (``_lock`` held) unless one runs, or one gave up because numba
+    cannot load here; it loads every wanted dtype."""
     global _loader
     if _loader is None:
         # Not a daemon: a process that exits meanwhile waits for the compile (< 1 s)
@@ -128,8 +129,8 @@ def _load_wanted() -> None:
         for dtype in todo:
             try:
                 _load(dtype)
-            except Exception:  # numba unusable here: numpy keeps doing the copies
-                return
+            except Exception:  # numba unusable here: numpy keeps doing the copies (and
+                return  # ``_loader`` stays set, so no other loader is started)
 
 
 def _load(dtype: np.dtype) -> Any:

@@ -696,8 +696,8 @@ class LocalStore(KVStore):
         """
         out: list[Stamp | None] = []
         seen: dict[str, _Locations | None] = {}
-        for key in keys:
-            out.append(self._stat_key(key, seen))
+        for key in keys:  # every key checked: a remembered directory would answer "not stored"
+            out.append(self._stat_key(check_key(key), seen))
         return out
 
     def _stat_key(self, key: str, seen: dict[str, _Locations | None]) -> Stamp | None:

@@ -129,6 +129,9 @@ def test_local_stamps_of_a_settled_directory_take_one_stat_per_key(
     monkeypatch.setattr(os, "access", lambda *a, **k: calls.append("access") or real_access(*a, **k))
     assert store.stat_many(keys) == first
     assert calls.count("access") == 0 and calls.count("stat") <= len(keys) + 1, calls
+    for bad in ("8_8_40/..", "8_8_40/.", "8_8_40/a\\b", "8_8_40/"):  # in a directory it remembers
+        with pytest.raises(InvalidKeyError):
+            store.stat_many([keys[0], bad])
 
 
 def test_local_stamps_follow_a_variant_swapped_in_a_settled_directory(tmp_path: object,
