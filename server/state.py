@@ -11,7 +11,9 @@ same answers within the revalidation interval.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -55,6 +57,7 @@ class ServerState:
         # The copy kernels of the served dtypes load now, in the background, rather than
         # after a gigabyte of cutouts, in the middle of serving them.
         paste.preload({d.info.data_type for d in datasets})
+        _freeze_when_loaded()
         return cls(settings, datasets, cache, ChunkReader(cache), metrics, Redactor(roots))
 
     async def watch_datasets(self) -> None:
@@ -71,6 +74,30 @@ class ServerState:
                 continue
             if changed:
                 self.cache.clear()
+
+
+_freezing = threading.Lock()
+_frozen = False
+
+
+def _freeze_when_loaded() -> None:
+    """Once per process, when the kernels have loaded: collect, then move every object alive
+    (numba's, the app's, the datasets') out of the garbage collector's reach (``gc.freeze``).
+    A full collection of a worker holding numba stalled it for ~90 ms every few seconds of
+    traffic (a 64 MiB cutout: ~25 ms, 119 ms when one fell in it); now it walks only what
+    was made since. Objects frozen stay until the process ends unless their references drop."""
+    global _frozen
+    with _freezing:
+        if _frozen:
+            return
+        _frozen = True
+
+    def settle() -> None:
+        paste.wait_for_kernels(600)
+        gc.collect()
+        gc.freeze()
+
+    threading.Thread(target=settle, name="bigarrays-gc-freeze", daemon=True).start()
 
 
 async def get_state(request: Request) -> ServerState:
