@@ -25,7 +25,7 @@ ALLOW_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Type, Range, I
                  "Cache-Control")
 EXPOSE_HEADERS = ("Content-Length, Content-Encoding, Content-Range, Content-Type, Accept-Ranges, ETag, "
                   "Last-Modified, X-Bbox, X-Shape, X-Dtype, X-Order, X-Axes, X-Mip, X-Chunks, X-Encoding, "
-                  "X-Compression, X-Content-Encoding, X-Image-Axes, X-Cache")
+                  "X-Compression, X-Content-Encoding, X-Image-Axes, X-Cache, X-Bigarrays-Worker")
 
 _ALLOW = b"access-control-allow-origin"
 _EXPOSE = (b"access-control-expose-headers", EXPOSE_HEADERS.encode("latin-1"))

@@ -4,7 +4,8 @@ The body is the region's voxels, little-endian, x fastest (Fortran order of
 ``(x, y, z, c)``), raw or behind an NPY v1.0 header. Reads outside the volume and of
 missing chunks give zeros (docs/server.md). Headers describe the body (``X-Bbox``,
 ``X-Shape``, ``X-Dtype``, ``X-Order: F``, ``X-Axes: x,y,z,c``) and ``Content-Length`` is
-exact, so a HEAD is a dry run and a truncated body is detectable.
+exact, so a HEAD is a dry run and a truncated body is detectable. ``X-Bigarrays-Worker``
+names the worker process that answered (:data:`WORKER`).
 
 HTTP semantics: the ``ETag`` is a digest of the stamps of every chunk the box touches (taken
 before any of them is read, so it never names newer data than the body holds), the box and
@@ -16,6 +17,8 @@ any span of the body, read from just the chunks it needs. ``Accept-Encoding: zst
 from __future__ import annotations
 
 import hmac
+import os
+import secrets
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -50,6 +53,19 @@ router = APIRouter()
 BBOX_DOC = ("x0:x1,y0:y1,z0:z1[,c0:c1] or x0-x1_y0-y1_z0-z1: absolute, half-open voxel coordinates of the mip "
             "(negative allowed)")
 FORMAT_DOC = "raw (default, application/octet-stream) or npy (application/x-npy); overrides Accept"
+
+#: This worker process's name in every cutout answer (``X-Bigarrays-Worker``): random, new in
+#: each process (forked ones too). The client sends the pieces of a large read to different
+#: workers by it; it says nothing about the server but that two answers came from one process.
+WORKER = secrets.token_hex(6)
+
+
+def _rename_worker() -> None:
+    global WORKER
+    WORKER = secrets.token_hex(6)
+
+
+os.register_at_fork(after_in_child=_rename_worker)
 
 _N = "-?[0-9]{1,19}"
 _C = "[0-9]{1,19}"
@@ -175,7 +191,8 @@ def cutout_headers(dataset: Dataset, ba: bc.BigArray, req: RequestBox, fmt: str,
     etag = entity_tag("cutout", dataset.info_tag, ba.key, req.to_text(), fmt, coding or "identity",
                       (stamp_text(s) for s in stamps))
     headers = describe_headers(req, ba, fmt, None if coding else length, len(stamps))
-    headers.update({"ETag": etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"})
+    headers.update({"ETag": etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding",
+                    "X-Bigarrays-Worker": WORKER})
     modified = last_modified(stamps)
     if modified:
         headers["Last-Modified"] = modified

@@ -15,7 +15,7 @@ from server_live import LiveServer, make_datasets
 
 import bigarrays_core as bc
 from bigarrays_core.array.indexing import parse_selection
-from bigarrays_core.client import _BodyReader
+from bigarrays_core.client import _BodyReader, _Wire
 
 Live = tuple[LiveServer, dict[str, str], dict[str, np.ndarray]]
 
@@ -210,6 +210,51 @@ def test_body_reader_reads_only_a_whole_200(live: Live) -> None:
         assert reader.get_into("/v1/zst/cutout/0/0:64,0:64,0:32?format=raw", memoryview(buf))
     finally:
         reader.close()
+
+
+def test_cutouts_name_their_worker_and_a_read_spreads_its_pieces_over_the_workers(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, urls, arrays = live
+    names = []
+    for _ in range(12):  # new connections: each goes to the worker the kernel picks
+        with httpx.Client(base_url=server.url) as h:
+            first, again = (h.get("/v1/zst/cutout/0/0:8,0:8,0:8").headers["x-bigarrays-worker"] for _ in range(2))
+        assert first == again and len(first) == 12  # one connection, one worker
+        names.append(first)
+    assert len(set(names)) == 2, names
+    # A client whose idle connections all reach one worker: a read of two pieces opens another
+    # connection for its second piece; once it has learnt which worker each connection
+    # reaches, the two pieces of every read go to different workers.
+    workers_of_reads: list[list[bytes | None]] = []
+    get_into = _BodyReader.get_into
+
+    def recording(self: _BodyReader, path: str, into: memoryview, wire: object = None) -> bool:
+        ok = get_into(self, path, into, wire)  # type: ignore[arg-type]
+        workers_of_reads[-1].append(getattr(wire, "worker", None))
+        return ok
+
+    monkeypatch.setattr(_BodyReader, "get_into", recording)
+    with bc.Client(server.url, piece_bytes=400_000) as client:
+        bodies = client._bodies
+        assert bodies is not None
+        kept: list[_Wire] = []
+        while len(kept) < 2:
+            wire = bodies._new_wire()
+            assert get_into(bodies, "/v1/zst/cutout/0/0:8,0:8,0:8", memoryview(bytearray(512)), wire)
+            if kept and wire.worker != kept[0].worker:
+                wire.close()
+                bodies._all.remove(wire)
+            else:
+                kept.append(wire)
+        for wire in kept:
+            bodies.release(wire)
+        remote = client["zst"]
+        assert len(remote._pieces(remote.bounds, (0, 1))) == 2
+        for _ in range(12):
+            workers_of_reads.append([])
+            np.testing.assert_array_equal(remote[:, :, :], arrays["zst"])
+    assert all(len(w) == 2 and None not in w for w in workers_of_reads), workers_of_reads
+    assert all(a != b for a, b in workers_of_reads[-6:]), workers_of_reads
 
 
 def test_body_reader_is_not_used_where_httpx_would_take_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
