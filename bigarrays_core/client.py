@@ -220,18 +220,21 @@ class _BodyReader:
         """``n`` connections for the ``n`` pieces of one read, biggest piece first: each takes an
         idle connection to the worker this read uses least (a known worker it does not use
         yet, else one not named yet, else a new connection while fewer than ``n`` +
-        :attr:`SPARE_CONNECTIONS` are open, else the least used). Give each back with
-        :meth:`release`."""
+        :attr:`SPARE_CONNECTIONS` are open, else the least used), among equals the worker of
+        the lowest name: a read made again sends each piece where it went before. Give each
+        back with :meth:`release`."""
         wires: list[_Wire] = []
         with self._lock:
             used: dict[bytes, int] = {}
             for _ in range(n):
-                best, score = None, 0.0
+                best, key = None, (0.0, b"", 0)
                 for i, wire in enumerate(self._idle):
-                    s = 0.5 if wire.worker is None else float(used.get(wire.worker, 0))
-                    if best is None or s < score or (s == score and i > best):
-                        best, score = i, s
-                if best is not None and (score < 0.6 or len(self._all) >= n + self.SPARE_CONNECTIONS):
+                    # Ties go to the worker of the lowest name, so that the same piece of a read
+                    # made again goes to the worker that has its chunks cached.
+                    k = (0.5 if wire.worker is None else float(used.get(wire.worker, 0)), wire.worker or b"", -i)
+                    if best is None or k < key:
+                        best, key = i, k
+                if best is not None and (key[0] < 0.6 or len(self._all) >= n + self.SPARE_CONNECTIONS):
                     wire = self._idle.pop(best)
                 else:
                     wire = self._new_wire()

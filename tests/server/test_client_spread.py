@@ -79,3 +79,12 @@ def test_each_server_process_has_its_own_name_forked_ones_too() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_read_made_again_sends_each_piece_to_the_same_worker() -> None:
+    reader, (b, a, a2, b2) = reader_with(b"B", b"A", b"A", b"B")
+    for _ in range(3):  # whichever connection was given back last
+        got = reader.spread(3)
+        assert [w.worker for w in got[:2]] == [b"A", b"B"], [w.worker for w in got]
+        for wire in reversed(got):
+            reader.release(wire)
