@@ -331,6 +331,16 @@ def _timed_reads(handle: object, boxes: list[Box3], unit: str) -> Callable[[], f
     return run
 
 
+def _warm_workers(handle: object, boxes: list[Box3], rounds: int = 2) -> None:
+    """Read ``boxes`` through a ``bigarrays serve --workers 2`` a few times, untimed, so that
+    each worker's cache holds them, as a server's caches do after a while: the workers have
+    separate caches, and the one warm-up round leaves a chunk only in the worker that served
+    it (nginx's is the page cache both its workers share, warm after one round)."""
+    for _ in range(rounds):
+        for b in boxes:
+            handle.read(b)  # type: ignore[attr-defined]
+
+
 def _check_same(env: Env, handles: dict[str, object], boxes: list[Box3]) -> None:
     """Every reader gives the library's voxels (checked once, untimed)."""
     ba = bc.open(str(env.data["img_raw"]))
@@ -355,6 +365,7 @@ def _remote_case(kind: str) -> Callable[[Env], list[Subject]]:
             bigarrays_server({"img": root}, workers=2, cache_mb=512, log=env.scratch / "server.log"))
         handle, client = bigarrays_client(srv, "img")
         env.resources.callback(client.close)
+        _warm_workers(handle, boxes)
         handles: dict[str, object] = {"bigarrays": handle}
         subjects = [Subject("bigarrays", "bigarrays", _timed_reads(handle, boxes, unit),
                             params={"via": "bc.Client -> bigarrays serve --workers 2"})]
@@ -384,6 +395,7 @@ def _fileserver_case(kind: str) -> Callable[[Env], list[Subject]]:
         srv = env.resources.enter_context(
             bigarrays_server({"img": root}, workers=2, cache_mb=512, log=env.scratch / "server.log"))
         via_server = tensorstore_http(f"{srv}/precomputed/img/")
+        _warm_workers(via_server, boxes)
         subjects = [Subject("bigarrays", "bigarrays", _timed_reads(via_server, boxes, unit),
                             params={"via": "TensorStore http kvstore -> bigarrays serve /precomputed"})]
         try:

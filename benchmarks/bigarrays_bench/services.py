@@ -1,11 +1,15 @@
 """Processes the server cases need: ``bigarrays serve`` and nginx, on 127.0.0.1 free ports.
 
 Each is started as a child process, waited for until it answers, and stopped by its pid
-(SIGTERM, then SIGKILL) when the ``with`` block ends.
+(SIGTERM, then SIGKILL) when the ``with`` block ends. ``bigarrays serve`` is also waited for
+until its processes are idle: a worker answers at once, then loads its paste kernels and
+freezes its objects in the background (~0.3 s of CPU each), which a case would otherwise time
+in its first reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,6 +46,32 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: floa
     raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
 
 
+def _wait_idle(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Until ``proc`` and its children used under 10 ms of CPU in the last 0.3 s."""
+    import psutil
+
+    def cpu() -> float:
+        total = 0.0
+        try:
+            root = psutil.Process(proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+        except psutil.Error:
+            pass
+        return total
+
+    deadline = time.monotonic() + timeout
+    last = cpu()
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = cpu()
+        if now - last < 0.01:
+            return
+        last = now
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -66,6 +96,7 @@ def bigarrays_server(datasets: dict[str, Path], *, workers: int = 1, cache_mb: f
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{base}/healthz", proc, "bigarrays serve")
+        _wait_idle(proc)
         yield base
     finally:
         _stop(proc)
