@@ -113,6 +113,8 @@ class _Wire:
         #: The server process answering on this connection (its ``X-Bigarrays-Worker``),
         #: once an answer named it; None before, without the header, and after a reconnect.
         self.worker: bytes | None = None
+        #: The worker a read counts this connection as busy with, while the read holds it.
+        self.counted: bytes | None = None
 
     def close(self) -> None:
         self.worker = None
@@ -163,6 +165,15 @@ class _Wire:
         return self._socket().recv(1 << 20)
 
 
+class _Spread:
+    """How many of one read's pieces are being fetched from each server worker."""
+
+    __slots__ = ("busy",)
+
+    def __init__(self) -> None:
+        self.busy: dict[bytes, int] = {}
+
+
 class _BodyReader:
     """GETs whose 200 body is read straight into a caller's buffer, over kept-alive connections.
 
@@ -170,18 +181,19 @@ class _BodyReader:
     status, a length that is not the buffer's, a broken connection) and the caller asks
     again through httpx, which retries and reports errors.
 
-    Idle connections wait in a pool. A bigarrays server names the worker process of each
-    answer (``X-Bigarrays-Worker``), and a server's workers share its listening socket, so
-    which worker a connection reaches is the kernel's pick. :meth:`spread` hands the pieces
-    of one read connections to as many different workers as it knows of (opening a few more
-    connections to find them): two 32 MiB pieces sent by one worker's event loop take about
-    1.5 times as long as one piece each from two.
+    Idle connections wait in a pool; a request takes one (a new one when none is idle) and
+    gives it back. A bigarrays server names the worker process of each answer
+    (``X-Bigarrays-Worker``), and a server's workers share its listening socket, so which
+    worker a connection reaches is the kernel's pick. The pieces of one read (a
+    :class:`_Spread`) take connections to as many different workers as the pool knows of,
+    opening a few more to find them: two 32 MiB pieces sent by one worker's event loop take
+    about 1.5 times as long as one piece each from two.
     """
 
-    #: Connections :meth:`spread` may open beyond those a read needs, to reach other workers.
+    #: Connections a read may open beyond ``connections`` to reach other workers.
     SPARE_CONNECTIONS = 4
 
-    def __init__(self, url: str, timeout: float, coding: str | None = None) -> None:
+    def __init__(self, url: str, timeout: float, coding: str | None = None, connections: int = 4) -> None:
         self._coding = coding
         parts = urlsplit(url)
         self._host = parts.hostname or ""
@@ -198,9 +210,10 @@ class _BodyReader:
         self._lock = threading.Lock()
         self._idle: list[_Wire] = []  # most recently used last
         self._all: list[_Wire] = []
+        self._limit = max(1, connections) + self.SPARE_CONNECTIONS
 
     @classmethod
-    def for_url(cls, url: str, timeout: float, coding: str | None = None) -> _BodyReader | None:
+    def for_url(cls, url: str, timeout: float, coding: str | None = None, connections: int = 4) -> _BodyReader | None:
         """A reader for ``url`` (asking for bodies in content coding ``coding``, if given),
         or None when httpx would go through a proxy (from the environment) that plain
         connections would bypass."""
@@ -209,54 +222,57 @@ class _BodyReader:
             return None
         if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
             return None
-        return cls(url, timeout, coding)
+        return cls(url, timeout, coding, connections)
 
     def _new_wire(self) -> _Wire:  # under self._lock
         wire = _Wire(self._host, self._port, self._netloc, self._timeout, self._ssl)
         self._all.append(wire)
         return wire
 
-    def spread(self, n: int) -> list[_Wire]:
-        """``n`` connections for the ``n`` pieces of one read, biggest piece first: each takes an
-        idle connection to the worker this read uses least (a known worker it does not use
-        yet, else one not named yet, else a new connection while fewer than ``n`` +
-        :attr:`SPARE_CONNECTIONS` are open, else the least used), among equals the worker of
-        the lowest name: a read made again sends each piece where it went before. Give each
+    def take(self, n: int = 1, spread: _Spread | None = None) -> list[_Wire]:
+        """``n`` connections, for pieces of the read ``spread`` (biggest piece first). Each is an
+        idle connection to the worker the read fetches the fewest pieces from (a known worker it
+        does not use yet, else one not named yet, else a new connection while fewer than
+        ``connections`` + :attr:`SPARE_CONNECTIONS` are open, else the least used); among equals
+        the worker of the lowest name, so that a read made again sends each piece where it went
+        before (where its chunks are cached). A new connection when none is idle. Give each
         back with :meth:`release`."""
+        busy = spread.busy if spread is not None else {}
         wires: list[_Wire] = []
         with self._lock:
-            used: dict[bytes, int] = {}
             for _ in range(n):
                 best, key = None, (0.0, b"", 0)
                 for i, wire in enumerate(self._idle):
-                    # Ties go to the worker of the lowest name, so that the same piece of a read
-                    # made again goes to the worker that has its chunks cached.
-                    k = (0.5 if wire.worker is None else float(used.get(wire.worker, 0)), wire.worker or b"", -i)
+                    k = (0.5 if wire.worker is None else float(busy.get(wire.worker, 0)), wire.worker or b"", -i)
                     if best is None or k < key:
                         best, key = i, k
-                if best is not None and (key[0] < 0.6 or len(self._all) >= n + self.SPARE_CONNECTIONS):
+                if best is not None and (key[0] < 0.6 or len(self._all) >= self._limit):
                     wire = self._idle.pop(best)
                 else:
                     wire = self._new_wire()
-                if wire.worker is not None:
-                    used[wire.worker] = used.get(wire.worker, 0) + 1
+                if spread is not None and wire.worker is not None:
+                    busy[wire.worker] = busy.get(wire.worker, 0) + 1
+                    wire.counted = wire.worker
                 wires.append(wire)
         return wires
 
-    def release(self, wire: _Wire) -> None:
-        """Give back a connection from :meth:`spread` (closed ones too: they reconnect when used)."""
+    def release(self, wire: _Wire, spread: _Spread | None = None) -> None:
+        """Give back a connection from :meth:`take` (closed ones too: they reconnect when used)."""
         with self._lock:
+            if spread is not None and wire.counted is not None:
+                spread.busy[wire.counted] -= 1
+            wire.counted = None
             if wire in self._all:
                 self._idle.append(wire)
 
     def get_into(self, path: str, into: memoryview, wire: _Wire | None = None) -> bool:
         """GET ``path`` and read its body into ``into`` (a flat byte view), on ``wire`` (one of
-        :meth:`spread`'s, which the caller releases) or on an idle connection.
+        :meth:`take`'s, which the caller releases) or on an idle connection.
 
         True when the answer was a 200 of exactly ``len(into)`` bytes, all of them read.
         """
         if wire is None:
-            (own,) = self.spread(1)
+            (own,) = self.take()
             try:
                 return self.get_into(path, into, own)
             finally:
@@ -416,8 +432,8 @@ class Client:
                                   headers={"Accept-Encoding": transport_compression or "identity"})
         # Bodies go straight into the output over plain sockets; a custom transport (tests)
         # or a proxy means every request goes through httpx instead.
-        self._bodies = (_BodyReader.for_url(self.url, timeout, transport_compression) if transport is None
-                        else None)
+        self._bodies = (_BodyReader.for_url(self.url, timeout, transport_compression, self.max_workers)
+                        if transport is None else None)
         self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bigarrays-client")
         self._infos: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -622,11 +638,14 @@ class RemoteArray:
         if len(pieces) == 1:
             self._fetch_into(out, box, pieces[0], channels)
             return out
-        # Biggest first, so that the big pieces get connections to different server workers.
+        # Biggest first, so that the big pieces get connections to different server workers:
+        # the pieces that start at once take theirs now, in this order; the others as they start.
         pieces.sort(key=lambda p: -p.size)
-        bodies = self.client._bodies
-        wires: list[Any] = bodies.spread(len(pieces)) if bodies is not None else [None] * len(pieces)
-        futures = [self.client._pool.submit(self._fetch_into, out, box, p, channels, w) for p, w in zip(pieces, wires)]
+        bodies, spread = self.client._bodies, _Spread()
+        first = bodies.take(min(len(pieces), self.client.max_workers), spread) if bodies is not None else []
+        wires: list[Any] = [*first, *[None] * (len(pieces) - len(first))]
+        futures = [self.client._pool.submit(self._fetch_into, out, box, p, channels, w, spread)
+                   for p, w in zip(pieces, wires)]
         errors = [f.exception() for f in futures]
         for exc in errors:
             if exc is not None:
@@ -647,11 +666,14 @@ class RemoteArray:
         return pieces
 
     def _fetch_into(self, out: np.ndarray, outer: Box, piece: Box, channels: tuple[int, int],
-                    wire: Any = None) -> None:
+                    wire: Any = None, spread: _Spread | None = None) -> None:
         """Fetch ``piece`` of the read of ``outer`` into its place in ``out`` (on ``wire``, a
-        connection of the client's body reader, which this gives back)."""
+        connection the read ``spread`` took from the client's body reader, or on one taken
+        here; given back either way)."""
         bodies = self.client._bodies
         if bodies is not None:
+            if wire is None:
+                (wire,) = bodies.take(1, spread)
             into = _contiguous_part(out, outer, piece)
             tmp = None
             if into is None:  # not one run of the output: receive it whole, then paste
@@ -660,8 +682,7 @@ class RemoteArray:
             try:
                 done = bodies.get_into(self._path(piece, channels) + "?format=raw", into, wire)
             finally:
-                if wire is not None:
-                    bodies.release(wire)
+                bodies.release(wire, spread)
             if done:
                 if tmp is not None:
                     out[piece.slices_in(outer) + (slice(None),)] = tmp

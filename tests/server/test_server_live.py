@@ -257,6 +257,17 @@ def test_cutouts_name_their_worker_and_a_read_spreads_its_pieces_over_the_worker
     assert all(a != b for a, b in workers_of_reads[-6:]), workers_of_reads
 
 
+def test_a_read_of_many_pieces_holds_no_more_connections_than_its_threads_and_spares(live: Live) -> None:
+    server, urls, _ = live
+    with bc.Client(server.url, piece_bytes=64 * 1024, max_workers=2) as client:
+        remote = client["em"]
+        assert len(remote._pieces(remote.bounds, (0, 1))) > 12
+        for _ in range(3):
+            np.testing.assert_array_equal(remote[:, :, :], bc.open(urls["em"])[:, :, :])
+        assert client._bodies is not None
+        assert len(client._bodies._all) <= 2 + _BodyReader.SPARE_CONNECTIONS
+
+
 def test_body_reader_is_not_used_where_httpx_would_take_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
