@@ -52,7 +52,7 @@ def paste(out: np.ndarray, src: np.ndarray) -> None:
     if src.size < MIN_ELEMENTS:
         out[...] = src
         return
-    kernel = _kernels.get(out.dtype)  # kernels exist for native dtypes of DTYPES only
+    kernel = _kernels.get(out.dtype)  # kernels exist only where _has_kernel
     # The kernel does not check bounds; a pair it has no signature for (the kernel's
     # TypeError, slow to raise) can only be a read-only ``out``, which numpy refuses below.
     same = out.shape == src.shape and out.ndim == 4 and src.dtype == out.dtype
@@ -63,7 +63,7 @@ def paste(out: np.ndarray, src: np.ndarray) -> None:
         except TypeError:
             pass
     out[...] = src
-    if kernel is None and same and out.dtype.isnative and out.dtype.kind in "biuf":
+    if kernel is None and same and _has_kernel(out.dtype):
         _count(out.dtype, src.nbytes)
 
 
@@ -79,10 +79,7 @@ def preload(dtypes: Iterable[np.dtype | str]) -> None:
     (returns at once; :func:`wait_for_kernels` waits for it). Dtypes without a kernel (non-native
     byte order, not a number) are skipped."""
     with _lock:
-        for name in dtypes:
-            dtype = np.dtype(name)
-            if dtype.isnative and dtype.kind in "biuf" and dtype.name in DTYPES:
-                _wanted.add(dtype)
+        _wanted.update(dtype for dtype in (np.dtype(name) for name in dtypes) if _has_kernel(dtype))
         _start_loader()
 
 
@@ -91,6 +88,11 @@ def wait_for_kernels(timeout: float | None = None) -> None:
     loader = _loader
     if loader is not None:
         loader.join(timeout)
+
+
+def _has_kernel(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` gets a copy kernel: a volume dtype (:data:`DTYPES`) in native byte order."""
+    return dtype.isnative and dtype.name in DTYPES
 
 
 def _count(dtype: np.dtype, nbytes: int) -> None:
