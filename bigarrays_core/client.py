@@ -243,10 +243,12 @@ class _BodyReader:
             for _ in range(n):
                 best, key = None, (0.0, b"", 0)
                 for i, wire in enumerate(self._idle):
+                    # Pieces of this read on its worker (an unnamed one ranks between 0 and 1).
                     k = (0.5 if wire.worker is None else float(busy.get(wire.worker, 0)), wire.worker or b"", -i)
                     if best is None or k < key:
                         best, key = i, k
-                if best is not None and (key[0] < 0.6 or len(self._all) >= self._limit):
+                # Below 1: no piece of this read is on that worker yet, as far as is known.
+                if best is not None and (key[0] < 1 or len(self._all) >= self._limit):
                     wire = self._idle.pop(best)
                 else:
                     wire = self._new_wire()
