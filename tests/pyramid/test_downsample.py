@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
+from bigarrays_core import pyramid
 from bigarrays_core.downsampling import downsample_block
 from bigarrays_core.format import create_info
 from bigarrays_core.geometry import Box
 from bigarrays_core.pyramid import mip_stages
 from bigarrays_core.resume import PROGRESS_PREFIX
+from bigarrays_core.scale_writer import WriteReport
 from tests.core.datasets import make, random_values
 
 from .reference import pyramid_reference, reference, segmentation
@@ -211,6 +213,56 @@ def test_one_read_many_levels_or_stages_and_pieces_store_the_same_bytes(tmp_path
         np.testing.assert_array_equal(a[:, :, :], want[k - 1])
         keys = sorted(a.store.list(a.key + "/"))
         assert keys == sorted(b.store.list(b.key + "/")) and a.store.get_many(keys) == b.store.get_many(keys)
+
+
+@pytest.mark.parametrize("sharding", [None, {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 1,
+                                              "hash": "identity", "minishard_bits": 1, "shard_bits": 3,
+                                              "minishard_index_encoding": "raw", "data_encoding": "gzip"}],
+                         ids=["chunks", "shards"])
+def test_a_task_built_part_by_part_stores_what_a_task_built_whole_does(tmp_path: Path, rng: np.random.Generator,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         sharding: object) -> None:
+    """A task is built in parts of whole top-level write units, each stored before the next is
+    read: with parts of one write unit each, a build (missing source chunks, a partial edge, a
+    region refresh, write_empty) stores the same keys and bytes as with the task in one part."""
+    data = _data(rng, (150, 130, 24, 1), "uint8", "average")
+    data[:40, :40] = 0  # whole source chunks of zeros, written below as missing ones
+    tasks: list[Box] = []
+    parts: list[Box] = []
+    build_task, build_part = pyramid.build_task, pyramid._build_part
+
+    def task(ctx: pyramid.MipStage, top: Box) -> WriteReport:
+        tasks.append(top)
+        return build_task(ctx, top)
+
+    def part(ctx: pyramid.MipStage, top: Box, report: WriteReport) -> None:
+        parts.append(top)
+        build_part(ctx, top, report)
+
+    monkeypatch.setattr(pyramid, "build_task", task)
+    monkeypatch.setattr(pyramid, "_build_part", part)
+    stored: dict[str, dict[str, bytes | None]] = {}
+    for name, part_bytes in (("whole", 1 << 40), ("parts", 1)):
+        monkeypatch.setattr(pyramid, "PART_BYTES", part_bytes)
+        ba = bc.create(str(tmp_path / name), dtype="uint8", size=(150, 130, 24), voxel_offset=(-16, 8, 1),
+                       chunk_size=(16, 16, 8), sharding=sharding)
+        ba[:, :, :] = data
+        if sharding is None:  # missing source chunks (under zeros: the reference is the same)
+            ba.store.delete_many([r.key for r in ba.chunks(Box((-16, 8, 1), (16, 40, 25)))])
+        tasks.clear()
+        parts.clear()
+        bc.downsample(ba, mips=3)
+        bc.downsample(bc.open(ba.url), mips=3, region="20:70,30:90,3:9", write_empty=True)
+        assert parts == tasks if name == "whole" else len(parts) > len(tasks)  # some task in several parts
+        stored[name] = {}
+        for k in (1, 2, 3):
+            level = bc.open(ba.url, mip=k)
+            keys = sorted(level.store.list(level.key + "/"))
+            stored[name].update(zip(keys, level.store.get_many(keys)))
+    assert stored["whole"] and stored["whole"] == stored["parts"]
+    want = pyramid_reference(data, Box.from_shape((-16, 8, 1), (150, 130, 24)), [(2, 2, 1)] * 3, "average")
+    for k in (1, 2, 3):
+        np.testing.assert_array_equal(bc.open(str(tmp_path / "parts"), mip=k)[:, :, :], want[k - 1])
 
 
 def test_misaligned_scales_start_a_new_stage(tmp_path: Path, rng: np.random.Generator) -> None:
