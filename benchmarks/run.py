@@ -56,6 +56,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small datasets and boxes: a smoke run, not a measurement")
     p.add_argument("--data", type=Path, default=HERE / "data", help="dataset directory (default benchmarks/data)")
     p.add_argument("--results", type=Path, default=HERE / "results", help="where the .jsonl goes")
+    p.add_argument("--scratch", type=Path, default=None, metavar="DIR",
+                   help="where cases write their outputs (default DATA/FLAVOUR/scratch); e.g. a tmpfs, to keep "
+                        "the disk's state out of the write-heavy cases (see README, 'the disk's state')")
     p.add_argument("--label", default="", help="a tag for this run (e.g. the patch being tried), kept in the output")
     p.add_argument("--case-timeout", type=float, default=900, metavar="SECONDS",
                    help="a case still running after this long (a peer library hanging) ends the run: every "
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"datasets ({sizes.name}) in {args.data / sizes.name} ...", flush=True)
     data = ensure_datasets(args.data / sizes.name, sizes)
-    scratch = (args.data / sizes.name / "scratch").resolve()
+    scratch = (args.scratch if args.scratch is not None else args.data / sizes.name / "scratch").resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     libraries = LIBRARIES()
     env = Env(data, sizes, geometry, scratch, libraries, quick=args.quick)
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import bigarrays_core
 
     emit({"type": "run", "time": stamp, "label": args.label, "flavour": sizes.name, "reps": args.reps,
-          "cpus": os.cpu_count(), "bigarrays_core": str(Path(bigarrays_core.__file__).parent),
+          "scratch": str(scratch), "cpus": os.cpu_count(), "bigarrays_core": str(Path(bigarrays_core.__file__).parent),
           "load_average": os.getloadavg(),
           "python": platform.python_version(), "machine": platform.platform(),
           "versions": {lib.name: lib.version() for lib in libraries}})
