@@ -269,7 +269,7 @@ class _Weights(Sequence[int]):
         return n
 
 
-def task_bytes(max_task_bytes: int) -> int:
+def _task_bytes(max_task_bytes: int) -> int:
     """The source bytes a task is made of (about; whole write units), given the bound on what one holds."""
     return min(TASK_TARGET_BYTES, max_task_bytes // 2)
 
@@ -286,7 +286,7 @@ def _stage(ba: BigArray, info: Info, levels: list[int], regions: Mapping[int, Bo
     per_top_voxel = _prod(ctx.scale_from_top(-1)) * ba.dtype.itemsize * ba.num_channels
     cover = regions[levels[-1]]
     grid = TaskGrid(units, cover, group_for(units, cover, _prod(unit_size(top)) * per_top_voxel,
-                                            task_bytes(max_task_bytes)))
+                                            _task_bytes(max_task_bytes)))
     tasks: Sequence[Box] = grid
     ids: Sequence[int] | None = None
     if len(grid) > LIST_ABOVE_TASKS:  # a huge, probably sparse, volume: only where chunks are stored
@@ -588,7 +588,7 @@ def plan_downsample(ba: BigArray, mips: int | None = None, factor: Sequence[int]
               for levels in mip_stages(base, info, mips, max_task_bytes=max_task_bytes)]
     job = {"kind": "downsample", "version": 1, "mip": ba.mip, "region": [list(box.start), list(box.stop)],
            "method": how, "ignore_zero": ignore_zero, "write_empty": write_empty, "max_task_bytes": max_task_bytes,
-           "task_bytes": task_bytes(max_task_bytes),
+           "task_bytes": _task_bytes(max_task_bytes),
            "scales": [scale_fingerprint(BigArray(ba.store, info, k)) for k in range(ba.mip, top + 1)]}
     return PyramidPlan(info, stages, job)
 

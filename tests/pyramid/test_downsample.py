@@ -380,6 +380,30 @@ def test_an_interrupted_build_resumes_and_a_finished_one_leaves_no_record(tmp_pa
     assert report.done_before == 0 and report.written == len(ba.at_mip(1).chunks())
 
 
+def test_a_record_of_another_task_size_is_not_read_as_this_one(tmp_path: Path, rng: np.random.Generator,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Task ``i`` of a build with other task boxes is another box: a build interrupted under one
+    task size (an earlier version's) and run again under another starts from nothing, and
+    stores every chunk (a record read across sizes would skip chunks never written)."""
+    ba = make(str(tmp_path / "ds"), dtype="uint8", size=(256, 256, 16), chunk_size=(16, 16, 8), num_mips=2)
+    ba[:, :, :] = rng.integers(1, 255, size=(256, 256, 16), dtype=np.uint8)
+    monkeypatch.setattr(pyramid, "TASK_TARGET_BYTES", 64 << 10)
+    seen: list[int] = []
+
+    def stop(n: int) -> None:
+        seen.append(n)
+        if sum(seen) >= 64:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bc.downsample(ba, mips=1, progress=stop)
+    assert len(list((tmp_path / "ds" / PROGRESS_PREFIX).glob("*.json"))) == 1
+    monkeypatch.setattr(pyramid, "TASK_TARGET_BYTES", 256 << 10)
+    report = bc.downsample(ba, mips=1)
+    assert report.done_before == 0 and report.written == len(ba.at_mip(1).chunks())
+    np.testing.assert_array_equal(ba.at_mip(1)[:, :, :], reference(ba[:, :, :], ba.bounds, (2, 2, 1), "average"))
+
+
 def test_bad_requests_are_named(tmp_path: Path) -> None:
     ba = make(str(tmp_path / "ds"), num_mips=2)
     with pytest.raises(ValueError, match="'median'"):
