@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import tifffile
 
 import bigarrays_core as bc
@@ -168,6 +170,37 @@ def test_interrupted_ingest_resumes_without_rewriting(tmp_path: Path) -> None:
     # A third run has nothing to do.
     r = run_bigarrays(args)
     assert r.code == 0 and "0 chunk(s) written" in r.out and "39 done by an earlier run" in r.out
+
+
+def test_an_ingest_with_mips_resumed_under_another_pyramid_task_size_builds_every_chunk(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One record covers the ingest and its pyramid; the pyramid's task ``i`` is another box under
+    another task size (an earlier version's), so such a record is not resumed: every mip chunk
+    is built (read across sizes, it skipped chunks never written)."""
+    from bigarrays_core import pyramid
+
+    vol = _volume((256, 256, 16), "uint8")
+    np.save(tmp_path / "v.npy", vol)
+    dest = str(tmp_path / "out")
+    args = ("ingest", str(tmp_path / "v.npy"), dest, "--chunk-size", "16", "16", "8", "--mips", "2", "--quiet")
+    monkeypatch.setattr(pyramid, "TASK_TARGET_BYTES", 64 << 10)
+    build_part, parts = pyramid._build_part, []
+
+    def interrupted(*a: Any) -> None:
+        parts.append(1)
+        if len(parts) > 3:
+            raise KeyboardInterrupt
+        build_part(*a)
+
+    monkeypatch.setattr(pyramid, "_build_part", interrupted)
+    assert cli(*args).code == 130
+    assert len(parts) == 4  # three pyramid tasks of 8 chunks built and recorded, the fourth interrupted
+    monkeypatch.setattr(pyramid, "_build_part", build_part)
+    monkeypatch.setattr(pyramid, "TASK_TARGET_BYTES", 256 << 10)
+    assert cli(*args).code == 0
+    m1 = bc.open(dest, mip=1)
+    assert m1.missing_chunks() == []
+    np.testing.assert_array_equal(m1[:, :, :, 0], np.rint(vol.reshape(128, 2, 128, 2, 16).mean(axis=(1, 3))))
 
 
 def test_a_damaged_tiff_is_named_and_a_repaired_source_is_ingested_again(tmp_path: Path) -> None:
