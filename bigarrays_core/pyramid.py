@@ -283,9 +283,8 @@ def _stage(ba: BigArray, info: Info, levels: list[int], regions: Mapping[int, Bo
         method, ignore_zero, write_empty, max(1, max_task_bytes // 4))
     top = ctx.array(levels[-1])
     units = unit_grid(top)
-    per_top_voxel = _prod(ctx.scale_from_top(-1)) * ba.dtype.itemsize * ba.num_channels
     cover = regions[levels[-1]]
-    grid = TaskGrid(units, cover, group_for(units, cover, _prod(unit_size(top)) * per_top_voxel,
+    grid = TaskGrid(units, cover, group_for(units, cover, _prod(unit_size(top)) * _source_bytes_per_top_voxel(ctx, ba),
                                             _task_bytes(max_task_bytes)))
     tasks: Sequence[Box] = grid
     ids: Sequence[int] | None = None
@@ -466,24 +465,26 @@ def build_task(ctx: MipStage, top: Box) -> WriteReport:
     stored (a task of 64 MiB built whole kept 16 MiB of first level between its reduction
     and its storing)."""
     report = WriteReport()
-    top_array = ctx.array(ctx.levels[-1].mip)
     source = ctx.array(ctx.source)
-    per_top_voxel = _prod(ctx.scale_from_top(-1)) * source.dtype.itemsize * source.num_channels
-    for part in split_box(top, unit_grid(top_array), per_top_voxel, PART_BYTES) or [top]:
-        _build_part(ctx, part, report)
+    arrays = [ctx.array(level.mip) for level in ctx.levels]
+    for part in split_box(top, unit_grid(arrays[-1]), _source_bytes_per_top_voxel(ctx, source), PART_BYTES) or [top]:
+        _build_part(ctx, part, report, source, arrays)
     return report
 
 
-def _build_part(ctx: MipStage, top: Box, report: WriteReport) -> None:
-    """Build and store the levels over ``top`` (whole top-level write units), adding to ``report``."""
-    source = ctx.array(ctx.source)
-    arrays = [ctx.array(level.mip) for level in ctx.levels]
+def _source_bytes_per_top_voxel(ctx: MipStage, source: BigArray) -> int:
+    """The bytes of ``source`` (any scale of the volume: one dtype and channel count) under one top-level voxel."""
+    return _prod(ctx.scale_from_top(-1)) * source.dtype.itemsize * source.num_channels
+
+
+def _build_part(ctx: MipStage, top: Box, report: WriteReport, source: BigArray, arrays: Sequence[BigArray]) -> None:
+    """Build and store the levels over ``top`` (whole top-level write units), adding to
+    ``report``; ``source`` and ``arrays`` are ``ctx``'s source and level arrays."""
     boxes = [refine_box(top, ctx.scale_from_top(j)).intersect(a.bounds) for j, a in enumerate(arrays)]
     src_box = refine_box(top, ctx.scale_from_top(-1)).intersect(source.bounds)
     missing = _Missing()
     pieces = [] if src_box.is_empty else split_box(
-        top, arrays[-1].grid, _prod(ctx.scale_from_top(-1)) * source.dtype.itemsize * source.num_channels,
-        ctx.piece_bytes) or [top]
+        top, arrays[-1].grid, _source_bytes_per_top_voxel(ctx, source), ctx.piece_bytes) or [top]
     if len(pieces) <= 1:
         outs = [out for _, out in _levels_of_piece(ctx, source, arrays, top, src_box, missing)]
     else:

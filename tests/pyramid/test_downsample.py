@@ -235,9 +235,9 @@ def test_a_task_built_part_by_part_stores_what_a_task_built_whole_does(tmp_path:
         tasks.append(top)
         return build_task(ctx, top)
 
-    def part(ctx: pyramid.MipStage, top: Box, report: WriteReport) -> None:
+    def part(ctx: pyramid.MipStage, top: Box, report: WriteReport, *arrays: object) -> None:
         parts.append(top)
-        build_part(ctx, top, report)
+        build_part(ctx, top, report, *arrays)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pyramid, "build_task", task)
     monkeypatch.setattr(pyramid, "_build_part", part)
