@@ -70,21 +70,20 @@ def cast_values(data: np.ndarray, dtype: np.dtype[Any], where: str) -> np.ndarra
 
 
 def ingest_job(source: Source, ba: BigArray, offset: Sequence[int], *, write_empty: bool = False,
-               mips: int = 0, method: str | None = None,
-               pyramid: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+               mips: int = 0, pyramid: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The description that names an ingest's :class:`ProgressRecord` (None if the source has no identity).
 
-    ``mips``, ``method`` and ``pyramid`` (the :attr:`~bigarrays_core.pyramid.PyramidPlan.job`
-    of its stages) describe the pyramid built after it, when one record covers both (as
-    ``bigarrays ingest --mips`` does): a record whose pyramid was cut into other tasks is
-    another job's.
+    ``mips`` (the scales built above it) and ``pyramid`` (the
+    :attr:`~bigarrays_core.pyramid.PyramidPlan.job` of their stages, which names the method)
+    describe the pyramid built after it, when one record covers both (as ``bigarrays ingest
+    --mips`` does): a record whose pyramid was cut into other tasks is another job's.
     """
     if source.identity is None:
         return None
     scales = [scale_fingerprint(ba.at_mip(k)) for k in range(ba.mip, min(ba.num_mips, ba.mip + mips + 1))]
     job = {"kind": "ingest", "version": 2, "source": source.identity, "mip": ba.mip,
            "offset": [int(o) for o in offset], "scales": scales, "write_empty": write_empty, "mips": mips,
-           "method": method}
+           "method": pyramid["method"] if pyramid is not None else None}
     if pyramid is not None:
         job["pyramid"] = dict(pyramid)
     return job

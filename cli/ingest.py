@@ -121,15 +121,14 @@ def run_ingest(args: argparse.Namespace) -> int:
     offset = tuple(args.voxel_offset) if args.voxel_offset else ba.voxel_offset
     region = Box.from_shape(offset, source.shape[:3])
     stages: list[Stage[Any, Any]] = [ingest_stage(source, ba, offset, write_empty=args.write_empty)]
-    method = pyramid = None
+    pyramid = None
     if args.mips > 1:  # scales the dataset lacks are added to its info first
         plan = plan_downsample(ba, mips=args.mips - 1, method=args.method, region=region,
                                write_empty=args.write_empty)
         ba = bc.BigArray(ba.store, plan.info, ba.mip)
         stages += plan.stages
-        method, pyramid = plan.job["method"], plan.job
-    job = ingest_job(source, ba, offset, write_empty=args.write_empty, mips=args.mips - 1, method=method,
-                     pyramid=pyramid)
+        pyramid = plan.job
+    job = ingest_job(source, ba, offset, write_empty=args.write_empty, mips=args.mips - 1, pyramid=pyramid)
     record = ProgressRecord(ba.store, job) if job is not None else None
     if record is not None and args.overwrite:
         record.reset()
