@@ -21,6 +21,7 @@ from bigarrays_core.ingest import ingest, ingest_job, ingest_stage
 from bigarrays_core.kvstore import LocalStore, WriteOptions
 from bigarrays_core.resume import PROGRESS_PREFIX, ProgressRecord
 from bigarrays_core.sources import ArraySource, PrecomputedSource, open_source
+from tests.progress import StopAfter
 
 from .datasets import make
 
@@ -62,19 +63,13 @@ def test_an_interrupted_ingest_resumes_and_writes_only_what_is_left(tmp_path: Pa
     store = CountingStore(str(tmp_path / "out"))
     ba = make(store, size=(64, 48, 24), chunk_size=(16, 16, 8))  # 4 x 3 x 3 = 36 chunks, a z-slab a group
     store.written.clear()
-    calls: list[int] = []
-
-    def stop_after_20(n: int) -> None:
-        calls.append(n)
-        if sum(calls) >= 20:
-            raise KeyboardInterrupt("stopped by the test")
-
+    stop = StopAfter(20)
     with pytest.raises(KeyboardInterrupt):
-        ingest(open_source(src), ba, progress=stop_after_20)
+        ingest(open_source(src), ba, progress=stop)
     first = list(store.written)
     # Tasks are whole z-slabs; two were recorded. The third may have been running beside them
     # (tasks run in parallel): it finished writing, unrecorded, and is redone below.
-    assert calls[0] == 0 and sum(calls) == 24 and len(first) in (24, 36)
+    assert stop.calls[0] == 0 and sum(stop.calls) == 24 and len(first) in (24, 36)
     store.written.clear()
     stage = ingest_stage(open_source(src), ba)  # three tasks, one z-slab each
     done = ProgressRecord(store, ingest_job(open_source(src), ba, ba.voxel_offset)).done_tasks(stage.step)

@@ -21,6 +21,7 @@ from bigarrays_core.pyramid import mip_stages
 from bigarrays_core.resume import PROGRESS_PREFIX
 from bigarrays_core.scale_writer import WriteReport
 from tests.core.datasets import make, random_values
+from tests.progress import StopAfter
 
 from .reference import pyramid_reference, reference, segmentation
 
@@ -357,15 +358,8 @@ def test_an_interrupted_build_resumes_and_a_finished_one_leaves_no_record(tmp_pa
                                                                            rng: np.random.Generator) -> None:
     ba = make(str(tmp_path / "ds"), dtype="uint8", size=(256, 256, 16), chunk_size=(16, 16, 8), num_mips=2)
     ba[:, :, :] = rng.integers(1, 255, size=(256, 256, 16), dtype=np.uint8)
-    seen: list[int] = []
-
-    def stop(n: int) -> None:
-        seen.append(n)
-        if sum(seen) >= 64:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        bc.downsample(ba, mips=1, progress=stop, max_task_bytes=1 << 20)
+        bc.downsample(ba, mips=1, progress=StopAfter(64), max_task_bytes=1 << 20)
     (record,) = (tmp_path / "ds" / PROGRESS_PREFIX).glob("*.json")  # kept: the build did not finish
     stamps = {k: (tmp_path / "ds" / ba.at_mip(1).key / k).stat().st_mtime_ns for k in _keys(ba.at_mip(1))}
     done: list[int] = []
@@ -388,15 +382,8 @@ def test_a_record_of_another_task_size_is_not_read_as_this_one(tmp_path: Path, r
     ba = make(str(tmp_path / "ds"), dtype="uint8", size=(256, 256, 16), chunk_size=(16, 16, 8), num_mips=2)
     ba[:, :, :] = rng.integers(1, 255, size=(256, 256, 16), dtype=np.uint8)
     monkeypatch.setattr(pyramid, "TASK_TARGET_BYTES", 64 << 10)
-    seen: list[int] = []
-
-    def stop(n: int) -> None:
-        seen.append(n)
-        if sum(seen) >= 64:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        bc.downsample(ba, mips=1, progress=stop)
+        bc.downsample(ba, mips=1, progress=StopAfter(64))
     assert len(list((tmp_path / "ds" / PROGRESS_PREFIX).glob("*.json"))) == 1
     monkeypatch.setattr(pyramid, "TASK_TARGET_BYTES", 256 << 10)
     report = bc.downsample(ba, mips=1)

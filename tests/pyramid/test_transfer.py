@@ -12,6 +12,7 @@ import pytest
 import bigarrays_core as bc
 from bigarrays_core.format import read_info
 from tests.core.datasets import make, random_values
+from tests.progress import StopAfter
 
 from .reference import segmentation
 
@@ -76,15 +77,8 @@ def test_a_region_into_new_bounds_and_regions_meeting_inside_chunks(tmp_path: Pa
 
 
 def test_an_interrupted_transfer_resumes(tmp_path: Path, source: bc.BigArray) -> None:
-    seen: list[int] = []
-
-    def stop(n: int) -> None:
-        seen.append(n)
-        if sum(seen) >= 10:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        bc.transfer(source, str(tmp_path / "dst"), compression=None, progress=stop)
+        bc.transfer(source, str(tmp_path / "dst"), compression=None, progress=StopAfter(10))
     report = bc.transfer(source, str(tmp_path / "dst"), compression=None, verify=True)
     assert report.done_before >= 10 and report.written > 0
     dst = bc.open(str(tmp_path / "dst"))
