@@ -645,7 +645,7 @@ class RemoteArray:
         pieces.sort(key=lambda p: -p.size)
         bodies, spread = self.client._bodies, _Spread()
         first = bodies.take(min(len(pieces), self.client.max_workers), spread) if bodies is not None else []
-        wires: list[Any] = [*first, *[None] * (len(pieces) - len(first))]
+        wires: list[_Wire | None] = [*first, *[None] * (len(pieces) - len(first))]
         futures = [self.client._pool.submit(self._fetch_into, out, box, p, channels, w, spread)
                    for p, w in zip(pieces, wires)]
         errors = [f.exception() for f in futures]
@@ -668,7 +668,7 @@ class RemoteArray:
         return pieces
 
     def _fetch_into(self, out: np.ndarray, outer: Box, piece: Box, channels: tuple[int, int],
-                    wire: Any = None, spread: _Spread | None = None) -> None:
+                    wire: _Wire | None = None, spread: _Spread | None = None) -> None:
         """Fetch ``piece`` of the read of ``outer`` into its place in ``out`` (on ``wire``, a
         connection the read ``spread`` took from the client's body reader, or on one taken
         here; given back either way)."""
