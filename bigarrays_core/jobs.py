@@ -245,8 +245,10 @@ def _run_dask(client: Any, stage: Stage[Any, Any], todo: list[int], tracker: _Tr
             fut.release()
         fetch.clear()
 
+    # On this client's event loop: as_completed otherwise waits on the *default* client's (the last one
+    # opened), which may be another cluster's, busy (a job then stalls) or taking CPU from this one's.
     # distributed leaves as_completed unannotated.
-    futures = as_completed([submit(i) for i in itertools.islice(queue, window)])  # type: ignore[no-untyped-call]
+    futures = as_completed([submit(i) for i in itertools.islice(queue, window)], loop=client.loop)  # type: ignore[no-untyped-call]
     try:
         for fut in futures:
             if fut.status != "finished":

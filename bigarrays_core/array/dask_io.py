@@ -215,7 +215,8 @@ def _on_cluster(client: Any, tasks: list[Any], report: Callable[[int], None]) ->
         futures = client.compute(tasks)
         total = 0
         try:
-            for fut in as_completed(futures):  # type: ignore[no-untyped-call]
+            # This client's loop, not the default client's (see jobs._run_dask).
+            for fut in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
                 n = int(fut.result())
                 total += n
                 report(n)

@@ -198,3 +198,34 @@ def test_dask_arrays_read_and_write_on_the_cluster(tmp_path: Path, client: Any) 
     with pytest.raises(Exception, match="memory store of process"):
         bc.from_dask(da.zeros((16, 16, 8), dtype=np.uint8), make(f"memory://cluster-{os.getpid()}", size=(16, 16, 8),
                                                           chunk_size=(16, 16, 8)), client=client)
+
+
+@pytest.mark.parametrize("job", ["downsample", "from_dask"])
+def test_a_job_waits_on_its_own_clients_event_loop(tmp_path: Path, client: Any, job: str) -> None:
+    """Dask's ``as_completed`` follows the *default* client's event loop unless told otherwise:
+    a job given one client while another is the default (the last one opened) waited on that
+    other client's loop, and hung while that loop was busy."""
+    data = random_values(np.random.default_rng(9), (64, 64, 16, 1), "uint8")
+    ba = _dataset(tmp_path, "src", data, chunk_size=(16, 16, 8))
+    other = distributed.Client(client.scheduler.address, timeout="20s")
+    assert other.loop is not client.loop and distributed.default_client() is other
+    release = threading.Event()
+    other.loop.add_callback(release.wait, 120)  # the default client's loop is busy until released
+    done: list[object] = []
+
+    def run() -> None:
+        if job == "downsample":
+            done.append(bc.downsample(ba, mips=1, client=client))
+        else:
+            out = make(str(tmp_path / "dst"), dtype="uint8", size=(64, 64, 16), chunk_size=(16, 16, 8))
+            done.append(bc.from_dask(ba.to_dask(), out, client=client))
+
+    worker = threading.Thread(target=run, daemon=True)
+    try:
+        worker.start()
+        worker.join(60)
+        assert done, f"{job} on one client waited for another client's event loop"
+    finally:
+        release.set()
+        worker.join(60)
+        other.close()
