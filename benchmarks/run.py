@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import faulthandler
+import gc
 import json
 import os
 import platform
@@ -113,11 +114,19 @@ def _watchdog(case: Case, env: Env, seconds: float) -> threading.Timer:
 def _run_case(case: Case, env: Env, reps: int, emit: Any) -> tuple[list[Subject], dict[str, list[float]]]:
     subjects = case.prepare(env)
     _time_round(subjects, case.unit)  # warm-up: page cache, thread pools, lazy imports
-    values: dict[str, list[float]] = {s.label: [] for s in subjects if s.run is not None}
-    for rep in range(1, min(reps, case.max_reps or reps) + 1):
-        for label, v in _time_round(subjects, case.unit).items():
-            values[label].append(v)
-            emit({"type": "rep", "case": case.name, "subject": label, "rep": rep, "value": v, "unit": case.unit})
+    # The harness's own objects (every peer's modules, the datasets' checks: ~250k) are set aside
+    # from the garbage collector while the case is timed: a full collection walks them all
+    # (~70-130 ms), and it fell in whichever subject's rep happened to allocate at the time.
+    gc.collect()
+    gc.freeze()
+    try:
+        values: dict[str, list[float]] = {s.label: [] for s in subjects if s.run is not None}
+        for rep in range(1, min(reps, case.max_reps or reps) + 1):
+            for label, v in _time_round(subjects, case.unit).items():
+                values[label].append(v)
+                emit({"type": "rep", "case": case.name, "subject": label, "rep": rep, "value": v, "unit": case.unit})
+    finally:
+        gc.unfreeze()
     return subjects, values
 
 
