@@ -186,7 +186,8 @@ def from_dask(darr: Any, ba: BigArray, offset: Sequence[int] | None = None, *, c
 
 def open_client(client: Any) -> tuple[Any, bool]:
     """``(distributed.Client, owned)`` for ``client``: a Client as it is, or a new one for a
-    scheduler address (``owned``: the caller closes it).
+    scheduler address (``owned``: the caller closes it; it is not made the process's default
+    client, so ``dask.compute`` elsewhere in the process goes where it went before).
 
     Raises :class:`BigArraysError` when ``distributed`` is not installed or the scheduler
     cannot be reached, and :class:`TypeError` for anything else.
@@ -201,7 +202,7 @@ def open_client(client: Any) -> tuple[Any, bool]:
     if isinstance(client, str):
         try:
             # distributed leaves Client and as_completed unannotated (here and below).
-            return distributed.Client(client, timeout="20s"), True  # type: ignore[no-untyped-call]
+            return distributed.Client(client, timeout="20s", set_as_default=False), True  # type: ignore[no-untyped-call]
         except OSError as exc:
             raise BigArraysError(f"cannot reach the Dask scheduler at {client}: {exc}") from exc
     raise TypeError(f"client must be a distributed.Client or a scheduler address, not {type(client).__name__}")
