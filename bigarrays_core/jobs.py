@@ -14,9 +14,10 @@ Where tasks run (:func:`run_stages`):
   so the threads are not oversubscribed. A stage of one task runs in the calling thread
   with the usual parallel chunk work.
 - ``client=`` a ``distributed.Client``, or the address of a Dask scheduler
-  (``"tcp://10.0.0.5:8786"``; a client is opened and closed for the call): tasks are
-  submitted to the cluster (a window of them at a time, so a huge job does not flood the
-  scheduler); each stage's shared context travels inside each task when it is small (under
+  (``"tcp://10.0.0.5:8786"``; a client is opened and closed for the call, not made the
+  default one): tasks are submitted to the cluster (a window of them at a time, so a huge
+  job does not flood the scheduler) and waited for on that client's event loop; each
+  stage's shared context travels inside each task when it is small (under
   :data:`INLINE_CONTEXT_BYTES` pickled), else is sent to every worker once. A task is recorded
   as soon as it finishes; the reports of finished tasks are fetched from the workers in
   batches (one call each, not a round trip per task: a fifth of the client's and
