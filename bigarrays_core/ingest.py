@@ -42,7 +42,7 @@ from bigarrays_core.scale_writer import ScaleWriter, WriteReport, is_all_zero
 from bigarrays_core.sources import Source
 from bigarrays_core.task_grid import TaskGrid, rows_of
 
-__all__ = ["IngestStage", "cast_values", "ingest", "ingest_job", "ingest_stage", "ingest_task"]
+__all__ = ["IngestStage", "cast_values", "ingest", "ingest_group", "ingest_job", "ingest_stage", "ingest_task"]
 
 
 def _ignore(n: int) -> None:
@@ -73,6 +73,9 @@ def ingest_job(source: Source, ba: BigArray, offset: Sequence[int], *, write_emp
                mips: int = 0, pyramid: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The description that names an ingest's :class:`ProgressRecord` (None if the source has no identity).
 
+    It names the group of write units a task is (:func:`ingest_group`): a record knows tasks by
+    index, so one made under another cut is another job's (not read as this one's).
+
     ``mips`` (the scales built above it) and ``pyramid`` (the
     :attr:`~bigarrays_core.pyramid.PyramidPlan.job` of their stages, which names the method)
     describe the pyramid built after it, when one record covers both (as ``bigarrays ingest
@@ -81,9 +84,11 @@ def ingest_job(source: Source, ba: BigArray, offset: Sequence[int], *, write_emp
     if source.identity is None:
         return None
     scales = [scale_fingerprint(ba.at_mip(k)) for k in range(ba.mip, min(ba.num_mips, ba.mip + mips + 1))]
+    target = Box.from_shape(tuple(int(o) for o in offset), source.shape[:3])
     job = {"kind": "ingest", "version": 2, "source": source.identity, "mip": ba.mip,
            "offset": [int(o) for o in offset], "scales": scales, "write_empty": write_empty, "mips": mips,
-           "method": pyramid["method"] if pyramid is not None else None}
+           "method": pyramid["method"] if pyramid is not None else None,
+           "group": list(ingest_group(ba, target))}
     if pyramid is not None:
         job["pyramid"] = dict(pyramid)
     return job
@@ -162,14 +167,19 @@ def ingest_stage(source: Source, ba: BigArray, offset: Sequence[int] | None = No
     if ba.store.read_only:
         raise ReadOnlyError(f"cannot ingest into {ba.url}: the store is read-only")
     ctx = IngestStage(source, ba.store, ba.parsed_info, ba.mip, (off[0], off[1], off[2]), write_empty)
-    units = unit_grid(ba)
-    grid = TaskGrid(units, target, rows_of(units, target))
+    grid = TaskGrid(unit_grid(ba), target, ingest_group(ba, target))
     tasks: Sequence[Box] = grid
     ids: Sequence[int] | None = None
     if stored is not None:
         ids = grid.touched(stored)
         tasks = [grid[i] for i in ids]
     return Stage(f"ingest mip {ba.mip}", ingest_task, ctx, tasks, _Weights(ba.grid, tasks, target), ids)
+
+
+def ingest_group(ba: BigArray, target: Box) -> Vec3:
+    """The write units of ``ba``'s scale that one task of an ingest into ``target`` covers, per
+    axis (whole rows: :func:`bigarrays_core.task_grid.rows_of`)."""
+    return rows_of(unit_grid(ba), target)
 
 
 class _Weights(Sequence[int]):

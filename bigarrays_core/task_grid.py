@@ -22,7 +22,7 @@ from bigarrays_core.array import BigArray
 from bigarrays_core.errors import InvalidKeyError
 from bigarrays_core.geometry import Box, ChunkGrid, Vec3, parse_chunk_name
 
-__all__ = ["LIST_ABOVE_TASKS", "TaskGrid", "group_for", "rows_of", "stored_boxes"]
+__all__ = ["LIST_ABOVE_TASKS", "ROWS_MAX_ROW", "ROWS_MIN_UNITS", "TaskGrid", "group_for", "rows_of", "stored_boxes"]
 
 #: Above this many tasks a job lists the chunks its scales store and keeps only the tasks where
 #: something is (a petabyte declared, a few terabytes written); below, every task runs (and
@@ -101,10 +101,20 @@ def group_for(units: ChunkGrid, box: Box, unit_bytes: int, target_bytes: int) ->
     return (gx, gy, gz)
 
 
-def rows_of(units: ChunkGrid, box: Box, *, min_units: int = 16, max_row: int = 64) -> Vec3:
-    """Groups of whole rows of units (rows longer than ``max_row`` units are cut) holding at
-    least ``min_units`` units, one unit deep in z: an ingest's tasks, so that a source read
-    slab by slab (TIFF pages) is decoded about once per slab."""
+#: An ingest's task holds at least this many write units (:func:`rows_of`)...
+ROWS_MIN_UNITS = 16
+#: ... in rows of at most this many.
+ROWS_MAX_ROW = 64
+
+
+def rows_of(units: ChunkGrid, box: Box, *, min_units: int | None = None, max_row: int | None = None) -> Vec3:
+    """Groups of whole rows of units (rows longer than ``max_row`` units, default
+    :data:`ROWS_MAX_ROW`, are cut) holding at least ``min_units`` units (default
+    :data:`ROWS_MIN_UNITS`), one unit deep in z: an ingest's tasks, so that a source read
+    slab by slab (TIFF pages) is decoded about once per slab. Jobs that resume by task index
+    name the group they were cut with (:func:`bigarrays_core.ingest.ingest_job`)."""
+    min_units = ROWS_MIN_UNITS if min_units is None else min_units
+    max_row = ROWS_MAX_ROW if max_row is None else max_row
     rx, ry, _ = units.grid_range(box)
     gx = max(1, min(len(rx), max_row))
     return (gx, max(1, min(len(ry), -(-min_units // gx))), 1)

@@ -37,7 +37,7 @@ from bigarrays_core.format import Info, create_info, write_info
 from bigarrays_core.format.scales import coarsen_box, downsample_factor
 from bigarrays_core.format.sharding import choose_sharding, scale_sharding
 from bigarrays_core.geometry import Box
-from bigarrays_core.ingest import ingest_stage
+from bigarrays_core.ingest import ingest_group, ingest_stage
 from bigarrays_core.jobs import Progress, Stage, run_stages
 from bigarrays_core.kvstore import open_store
 from bigarrays_core.resume import ProgressRecord, scale_fingerprint
@@ -220,6 +220,7 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
                                f"does not meet the destination's bounds {target.bounds}")
     stages: list[Stage[Any, Any]] = []
     checks: list[Stage[Any, Any]] = []
+    groups: list[list[int]] = []  # how each stage's tasks are cut: the record knows them by index
     part = box
     for j in range(mips):
         s, d = source.at_mip(source.mip + j), target.at_mip(j)
@@ -233,12 +234,13 @@ def plan_transfer(src: BigArray | str, dst: str, *, mips: int | None = None, reg
         if len(stage.tasks) > LIST_ABOVE_TASKS:  # a huge, probably sparse, source: only where it stores chunks
             stage = ingest_stage(mip_source, d, here.start, write_empty=write_empty, stored=stored_boxes(s))
         stages.append(Stage(f"transfer mip {j}", stage.run, stage.context, stage.tasks, stage.weights, stage.ids))
+        groups.append(list(ingest_group(d, here)))
         if verify:
             checks.append(Stage(f"verify mip {j}", _verify_task, _Compare(s, d, here), stage.tasks))
     fingerprint = hashlib.sha256(json.dumps(source.info, sort_keys=True).encode()).hexdigest()
     job = {"kind": "transfer", "version": 1, "source": source.url, "mip": source.mip, "info": fingerprint,
            "region": [list(box.start), list(box.stop)], "write_empty": write_empty,
-           "scales": [scale_fingerprint(target.at_mip(j)) for j in range(mips)]}
+           "scales": [scale_fingerprint(target.at_mip(j)) for j in range(mips)], "groups": groups}
     return TransferPlan(target, stages, checks, job)
 
 

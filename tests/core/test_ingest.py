@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
+from bigarrays_core import task_grid
 from bigarrays_core.geometry import Box
 from bigarrays_core.ingest import ingest, ingest_job, ingest_stage
 from bigarrays_core.kvstore import LocalStore, WriteOptions
@@ -83,6 +84,25 @@ def test_an_interrupted_ingest_resumes_and_writes_only_what_is_left(tmp_path: Pa
     assert store.written == [] and (report.done_before, report.written) == (36, 0)
     report = ingest(open_source(src), bc.open(store), overwrite=True)  # asked to: everything again
     assert sorted(store.written) == sorted(r.key for r in ba.chunks()) and report.written == 36
+
+
+def test_a_record_of_another_task_cut_is_not_read_as_this_one(tmp_path: Path, rng: np.random.Generator,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record knows tasks by index: an ingest interrupted under one cut of its tasks (an
+    earlier version's) and run again under another starts from nothing and writes every chunk
+    (read across cuts, task ``i`` of the record would be another box, and chunks never
+    written would be skipped)."""
+    vol = rng.integers(1, 255, size=(64, 48, 24), dtype=np.uint8)
+    src = _npy(tmp_path, "v.npy", vol)
+    ba = make(str(tmp_path / "out"), size=(64, 48, 24), chunk_size=(16, 16, 8))
+    monkeypatch.setattr(task_grid, "ROWS_MIN_UNITS", 1)
+    monkeypatch.setattr(task_grid, "ROWS_MAX_ROW", 1)  # a task per chunk: 36
+    with pytest.raises(KeyboardInterrupt):
+        ingest(open_source(src), ba, progress=StopAfter(10))
+    monkeypatch.undo()  # a z-slab of 12 chunks per task: 3
+    report = ingest(open_source(src), bc.open(str(tmp_path / "out")))
+    assert report.done_before == 0 and report.written == 36
+    np.testing.assert_array_equal(ba[:, :, :, 0], vol)
 
 
 def test_a_changed_source_file_is_a_new_job(tmp_path: Path, rng: np.random.Generator) -> None:

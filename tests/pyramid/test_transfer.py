@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import bigarrays_core as bc
+from bigarrays_core import task_grid
 from bigarrays_core.format import read_info
 from tests.core.datasets import make, random_values
 from tests.progress import StopAfter
@@ -83,6 +84,22 @@ def test_an_interrupted_transfer_resumes(tmp_path: Path, source: bc.BigArray) ->
     assert report.done_before >= 10 and report.written > 0
     dst = bc.open(str(tmp_path / "dst"))
     assert dst.compression is None
+    for k in range(3):
+        np.testing.assert_array_equal(dst.at_mip(k)[:, :, :], source.at_mip(k)[:, :, :])
+
+
+def test_a_transfer_resumed_under_another_task_cut_copies_every_chunk(tmp_path: Path, source: bc.BigArray,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record knows tasks by index; one made under another cut of the tasks (an earlier
+    version's) is not read as this job's."""
+    monkeypatch.setattr(task_grid, "ROWS_MIN_UNITS", 1)
+    monkeypatch.setattr(task_grid, "ROWS_MAX_ROW", 1)  # a task per chunk
+    with pytest.raises(KeyboardInterrupt):
+        bc.transfer(source, str(tmp_path / "dst"), compression=None, progress=StopAfter(6))
+    monkeypatch.undo()
+    report = bc.transfer(source, str(tmp_path / "dst"), compression=None)
+    assert report.done_before == 0
+    dst = bc.open(str(tmp_path / "dst"))
     for k in range(3):
         np.testing.assert_array_equal(dst.at_mip(k)[:, :, :], source.at_mip(k)[:, :, :])
 
